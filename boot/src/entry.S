@@ -1,0 +1,327 @@
+/*
+ * entry.S: the arm64 Image header and the boot CPU's path from the boot loader to Rust.
+ *
+ * Register contract at `primary_entry` (Linux Documentation/arch/arm64/booting.rst):
+ *   in:  x0 = physical address of the DTB, x1..x3 = 0
+ *        MMU off, D-cache off, DAIF masked, at EL2 or EL1, non-secure
+ *        the image at a 2 MiB-aligned physical address, cleaned to the PoC
+ *   out: `kernel_main(x0 = DTB PA, x1 = entry EL, x2 = CNTPCT at entry, x3 = image PA)`
+ *        at EL1, at the linked virtual address, MMU and caches on, BSS zeroed,
+ *        SP = SP_EL0 = boot stack, SP_EL1 = exception stack, VBAR_EL1 = kernel vectors.
+ *        kernel_main never returns.
+ *
+ * Registers live across this file (never clobbered by the helpers below):
+ *   x19 = DTB PA          x20 = CNTPCT at entry     x21 = entry EL (1 or 2)
+ *   x22 = PA of _text     x23 = PA of the early tables
+ *
+ * No Rust runs until the MMU is on. The early tables (in the image, after BSS) are:
+ *   page 0: all-zero table (TTBR0/TTBR1 break-before-make)
+ *   pages 1-3: identity map L0/L1/L2: one 2 MiB block around .idmap.text, read-only exec
+ *   pages 4-6: kernel map L0/L1/L2: the image as 2 MiB RWX blocks at KIMAGE_VADDR, and the
+ *              DTB as up to two 2 MiB read-only blocks at EARLY_FDT_VADDR.
+ * The kernel replaces the TTBR1 tables with its own W^X tables as soon as it can.
+ */
+
+    .macro mov_q, reg, val
+    movz    \reg, #(((\val) >> 48) & 0xffff), lsl #48
+    movk    \reg, #(((\val) >> 32) & 0xffff), lsl #32
+    movk    \reg, #(((\val) >> 16) & 0xffff), lsl #16
+    movk    \reg, #((\val) & 0xffff)
+    .endm
+
+    /* Write table entry: [\table + \index * 8] = \value. */
+    .macro set_entry, table, index, value
+    str     \value, [\table, \index, lsl #3]
+    .endm
+
+    .section .head.text, "ax"
+    .global _head
+_head:
+    b       primary_entry           // code0: branch to the entry
+    .long   0                       // code1
+    .quad   0                       // text_offset
+    .quad   __image_size            // image_size: everything up to _end, BSS and tables too
+    .quad   {IMAGE_FLAGS}           // flags: LE, 4K pages, anywhere
+    .quad   0                       // res2
+    .quad   0                       // res3
+    .quad   0                       // res4
+    .long   {IMAGE_MAGIC}           // magic "ARM\x64"
+    .long   0                       // res5: no PE/COFF header
+
+primary_entry:
+    mov     x19, x0
+    isb
+    mrs     x20, cntpct_el0
+    adrp    x22, _head
+    mrs     x21, CurrentEL
+    lsr     x21, x21, #2
+    cmp     x21, #2
+    b.eq    el2_setup
+    cmp     x21, #1
+    b.eq    el1_setup
+    /* Entered at EL3 (or worse): not a boot this kernel supports. */
+1:  wfe
+    b       1b
+
+/*
+ * EL2: write every EL2 control register in full, install the stub vectors, drop to EL1.
+ */
+el2_setup:
+    /* HCR_EL2 first: it may arrive with E2H set from a VHE kernel before us. */
+    mov_q   x0, {HCR_EL2_INIT}
+    msr     hcr_el2, x0
+    isb
+    mov_q   x0, {SCTLR_EL2_INIT}
+    msr     sctlr_el2, x0
+    isb
+    mov     x0, #{CNTHCTL_EL2_INIT}
+    msr     cnthctl_el2, x0
+    msr     cntvoff_el2, xzr
+    msr     cnthp_ctl_el2, xzr      // EL2 physical timer off
+    mov_q   x0, {CPTR_EL2_INIT}
+    msr     cptr_el2, x0
+    msr     hstr_el2, xzr
+    msr     vttbr_el2, xzr
+    mov_q   x0, {VTCR_EL2_INIT}
+    msr     vtcr_el2, x0
+    mrs     x0, midr_el1
+    msr     vpidr_el2, x0
+    mrs     x0, mpidr_el1
+    msr     vmpidr_el2, x0
+    msr     tpidr_el2, xzr
+
+    /* MDCR_EL2: no debug traps; HPMN = PMCR_EL0.N so EL1 sees every PMU counter. */
+    mov     x0, xzr
+    mrs     x1, id_aa64dfr0_el1
+    ubfx    x1, x1, #8, #4          // PMUVer
+    cbz     x1, 2f
+    cmp     x1, #0xf                // IMPLEMENTATION DEFINED PMU: leave HPMN = 0
+    b.eq    2f
+    mrs     x0, pmcr_el0
+    ubfx    x0, x0, #11, #5         // PMCR_EL0.N
+2:  msr     mdcr_el2, x0
+
+    /* GICv3 system registers, if present: let EL1 use them; no virtual interrupts. */
+    mrs     x1, id_aa64pfr0_el1
+    ubfx    x1, x1, #24, #4         // GIC
+    cbz     x1, 3f
+    mov     x0, #{ICC_SRE_EL2_INIT}
+    msr     S3_4_C12_C9_5, x0       // ICC_SRE_EL2
+    isb
+    msr     S3_4_C12_C11_0, xzr     // ICH_HCR_EL2
+3:
+    /* FEAT_FGT: no fine-grained traps. */
+    mrs     x1, id_aa64mmfr0_el1
+    ubfx    x1, x1, #56, #4         // FGT
+    cbz     x1, 4f
+    msr     S3_4_C1_C1_4, xzr       // HFGRTR_EL2
+    msr     S3_4_C1_C1_5, xzr       // HFGWTR_EL2
+    msr     S3_4_C1_C1_6, xzr       // HFGITR_EL2
+    msr     S3_4_C3_C1_4, xzr       // HDFGRTR_EL2
+    msr     S3_4_C3_C1_5, xzr       // HDFGWTR_EL2
+4:
+    /* FEAT_HCX: no extended controls. */
+    mrs     x1, id_aa64mmfr1_el1
+    ubfx    x1, x1, #40, #4         // HCX
+    cbz     x1, 5f
+    msr     S3_4_C1_C2_2, xzr       // HCRX_EL2
+5:
+    adrp    x0, el2_stub_vectors
+    add     x0, x0, :lo12:el2_stub_vectors
+    msr     vbar_el2, x0
+    mov     x0, #{SPSR_EL2_EL1H}
+    msr     spsr_el2, x0
+    adr     x0, el1_setup
+    msr     elr_el2, x0
+    eret
+
+/*
+ * EL1, MMU off: known system state, early tables, MMU on.
+ */
+el1_setup:
+    msr     daifset, #0xf
+    mov_q   x0, {SCTLR_EL1_MMU_OFF}
+    msr     sctlr_el1, x0
+    isb
+    mov_q   x0, {CPACR_EL1_INIT}
+    msr     cpacr_el1, x0
+    msr     mdscr_el1, xzr
+    msr     cntkctl_el1, xzr
+    msr     cntv_ctl_el0, xzr       // virtual and physical timers stopped
+    msr     cntp_ctl_el0, xzr
+    isb
+
+    /* Zero the early tables (non-cacheable writes: the MMU is off). */
+    adrp    x23, __early_tables
+    mov     x0, x23
+    adrp    x1, __early_tables_end
+6:  stp     xzr, xzr, [x0], #16
+    cmp     x0, x1
+    b.lo    6b
+
+    /* Identity map: one 2 MiB block around .idmap.text. */
+    adrp    x3, __idmap_text_start
+    add     x4, x23, #1 * 4096      // L0
+    add     x5, x23, #2 * 4096      // L1
+    add     x6, x23, #3 * 4096      // L2
+    orr     x7, x5, #{DESC_TABLE}
+    ubfx    x8, x3, #39, #9
+    set_entry x4, x8, x7
+    orr     x7, x6, #{DESC_TABLE}
+    ubfx    x8, x3, #30, #9
+    set_entry x5, x8, x7
+    and     x7, x3, #~({BLOCK_2M} - 1)
+    mov_q   x9, {IDMAP_BLOCK_ATTRS}
+    orr     x7, x7, x9
+    ubfx    x8, x3, #21, #9
+    set_entry x6, x8, x7
+
+    /* Kernel map: the image as 2 MiB blocks at its link address. */
+    ldr     x3, =_head              // link-time VA
+    add     x4, x23, #4 * 4096      // L0
+    add     x5, x23, #5 * 4096      // L1
+    add     x6, x23, #6 * 4096      // L2
+    orr     x7, x5, #{DESC_TABLE}
+    ubfx    x8, x3, #39, #9
+    set_entry x4, x8, x7
+    orr     x7, x6, #{DESC_TABLE}
+    ubfx    x8, x3, #30, #9
+    set_entry x5, x8, x7
+    ubfx    x8, x3, #21, #9         // first L2 index
+    ldr     x10, =__image_size
+    mov     x11, #({BLOCK_2M} - 1)
+    add     x10, x10, x11
+    lsr     x10, x10, #21           // number of 2 MiB blocks
+    mov_q   x9, {KERNEL_BLOCK_ATTRS}
+    orr     x7, x22, x9
+7:  set_entry x6, x8, x7
+    add     x7, x7, #{BLOCK_2M}
+    add     x8, x8, #1
+    subs    x10, x10, #1
+    b.ne    7b
+
+    /* The DTB: blocks covering [x19, x19 + totalsize), totalsize capped at 2 MiB. */
+    cbz     x19, 9f
+    tst     x19, #7
+    b.ne    9f
+    ldr     w10, [x19, #4]          // fdt_header.totalsize, big-endian
+    rev     w10, w10
+    mov     x11, #{BLOCK_2M}
+    cmp     x10, x11
+    csel    x10, x10, x11, lo
+    add     x10, x19, x10
+    sub     x10, x10, #1
+    lsr     x10, x10, #21           // last 2 MiB block number
+    lsr     x11, x19, #21           // first 2 MiB block number
+    ldr     x3, =__early_fdt_vaddr
+    ubfx    x8, x3, #21, #9
+    mov_q   x9, {FDT_BLOCK_ATTRS}
+8:  orr     x7, x9, x11, lsl #21
+    set_entry x6, x8, x7
+    add     x8, x8, #1
+    add     x11, x11, #1
+    cmp     x11, x10
+    b.ls    8b
+9:
+    /* Drop any stale cache lines over the tables we just wrote with the MMU off. */
+    mov     x0, x23
+    adrp    x1, __early_tables_end
+    bl      dcache_inval_poc
+
+    /* MAIR, TCR (IPS from the CPU's PARange, at most 48 bits), TTBRs. */
+    mov_q   x0, {MAIR_EL1_INIT}
+    msr     mair_el1, x0
+    mrs     x1, id_aa64mmfr0_el1
+    ubfx    x1, x1, #0, #4          // PARange
+    cmp     x1, #{TCR_IPS_MAX}
+    mov     x2, #{TCR_IPS_MAX}
+    csel    x1, x1, x2, ls
+    mov_q   x0, {TCR_EL1_INIT}
+    bfi     x0, x1, #{TCR_IPS_SHIFT}, #3
+    msr     tcr_el1, x0
+    add     x0, x23, #1 * 4096
+    msr     ttbr0_el1, x0
+    add     x0, x23, #4 * 4096
+    msr     ttbr1_el1, x0
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+
+    mov_q   x0, {SCTLR_EL1_MMU_ON}
+    ldr     x1, =primary_switched
+    b       enable_mmu
+
+/* Invalidate [x0, x1) to the PoC by D-cache line. Clobbers x0, x2, x3. */
+dcache_inval_poc:
+    mrs     x3, ctr_el0
+    ubfx    x3, x3, #16, #4         // DminLine: log2(words per line)
+    mov     x2, #4
+    lsl     x2, x2, x3              // line size in bytes
+    sub     x3, x2, #1
+    bic     x0, x0, x3
+10: dc      ivac, x0
+    add     x0, x0, x2
+    cmp     x0, x1
+    b.lo    10b
+    dsb     sy
+    ret
+    .ltorg
+
+/*
+ * Runs from the identity map: turn the MMU on and jump to the virtual address in x1.
+ * x0 = SCTLR_EL1 value.
+ */
+    .section .idmap.text, "ax"
+enable_mmu:
+    msr     sctlr_el1, x0
+    isb
+    ic      iallu                   // drop instructions fetched with the MMU off
+    dsb     nsh
+    isb
+    br      x1
+
+/*
+ * Switch TTBR1_EL1 to x0 with break-before-make, running from the identity map (the
+ * caller branches here by physical address). Returns to x30 (a virtual address that the
+ * new tables must map as the old ones did). Clobbers x1.
+ */
+    .global idmap_replace_ttbr1
+idmap_replace_ttbr1:
+    adrp    x1, __early_tables      // page 0: the all-zero table
+    msr     ttbr1_el1, x1
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    msr     ttbr1_el1, x0
+    isb
+    ret
+
+/*
+ * At the linked virtual address: stacks, vectors, BSS, then Rust.
+ */
+    .text
+primary_switched:
+    ldr     x0, =vectors_el1
+    msr     vbar_el1, x0
+    ldr     x0, =__exception_stack_top
+    mov     sp, x0                  // SP_EL1: exception stack
+    ldr     x0, =__boot_stack_top
+    msr     spsel, #0               // run on SP_EL0 from here on
+    mov     sp, x0
+    ldr     x0, =__bss_start
+    ldr     x1, =__bss_end
+11: stp     xzr, xzr, [x0], #16
+    cmp     x0, x1
+    b.lo    11b
+    mov     x0, x19
+    mov     x1, x21
+    mov     x2, x20
+    mov     x3, x22
+    mov     x29, xzr                // end of the frame-record chain
+    mov     x30, xzr
+    bl      kernel_main
+12: wfe
+    b       12b
+    .ltorg

@@ -1,0 +1,13 @@
+//! The kernel's logic that needs no CPU: parsers and state machines, unit-tested on the host.
+//!
+//! The binary (`main.rs`) adds the thin layer that touches registers and devices. Everything
+//! here is plain `no_std` + `alloc` Rust.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod cmdline;
+pub mod cpio;
+pub mod gzip;
+pub mod lineedit;
+pub mod platform;

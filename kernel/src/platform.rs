@@ -1,0 +1,317 @@
+//! What the kernel learns about the board from the DTB, apart from memory (`mm::memmap`):
+//! the console UART (with `ranges` address translation), the PSCI conduit, the CPUs, the
+//! initrd and the command line. Board differences come from here, not from constants.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use fdt::node::FdtNode;
+use fdt::Fdt;
+use mm::memmap::{cell_counts, decode_reg, Region};
+
+/// How PSCI calls reach the firmware (`/psci` `method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciConduit {
+    /// `hvc #0` (a hypervisor, e.g. QEMU without EL2).
+    Hvc,
+    /// `smc #0` (secure firmware, e.g. TF-A).
+    Smc,
+}
+
+/// The serial console.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Console {
+    /// The DTB path of the UART node.
+    pub path: String,
+    /// Physical address and size of its registers, after `ranges` translation.
+    pub regs: Region,
+}
+
+/// Everything the kernel reads from the DTB at boot, apart from memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Platform {
+    /// `/model`, if present.
+    pub model: String,
+    /// The PL011 console, if one was found.
+    pub console: Option<Console>,
+    /// The PSCI conduit, if the DTB has a `/psci` node.
+    pub psci: Option<PsciConduit>,
+    /// CPUs listed under `/cpus` (their MPIDR `reg` values).
+    pub cpus: Vec<u64>,
+    /// The initrd (`/chosen/linux,initrd-start`/`-end`), if any.
+    pub initrd: Option<Region>,
+    /// `/chosen/bootargs`, or empty.
+    pub bootargs: String,
+}
+
+/// Why a DTB property could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlatformError {
+    /// A property has a length this kernel cannot read.
+    BadProperty {
+        /// Node path.
+        node: String,
+        /// Property name.
+        property: &'static str,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// `linux,initrd-end` is below `linux,initrd-start`.
+    InitrdEndBeforeStart {
+        /// `linux,initrd-start`.
+        start: u64,
+        /// `linux,initrd-end`.
+        end: u64,
+    },
+    /// An address that no `ranges` entry of a parent bus translates.
+    Untranslatable {
+        /// Node path.
+        node: String,
+        /// The bus address.
+        addr: u64,
+    },
+}
+
+impl fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlatformError::BadProperty { node, property, len } => {
+                write!(f, "DTB {node}: property {property} has an unreadable length of {len} bytes")
+            }
+            PlatformError::InitrdEndBeforeStart { start, end } => write!(
+                f,
+                "DTB /chosen: linux,initrd-end {end:#x} is below linux,initrd-start {start:#x}"
+            ),
+            PlatformError::Untranslatable { node, addr } => {
+                write!(f, "DTB {node}: no parent bus 'ranges' entry translates address {addr:#x}")
+            }
+        }
+    }
+}
+
+fn be(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |a, &b| (a << 8) | b as u64)
+}
+
+/// A `u32` or `u64` property, as `linux,initrd-start` may be either.
+fn read_u32_or_u64(node: &FdtNode<'_, '_>, path: &str, name: &'static str) -> Result<Option<u64>, PlatformError> {
+    match node.property(name) {
+        None => Ok(None),
+        Some(p) if p.value.len() == 4 || p.value.len() == 8 => Ok(Some(be(p.value))),
+        Some(p) => Err(PlatformError::BadProperty { node: path.into(), property: name, len: p.value.len() }),
+    }
+}
+
+/// The nodes from the root down to `path` (root first), or `None` if a component is missing.
+pub fn node_chain<'b, 'a>(fdt: &'b Fdt<'a>, path: &str) -> Option<Vec<FdtNode<'b, 'a>>> {
+    let mut chain = Vec::new();
+    let mut node = fdt.find_node("/")?;
+    chain.push(node);
+    for comp in path.split('/').filter(|c| !c.is_empty()) {
+        node = node.children().find(|c| {
+            c.name == comp || (!comp.contains('@') && c.name.split('@').next() == Some(comp))
+        })?;
+        chain.push(node);
+    }
+    Some(chain)
+}
+
+/// The CPU physical address of the first `reg` entry of the last node of `chain`, translated
+/// through the `ranges` of every ancestor bus.
+pub fn translate_reg(chain: &[FdtNode<'_, '_>], path: &str) -> Result<Option<Region>, PlatformError> {
+    let node = chain[chain.len() - 1];
+    let parent = chain[chain.len() - 2];
+    let Some(reg) = node.property("reg") else { return Ok(None) };
+    let (ac, sc) = cell_counts(&parent);
+    let bad = || PlatformError::BadProperty { node: path.into(), property: "reg", len: reg.value.len() };
+    let first = *decode_reg(path, reg.value, ac, sc).map_err(|_| bad())?.first().ok_or_else(bad)?;
+    let mut addr = first.start;
+    // Walk up: chain[i] is a bus whose children use its cells, its parent chain[i-1].
+    for i in (1..chain.len() - 1).rev() {
+        let bus = chain[i];
+        let Some(ranges) = bus.property("ranges") else {
+            // No ranges: the bus's children are not memory-mapped. Take the address as is.
+            continue;
+        };
+        if ranges.value.is_empty() {
+            continue; // identity
+        }
+        let (cac, csc) = cell_counts(&bus);
+        let (pac, _) = cell_counts(&chain[i - 1]);
+        let stride = 4 * (cac + pac + csc);
+        if stride == 0 || ranges.value.len() % stride != 0 {
+            return Err(PlatformError::BadProperty { node: path.into(), property: "ranges", len: ranges.value.len() });
+        }
+        let hit = ranges.value.chunks_exact(stride).find_map(|e| {
+            let child = be(&e[..4 * cac]);
+            let parent_addr = be(&e[4 * cac..4 * (cac + pac)]);
+            let size = be(&e[4 * (cac + pac)..]);
+            (addr >= child && addr - child < size).then(|| parent_addr + (addr - child))
+        });
+        addr = hit.ok_or(PlatformError::Untranslatable { node: path.into(), addr })?;
+    }
+    Ok(Some(Region::new(addr, first.size())))
+}
+
+/// Resolves an alias or path (with any `:options` suffix removed) to a node path.
+fn resolve_path(fdt: &Fdt<'_>, spec: &str) -> Option<String> {
+    let name = spec.split(':').next()?;
+    if name.starts_with('/') {
+        return Some(name.to_string());
+    }
+    let aliases = fdt.find_node("/aliases")?;
+    aliases.property(name).and_then(|p| p.as_str()).map(|s| s.to_string())
+}
+
+fn is_pl011(node: &FdtNode<'_, '_>) -> bool {
+    node.compatible().is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
+}
+
+fn is_enabled(node: &FdtNode<'_, '_>) -> bool {
+    node.property("status").and_then(|p| p.as_str()).is_none_or(|s| s == "okay" || s == "ok")
+}
+
+/// Finds the PL011 console: `/chosen/stdout-path` if it names a PL011, else the `serial0`
+/// alias if that is a PL011.
+pub fn find_console(fdt: &Fdt<'_>) -> Result<Option<Console>, PlatformError> {
+    let stdout = fdt
+        .find_node("/chosen")
+        .and_then(|c| c.property("stdout-path").and_then(|p| p.as_str()))
+        .and_then(|s| resolve_path(fdt, s));
+    let serial0 = resolve_path(fdt, "serial0");
+    for path in [stdout, serial0].into_iter().flatten() {
+        let Some(chain) = node_chain(fdt, &path) else { continue };
+        let node = chain[chain.len() - 1];
+        if !is_pl011(&node) || !is_enabled(&node) {
+            continue;
+        }
+        if let Some(regs) = translate_reg(&chain, &path)? {
+            return Ok(Some(Console { path, regs }));
+        }
+    }
+    Ok(None)
+}
+
+impl Platform {
+    /// Reads the platform description from a DTB.
+    pub fn from_fdt(fdt: &Fdt<'_>) -> Result<Self, PlatformError> {
+        let model = fdt
+            .find_node("/")
+            .and_then(|r| r.property("model").and_then(|p| p.as_str()))
+            .unwrap_or("")
+            .to_string();
+        let psci = fdt.find_node("/psci").filter(is_enabled).and_then(|n| {
+            match n.property("method").and_then(|p| p.as_str()) {
+                Some("hvc") => Some(PsciConduit::Hvc),
+                Some("smc") => Some(PsciConduit::Smc),
+                _ => None,
+            }
+        });
+        let mut cpus = Vec::new();
+        if let Some(cpus_node) = fdt.find_node("/cpus") {
+            let (ac, _) = cell_counts(&cpus_node);
+            for cpu in cpus_node.children() {
+                let is_cpu = cpu.property("device_type").and_then(|p| p.as_str()) == Some("cpu");
+                if !is_cpu || !is_enabled(&cpu) {
+                    continue;
+                }
+                if let Some(reg) = cpu.property("reg") {
+                    if reg.value.len() >= 4 * ac && ac > 0 {
+                        cpus.push(be(&reg.value[..4 * ac]));
+                    }
+                }
+            }
+        }
+        let mut initrd = None;
+        let mut bootargs = String::new();
+        if let Some(chosen) = fdt.find_node("/chosen") {
+            let start = read_u32_or_u64(&chosen, "/chosen", "linux,initrd-start")?;
+            let end = read_u32_or_u64(&chosen, "/chosen", "linux,initrd-end")?;
+            if let (Some(start), Some(end)) = (start, end) {
+                if end < start {
+                    return Err(PlatformError::InitrdEndBeforeStart { start, end });
+                }
+                if end > start {
+                    initrd = Some(Region { start, end });
+                }
+            }
+            if let Some(s) = chosen.property("bootargs").and_then(|p| p.as_str()) {
+                bootargs = s.to_string();
+            }
+        }
+        Ok(Platform { model, console: find_console(fdt)?, psci, cpus, initrd, bootargs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Tests against real DTBs: QEMU's `virt` (from `-machine dumpdtb`) and the Raspberry Pi 4
+    //! and Juno r2 DTBs from Debian's arm64 kernel package. `scripts/fixtures.sh` fetches them
+    //! into `target/fixtures`.
+    use super::*;
+    use mm::memmap::{MemoryMap, ReservedKind};
+
+    pub(crate) fn fixture(name: &str) -> Vec<u8> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fixtures/");
+        std::fs::read(std::format!("{path}{name}")).unwrap_or_else(|e| {
+            panic!("fixture {path}{name}: {e}: run scripts/fixtures.sh first")
+        })
+    }
+
+    #[test]
+    fn qemu_virt() {
+        let blob = fixture("virt-1g.dtb");
+        let fdt = Fdt::new(&blob).unwrap();
+        let p = Platform::from_fdt(&fdt).unwrap();
+        let c = p.console.unwrap();
+        assert_eq!(c.regs, Region::new(0x900_0000, 0x1000));
+        assert_eq!(p.psci, Some(PsciConduit::Smc), "virtualization=on makes QEMU use SMC");
+        assert_eq!(p.cpus, [0]);
+        let m = MemoryMap::from_fdt(&fdt).unwrap();
+        assert_eq!(m.banks, [Region::new(0x4000_0000, 1 << 30)]);
+    }
+
+    #[test]
+    fn raspberry_pi_4() {
+        let blob = fixture("bcm2711-rpi-4-b.dtb");
+        let fdt = Fdt::new(&blob).unwrap();
+        let p = Platform::from_fdt(&fdt).unwrap();
+        assert!(p.model.starts_with("Raspberry Pi 4"), "{}", p.model);
+        // serial0 is the PL011 at bus address 0x7e201000, which /soc ranges put at 0xfe201000.
+        let c = p.console.expect("a PL011 console");
+        assert_eq!(c.path, "/soc/serial@7e201000");
+        assert_eq!(c.regs, Region::new(0xfe20_1000, 0x200));
+        assert_eq!(p.psci, None, "the stock firmware has no PSCI: spin-table");
+        assert_eq!(p.cpus, [0, 1, 2, 3]);
+        // As shipped, /memory@0 has reg = <0 0 0>: the firmware fills it in.
+        assert_eq!(MemoryMap::from_fdt(&fdt), Err(mm::memmap::MemMapError::NoMemory));
+        // As the firmware leaves it on a 4 GiB board (scripts/fixtures.sh writes it with fdtput).
+        let blob = fixture("rpi4-4g.dtb");
+        let fdt = Fdt::new(&blob).unwrap();
+        let m = MemoryMap::from_fdt(&fdt).unwrap();
+        assert_eq!(m.banks, [Region::new(0, 0x3b40_0000), Region::new(0x4000_0000, 0xbc00_0000)]);
+        let first_page = Region::new(0, 0x1000);
+        assert!(
+            m.reserved.iter().any(|r| r.kind == ReservedKind::MemReserve && r.region == first_page),
+            "the spin-table page is a /memreserve/: {:?}",
+            m.reserved
+        );
+        assert!(!m.free_regions().iter().any(|r| r.overlaps(&first_page)));
+    }
+
+    #[test]
+    fn juno_r2() {
+        let blob = fixture("juno-r2.dtb");
+        let fdt = Fdt::new(&blob).unwrap();
+        let p = Platform::from_fdt(&fdt).unwrap();
+        let c = p.console.expect("the SoC PL011");
+        assert_eq!(c.regs.start, 0x7ff8_0000);
+        assert_eq!(p.psci, Some(PsciConduit::Smc));
+        assert_eq!(p.cpus, [0x0, 0x1, 0x100, 0x101, 0x102, 0x103]);
+        let m = MemoryMap::from_fdt(&fdt).unwrap();
+        assert_eq!(
+            m.banks,
+            [Region::new(0x8000_0000, 0x7f00_0000), Region::new(0x8_8000_0000, 0x1_8000_0000)]
+        );
+    }
+}

@@ -1,0 +1,37 @@
+//! The kernel's virtual address layout (48-bit VAs, 4 KiB granule).
+//!
+//! ```text
+//! 0x0000_0000_0000_0000 ┐ TTBR0: only the boot identity map (and kexec's one-page idmap);
+//!                       ┘ walks disabled (TCR.EPD0) once the kernel runs.
+//! 0xffff_0000_0000_0000 ┐ linear map: VA = PA + LINEAR_BASE, all RAM but `no-map` ranges
+//! 0xffff_7fff_ffff_ffff ┘ (128 TiB of PA space)
+//! 0xffff_8000_0000_0000 ┐ kernel image, as linked (W^X, guard pages under the stacks)
+//!   + 512 MiB           │ early DTB window (boot only)
+//! 0xffff_8000_4000_0000 ┘ device window: MMIO mapped on demand, Device-nGnRnE
+//! ```
+
+/// Base of the linear map: `VA = PA + LINEAR_BASE`.
+pub const LINEAR_BASE: u64 = 0xffff_0000_0000_0000;
+/// Size of the linear map's VA range; RAM above this PA cannot be mapped.
+pub const LINEAR_SIZE: u64 = 1 << 47;
+/// Where the kernel image is linked (must match `boot/kernel.ld`).
+pub const KIMAGE_VADDR: u64 = 0xffff_8000_0000_0000;
+/// Largest kernel image the early tables can map (one level-2 table of 2 MiB blocks,
+/// below the early DTB window).
+pub const KIMAGE_MAX_SIZE: u64 = 512 << 20;
+/// Where the boot code maps the DTB before the kernel's own tables exist.
+pub const EARLY_FDT_VADDR: u64 = KIMAGE_VADDR + KIMAGE_MAX_SIZE;
+/// Start of the window where device registers are mapped.
+pub const DEVICE_BASE: u64 = KIMAGE_VADDR + (1 << 30);
+/// Size of the device window.
+pub const DEVICE_SIZE: u64 = 1 << 30;
+
+/// The linear-map address of a physical address.
+pub const fn phys_to_virt(pa: u64) -> u64 {
+    pa + LINEAR_BASE
+}
+
+/// The physical address behind a linear-map address.
+pub const fn virt_to_phys(va: u64) -> u64 {
+    va - LINEAR_BASE
+}

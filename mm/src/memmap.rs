@@ -1,0 +1,346 @@
+//! The physical memory map: RAM banks and what is reserved inside them.
+//!
+//! Read from the DTB ([`MemoryMap::from_fdt`]): every `device_type = "memory"` node with any
+//! number of `reg` entries, the `/memreserve/` block, and `/reserved-memory` children (honouring
+//! `no-map`). The kernel then adds what it occupies itself (image, DTB, initrd) with
+//! [`MemoryMap::reserve`]. From that come the frames to hand out ([`MemoryMap::free_regions`])
+//! and the ranges to put in the linear map ([`MemoryMap::linear_regions`]).
+
+use crate::{align_down, align_up, PAGE_SIZE};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use fdt::Fdt;
+
+/// A physical address range `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Region {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+impl Region {
+    /// `[start, start + size)`, saturating at the top of the address space.
+    pub const fn new(start: u64, size: u64) -> Self {
+        Region { start, end: start.saturating_add(size) }
+    }
+    /// Size in bytes.
+    pub const fn size(&self) -> u64 {
+        self.end - self.start
+    }
+    /// Whether the two ranges share a byte.
+    pub const fn overlaps(&self, o: &Region) -> bool {
+        self.start < o.end && o.start < self.end
+    }
+    /// Whether `o` lies entirely inside `self`.
+    pub const fn contains(&self, o: &Region) -> bool {
+        self.start <= o.start && o.end <= self.end
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#012x}-{:#012x}", self.start, self.end)
+    }
+}
+
+/// Why a range is reserved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReservedKind {
+    /// A `/memreserve/` entry of the DTB.
+    MemReserve,
+    /// A `/reserved-memory` child: not allocated, but mapped.
+    ReservedMemory,
+    /// A `/reserved-memory` child with `no-map`: neither allocated nor mapped.
+    NoMap,
+    /// The DTB itself.
+    Dtb,
+    /// The initrd handed over by the boot loader.
+    Initrd,
+    /// The kernel image, BSS and early tables included.
+    Kernel,
+}
+
+impl ReservedKind {
+    /// A short name for listings.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ReservedKind::MemReserve => "memreserve",
+            ReservedKind::ReservedMemory => "reserved-memory",
+            ReservedKind::NoMap => "reserved-memory no-map",
+            ReservedKind::Dtb => "dtb",
+            ReservedKind::Initrd => "initrd",
+            ReservedKind::Kernel => "kernel",
+        }
+    }
+}
+
+/// One reserved range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reserved {
+    /// The range.
+    pub region: Region,
+    /// Why.
+    pub kind: ReservedKind,
+    /// The DTB node it came from, if any.
+    pub name: String,
+}
+
+/// Why the DTB's memory description could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemMapError {
+    /// No `device_type = "memory"` node with a non-empty `reg`.
+    NoMemory,
+    /// A `reg` property whose length is not a whole number of (address, size) pairs, or whose
+    /// cell counts are not 1 or 2.
+    BadReg {
+        /// The node's name.
+        node: String,
+        /// The node's parent's `#address-cells`.
+        address_cells: usize,
+        /// The node's parent's `#size-cells`.
+        size_cells: usize,
+        /// Length of the `reg` property in bytes.
+        len: usize,
+    },
+}
+
+impl fmt::Display for MemMapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemMapError::NoMemory => {
+                write!(f, "the DTB has no /memory node with a non-empty reg property")
+            }
+            MemMapError::BadReg { node, address_cells, size_cells, len } => write!(
+                f,
+                "DTB node {node}: reg is {len} bytes, not a list of (address, size) pairs of \
+                 {address_cells}+{size_cells} cells"
+            ),
+        }
+    }
+}
+
+/// Reads a big-endian number of `cells` 32-bit cells.
+fn read_cells(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64)
+}
+
+/// Decodes a `reg` property given its parent's cell counts.
+pub fn decode_reg(
+    node: &str,
+    reg: &[u8],
+    address_cells: usize,
+    size_cells: usize,
+) -> Result<Vec<Region>, MemMapError> {
+    let bad = || MemMapError::BadReg {
+        node: node.to_string(),
+        address_cells,
+        size_cells,
+        len: reg.len(),
+    };
+    let stride = 4 * (address_cells + size_cells);
+    if !(1..=2).contains(&address_cells) || size_cells > 2 || stride == 0 || reg.len() % stride != 0
+    {
+        return Err(bad());
+    }
+    Ok(reg
+        .chunks_exact(stride)
+        .map(|c| {
+            let (a, s) = c.split_at(4 * address_cells);
+            Region::new(read_cells(a), read_cells(s))
+        })
+        .collect())
+}
+
+/// The `#address-cells` and `#size-cells` of a node (the cells its children use), with the
+/// devicetree defaults of 2 and 1.
+pub fn cell_counts(node: &fdt::node::FdtNode<'_, '_>) -> (usize, usize) {
+    let get = |name, default| {
+        node.property(name).and_then(|p| p.as_usize()).unwrap_or(default)
+    };
+    (get("#address-cells", 2), get("#size-cells", 1))
+}
+
+/// The physical memory map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryMap {
+    /// RAM banks, sorted, non-empty.
+    pub banks: Vec<Region>,
+    /// Reserved ranges, in the order they were found.
+    pub reserved: Vec<Reserved>,
+}
+
+impl MemoryMap {
+    /// Reads RAM banks and reservations from a DTB.
+    pub fn from_fdt(fdt: &Fdt<'_>) -> Result<Self, MemMapError> {
+        let root = fdt.find_node("/").ok_or(MemMapError::NoMemory)?;
+        let (ac, sc) = cell_counts(&root);
+        let mut map = MemoryMap::default();
+        for node in root.children() {
+            let is_memory = node
+                .property("device_type")
+                .and_then(|p| p.as_str())
+                .is_some_and(|s| s == "memory");
+            if !is_memory {
+                continue;
+            }
+            if let Some(reg) = node.property("reg") {
+                for r in decode_reg(node.name, reg.value, ac, sc)? {
+                    if r.size() > 0 {
+                        map.banks.push(r);
+                    }
+                }
+            }
+        }
+        if map.banks.is_empty() {
+            return Err(MemMapError::NoMemory);
+        }
+        map.banks.sort();
+
+        for r in fdt.memory_reservations() {
+            let region = Region::new(r.address() as u64, r.size() as u64);
+            map.reserve(region, ReservedKind::MemReserve, "/memreserve/");
+        }
+
+        if let Some(rm) = fdt.find_node("/reserved-memory") {
+            let (ac, sc) = cell_counts(&rm);
+            for child in rm.children() {
+                let disabled = child
+                    .property("status")
+                    .and_then(|p| p.as_str())
+                    .is_some_and(|s| s != "okay" && s != "ok");
+                if disabled {
+                    continue;
+                }
+                // Dynamically placed regions (size + alloc-ranges, no reg) are left to
+                // whichever kernel wants them: this one does not.
+                let Some(reg) = child.property("reg") else { continue };
+                let kind = if child.property("no-map").is_some() {
+                    ReservedKind::NoMap
+                } else {
+                    ReservedKind::ReservedMemory
+                };
+                for r in decode_reg(child.name, reg.value, ac, sc)? {
+                    map.reserve(r, kind, child.name);
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    /// Adds a reserved range.
+    pub fn reserve(&mut self, region: Region, kind: ReservedKind, name: &str) {
+        if region.size() > 0 {
+            self.reserved.push(Reserved { region, kind, name: name.to_string() });
+        }
+    }
+
+    /// Total RAM in bytes.
+    pub fn total_bytes(&self) -> u64 {
+        self.banks.iter().map(Region::size).sum()
+    }
+
+    /// RAM that is neither reserved nor partly reserved, in whole pages: the frames to hand
+    /// to the allocator.
+    pub fn free_regions(&self) -> Vec<Region> {
+        let holes: Vec<Region> = self
+            .reserved
+            .iter()
+            .map(|r| Region {
+                start: align_down(r.region.start, PAGE_SIZE),
+                end: align_up(r.region.end, PAGE_SIZE),
+            })
+            .collect();
+        subtract(&self.banks, &holes)
+            .into_iter()
+            .map(|r| Region { start: align_up(r.start, PAGE_SIZE), end: align_down(r.end, PAGE_SIZE) })
+            .filter(|r| r.start < r.end)
+            .collect()
+    }
+
+    /// RAM to map in the linear map: every bank, in whole pages, less the pages that touch a
+    /// `no-map` reservation.
+    pub fn linear_regions(&self) -> Vec<Region> {
+        let holes: Vec<Region> = self
+            .reserved
+            .iter()
+            .filter(|r| r.kind == ReservedKind::NoMap)
+            .map(|r| Region {
+                start: align_down(r.region.start, PAGE_SIZE),
+                end: align_up(r.region.end, PAGE_SIZE),
+            })
+            .collect();
+        let banks: Vec<Region> = self
+            .banks
+            .iter()
+            .map(|r| Region { start: align_up(r.start, PAGE_SIZE), end: align_down(r.end, PAGE_SIZE) })
+            .filter(|r| r.start < r.end)
+            .collect();
+        subtract(&banks, &holes)
+    }
+
+    /// Whether `r` lies inside one RAM bank.
+    pub fn is_ram(&self, r: &Region) -> bool {
+        self.banks.iter().any(|b| b.contains(r))
+    }
+}
+
+/// `base` minus every range of `holes`, sorted.
+pub fn subtract(base: &[Region], holes: &[Region]) -> Vec<Region> {
+    let mut out: Vec<Region> = base.to_vec();
+    for h in holes {
+        let mut next = Vec::with_capacity(out.len() + 1);
+        for r in out {
+            if !r.overlaps(h) {
+                next.push(r);
+                continue;
+            }
+            if r.start < h.start {
+                next.push(Region { start: r.start, end: h.start });
+            }
+            if h.end < r.end {
+                next.push(Region { start: h.end, end: r.end });
+            }
+        }
+        out = next;
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtract_splits_and_trims() {
+        let base = [Region::new(0x1000, 0x9000)];
+        let holes = [Region::new(0x0, 0x2000), Region::new(0x4000, 0x1000), Region::new(0x9000, 0x4000)];
+        assert_eq!(
+            subtract(&base, &holes),
+            [Region { start: 0x2000, end: 0x4000 }, Region { start: 0x5000, end: 0x9000 }]
+        );
+    }
+
+    #[test]
+    fn free_regions_round_reservations_out_to_pages() {
+        let mut m = MemoryMap { banks: alloc::vec![Region::new(0x4000_0000, 0x10_0000)], ..Default::default() };
+        m.reserve(Region::new(0x4000_0800, 0x100), ReservedKind::Dtb, "dtb");
+        m.reserve(Region::new(0x4008_0000, 0x1000), ReservedKind::NoMap, "fw");
+        let free = m.free_regions();
+        assert_eq!(free[0], Region { start: 0x4000_1000, end: 0x4008_0000 });
+        assert_eq!(free[1], Region { start: 0x4008_1000, end: 0x4010_0000 });
+        let lin = m.linear_regions();
+        assert_eq!(lin.len(), 2, "only no-map punches holes in the linear map");
+    }
+
+    #[test]
+    fn decode_reg_checks_shape() {
+        let reg = [0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0];
+        assert_eq!(decode_reg("m", &reg, 2, 2).unwrap(), [Region::new(0x4000_0000, 0x4000_0000)]);
+        assert!(matches!(decode_reg("m", &reg[..12], 2, 2), Err(MemMapError::BadReg { .. })));
+        assert!(matches!(decode_reg("m", &reg, 3, 1), Err(MemMapError::BadReg { .. })));
+    }
+}

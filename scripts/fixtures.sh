@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Fetches test material into target/fixtures (never committed):
+#   linux/            Debian's arm64 kernel package (through linux-image-arm64:arm64, since the
+#                     archive drops old ABI versions), unpacked: its Image and its DTBs
+#   bcm2711-rpi-4-b.dtb, juno-r2.dtb   the real board DTBs from that package
+#   virt-1g.dtb       QEMU's own virt DTB (1 GiB, EL2), from -machine dumpdtb
+# Prints nothing but progress; a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=target/fixtures
+mkdir -p "$out"
+say() { printf 'fixtures: %s\n' "$*"; }
+
+if [ ! -f "$out/juno-r2.dtb" ] || [ ! -f "$out/bcm2711-rpi-4-b.dtb" ] || [ ! -f "$out/linux/Image" ]; then
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        say "enabling the arm64 architecture in dpkg (to download arm64 packages)"
+        SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+        $SUDO dpkg --add-architecture arm64
+        $SUDO apt-get update -qq
+    fi
+    debs=$(mktemp -d)
+    # The metapackage names the current ABI's image package.
+    pkg=$(apt-cache depends linux-image-arm64:arm64 | sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*\)/\1/p' | head -n1)
+    pkg=${pkg%:arm64}
+    [ -n "$pkg" ] || { say "cannot resolve linux-image-arm64:arm64 (apt-get update?)"; exit 1; }
+    say "downloading $pkg:arm64"
+    (cd "$debs" && apt-get download -qq "$pkg:arm64")
+    rm -rf "$out/linux"; mkdir -p "$out/linux"
+    dpkg-deb -x "$debs"/*.deb "$out/linux/root"
+    ver=${pkg#linux-image-}
+    cp "$out/linux/root/boot/vmlinuz-$ver" "$out/linux/Image"
+    echo "$ver" > "$out/linux/version"
+    dtbs="$out/linux/root/usr/lib/linux-image-$ver"
+    cp "$dtbs/broadcom/bcm2711-rpi-4-b.dtb" "$dtbs/arm/juno-r2.dtb" "$out/"
+    rm -rf "$debs"
+fi
+
+if [ ! -f "$out/rpi4-4g.dtb" ]; then
+    # What the Pi firmware writes into /memory on a 4 GiB board: the low GiB less the
+    # VideoCore carve-out, and the RAM above 1 GiB up to the peripherals.
+    cp "$out/bcm2711-rpi-4-b.dtb" "$out/rpi4-4g.dtb"
+    fdtput -t x "$out/rpi4-4g.dtb" /memory@0 reg 0 0 3b400000 0 40000000 bc000000
+fi
+if [ ! -f "$out/virt-1g.dtb" ]; then
+    qemu-system-aarch64 -M virt,virtualization=on,dumpdtb="$out/virt-1g.dtb" -cpu cortex-a72 -m 1G \
+        -nographic -nic none </dev/null >/dev/null
+fi
+say "ok: $(cat "$out/linux/version"), $(ls "$out"/*.dtb | wc -l) DTBs in $out"

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need, and says what it did.
+#   - the Rust target aarch64-unknown-none and llvm-tools (objcopy for the Image)
+#   - QEMU >= 9 (on Debian 12 from bookworm-backports), dtc/fdtput, gdb-multiarch
+# Idempotent: a second run only checks.  Needs root (or sudo) for apt.
+set -euo pipefail
+
+say() { printf 'setup: %s\n' "$*"; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# --- Rust ------------------------------------------------------------------
+if ! command -v rustup >/dev/null; then
+    say "rustup not found: install Rust from https://rustup.rs first"; exit 1
+fi
+rustup target list --installed | grep -qx aarch64-unknown-none \
+    || rustup target add aarch64-unknown-none
+rustup component list --installed | grep -q '^llvm-tools' \
+    || rustup component add llvm-tools
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+# --- QEMU and device-tree tools --------------------------------------------
+qemu_major() {
+    command -v qemu-system-aarch64 >/dev/null || { echo 0; return; }
+    qemu-system-aarch64 --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1
+}
+need_pkgs=()
+[ "$(qemu_major)" -ge 9 ] || need_pkgs+=(qemu-system-arm)
+command -v fdtput >/dev/null || need_pkgs+=(device-tree-compiler)
+command -v gdb-multiarch >/dev/null || need_pkgs+=(gdb-multiarch)
+command -v cpio >/dev/null || need_pkgs+=(cpio)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    if ! command -v apt-get >/dev/null; then
+        say "please install: QEMU >= 9 (qemu-system-aarch64), dtc/fdtput, gdb-multiarch, cpio"; exit 1
+    fi
+    . /etc/os-release
+    backports=()
+    if [ "${VERSION_CODENAME:-}" = bookworm ] && [[ " ${need_pkgs[*]} " == *" qemu-system-arm "* ]]; then
+        # bookworm's QEMU is 7.2 (no raspi4b); bookworm-backports has 10.x.
+        if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            say "adding bookworm-backports for QEMU >= 9"
+            echo "deb http://deb.debian.org/debian bookworm-backports main" \
+                | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
+        fi
+        backports=(-t bookworm-backports)
+    fi
+    say "installing ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    # qemu-system-arm first, from backports if needed; the rest from the main suite.
+    for p in "${need_pkgs[@]}"; do
+        if [ "$p" = qemu-system-arm ]; then
+            $SUDO apt-get install -y -qq --no-install-recommends "${backports[@]}" qemu-system-arm
+        else
+            $SUDO apt-get install -y -qq --no-install-recommends "$p"
+        fi
+    done
+fi
+[ "$(qemu_major)" -ge 9 ] || { say "QEMU >= 9 is required, found: $(qemu-system-aarch64 --version | head -n1)"; exit 1; }
+say "ok: $(qemu-system-aarch64 --version | head -n1), $(rustc --version)"
