@@ -7,7 +7,8 @@
  *        the image at a 2 MiB-aligned physical address, cleaned to the PoC
  *   out: `kernel_main(x0 = DTB PA, x1 = entry EL, x2 = CNTPCT at entry, x3 = image PA)`
  *        at EL1, at the linked virtual address, MMU and caches on, BSS zeroed,
- *        SP = SP_EL0 = boot stack, SP_EL1 = exception stack, VBAR_EL1 = kernel vectors.
+ *        SP = SP_EL0 = boot stack, SP_EL1 = exception stack, VBAR_EL1 = kernel vectors,
+ *        .data as loaded saved at __data_pristine.
  *        kernel_main never returns.
  *
  * Registers live across this file (never clobbered by the helpers below):
@@ -315,6 +316,16 @@ primary_switched:
 11: stp     xzr, xzr, [x0], #16
     cmp     x0, x1
     b.lo    11b
+    /* Save .data as loaded (kexec rebuilds the pristine Image from it). */
+    ldr     x0, =_sdata
+    ldr     x1, =_edata
+    ldr     x2, =__data_pristine
+13: cmp     x0, x1
+    b.hs    14f
+    ldrb    w3, [x0], #1
+    strb    w3, [x2], #1
+    b       13b
+14:
     mov     x0, x19
     mov     x1, x21
     mov     x2, x20

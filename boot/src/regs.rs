@@ -15,7 +15,8 @@ pub mod hcr_el2 {
 /// `SCTLR_EL2` with the MMU and caches off: only the RES1 bits of the non-VHE layout.
 pub mod sctlr_el2 {
     /// Bits 29:28, 23:22, 18, 16, 11, 5:4 are RES1 when `HCR_EL2.E2H` = 0.
-    pub const RES1: u64 = (0b11 << 28) | (0b11 << 22) | (1 << 18) | (1 << 16) | (1 << 11) | (0b11 << 4);
+    pub const RES1: u64 =
+        (0b11 << 28) | (0b11 << 22) | (1 << 18) | (1 << 16) | (1 << 11) | (0b11 << 4);
     /// The value written on entry at EL2: MMU, caches and alignment checks off, little-endian.
     pub const INIT: u64 = RES1;
 }

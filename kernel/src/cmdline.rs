@@ -80,8 +80,14 @@ impl Cmdline {
         let params = split_words(s)?
             .into_iter()
             .map(|w| match w.split_once('=') {
-                Some((k, v)) => Param { key: k.into(), value: Some(v.into()) },
-                None => Param { key: w, value: None },
+                Some((k, v)) => Param {
+                    key: k.into(),
+                    value: Some(v.into()),
+                },
+                None => Param {
+                    key: w,
+                    value: None,
+                },
             })
             .collect();
         Ok(Cmdline { params })
@@ -89,7 +95,11 @@ impl Cmdline {
 
     /// The value of the last `key=value`, if any.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.params.iter().rev().find(|p| p.key == key).and_then(|p| p.value.as_deref())
+        self.params
+            .iter()
+            .rev()
+            .find(|p| p.key == key)
+            .and_then(|p| p.value.as_deref())
     }
 
     /// Whether `key` appears, with or without a value.
@@ -110,7 +120,11 @@ pub struct SizeError(pub String);
 
 impl fmt::Display for SizeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "'{}' is not a size (examples: 4096, 0x1000, 64K, 16M, 1G)", self.0)
+        write!(
+            f,
+            "'{}' is not a size (examples: 4096, 0x1000, 64K, 16M, 1G)",
+            self.0
+        )
     }
 }
 
@@ -123,7 +137,10 @@ pub fn parse_size(s: &str) -> Result<u64, SizeError> {
         Some(b'G' | b'g') => (&s[..s.len() - 1], 1 << 30),
         _ => (s, 1),
     };
-    let n = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+    let n = match digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => digits.parse(),
     }
@@ -137,8 +154,8 @@ mod tests {
 
     #[test]
     fn words_quotes_and_values() {
-        let c = Cmdline::parse("  console=ttyAMA0  loglevel=4 quiet init=\"/my init.rc\" x= ")
-            .unwrap();
+        let c =
+            Cmdline::parse("  console=ttyAMA0  loglevel=4 quiet init=\"/my init.rc\" x= ").unwrap();
         assert_eq!(c.get("console"), Some("ttyAMA0"));
         assert_eq!(c.get("loglevel"), Some("4"));
         assert!(c.has("quiet"));
@@ -155,7 +172,10 @@ mod tests {
 
     #[test]
     fn unterminated_quote_is_an_error() {
-        assert_eq!(Cmdline::parse("a=\"b c"), Err(CmdlineError::UnterminatedQuote { at: 2 }));
+        assert_eq!(
+            Cmdline::parse("a=\"b c"),
+            Err(CmdlineError::UnterminatedQuote { at: 2 })
+        );
     }
 
     #[test]

@@ -77,7 +77,10 @@ impl fmt::Display for CpioError {
                 write!(f, "cpio: no newc header (070701) at byte {offset}")
             }
             CpioError::BadField { offset, field } => {
-                write!(f, "cpio: header at byte {offset}: field {field} is not hexadecimal")
+                write!(
+                    f,
+                    "cpio: header at byte {offset}: field {field} is not hexadecimal"
+                )
             }
             CpioError::BadName { offset } => {
                 write!(f, "cpio: header at byte {offset}: bad file name")
@@ -119,11 +122,18 @@ pub fn parse(data: &[u8]) -> Result<Vec<Entry<'_>>, CpioError> {
             off += 1;
         }
         if off >= data.len() {
-            return if saw_trailer { Ok(entries) } else { Err(CpioError::NoTrailer) };
+            return if saw_trailer {
+                Ok(entries)
+            } else {
+                Err(CpioError::NoTrailer)
+            };
         }
         let hdr = data
             .get(off..off + HEADER_LEN)
-            .ok_or(CpioError::Truncated { offset: off, what: "header" })?;
+            .ok_or(CpioError::Truncated {
+                offset: off,
+                what: "header",
+            })?;
         if &hdr[..6] != b"070701" && &hdr[..6] != b"070702" {
             return Err(CpioError::BadMagic { offset: off });
         }
@@ -131,9 +141,12 @@ pub fn parse(data: &[u8]) -> Result<Vec<Entry<'_>>, CpioError> {
         let filesize = hex_field(hdr, 6, off, "filesize")? as usize;
         let namesize = hex_field(hdr, 11, off, "namesize")? as usize;
         let name_start = off + HEADER_LEN;
-        let name_bytes = data
-            .get(name_start..name_start + namesize)
-            .ok_or(CpioError::Truncated { offset: name_start, what: "file name" })?;
+        let name_bytes =
+            data.get(name_start..name_start + namesize)
+                .ok_or(CpioError::Truncated {
+                    offset: name_start,
+                    what: "file name",
+                })?;
         let name = match name_bytes.split_last() {
             Some((0, n)) if !n.is_empty() => {
                 core::str::from_utf8(n).map_err(|_| CpioError::BadName { offset: off })?
@@ -143,7 +156,10 @@ pub fn parse(data: &[u8]) -> Result<Vec<Entry<'_>>, CpioError> {
         let data_start = align4(name_start + namesize);
         let file = data
             .get(data_start..data_start + filesize)
-            .ok_or(CpioError::Truncated { offset: data_start, what: "file data" })?;
+            .ok_or(CpioError::Truncated {
+                offset: data_start,
+                what: "file data",
+            })?;
         off = align4(data_start + filesize);
         if name == TRAILER {
             saw_trailer = true;
@@ -153,7 +169,11 @@ pub fn parse(data: &[u8]) -> Result<Vec<Entry<'_>>, CpioError> {
         if name == "." {
             continue;
         }
-        entries.push(Entry { path: normalise(name), mode, data: file });
+        entries.push(Entry {
+            path: normalise(name),
+            mode,
+            data: file,
+        });
     }
 }
 
@@ -163,7 +183,8 @@ pub fn build(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut push = |name: &str, mode: u32, data: &[u8], ino: usize| {
         let mut h = String::new();
-        let _ = write!(
+        let _ =
+            write!(
             h,
             "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
             ino, mode, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, name.len() + 1, 0
@@ -224,7 +245,10 @@ mod tests {
         for cut in 1..end_of_last_file {
             let r = parse(&a[..cut]);
             assert!(
-                matches!(r, Err(CpioError::Truncated { .. }) | Err(CpioError::NoTrailer)),
+                matches!(
+                    r,
+                    Err(CpioError::Truncated { .. }) | Err(CpioError::NoTrailer)
+                ),
                 "cut at {cut}: {r:?}"
             );
         }
@@ -237,10 +261,22 @@ mod tests {
         assert_eq!(parse(&a), Err(CpioError::BadMagic { offset: 0 }));
         let mut a = sample();
         a[6 + 8 * 6] = b'z'; // filesize of the first entry
-        assert_eq!(parse(&a), Err(CpioError::BadField { offset: 0, field: "filesize" }));
+        assert_eq!(
+            parse(&a),
+            Err(CpioError::BadField {
+                offset: 0,
+                field: "filesize"
+            })
+        );
         let mut a = sample();
         a[6 + 8 * 6..6 + 8 * 7].copy_from_slice(b"7fffffff");
-        assert!(matches!(parse(&a), Err(CpioError::Truncated { what: "file data", .. })));
+        assert!(matches!(
+            parse(&a),
+            Err(CpioError::Truncated {
+                what: "file data",
+                ..
+            })
+        ));
         assert_eq!(parse(b"garbage that is not an archive at all........................................................................................"), Err(CpioError::BadMagic { offset: 0 }));
     }
 }

@@ -53,16 +53,24 @@ impl fmt::Display for GzipError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GzipError::Truncated => write!(f, "gzip: stream truncated"),
-            GzipError::UnsupportedMethod(m) => write!(f, "gzip: compression method {m} is not deflate"),
+            GzipError::UnsupportedMethod(m) => {
+                write!(f, "gzip: compression method {m} is not deflate")
+            }
             GzipError::Corrupt => write!(f, "gzip: corrupt deflate data"),
             GzipError::OutputTooSmall { capacity } => {
                 write!(f, "gzip: data larger than the {capacity}-byte buffer")
             }
             GzipError::BadCrc { expected, actual } => {
-                write!(f, "gzip: CRC-32 {actual:#010x} does not match the trailer's {expected:#010x}")
+                write!(
+                    f,
+                    "gzip: CRC-32 {actual:#010x} does not match the trailer's {expected:#010x}"
+                )
             }
             GzipError::BadLength { expected, actual } => {
-                write!(f, "gzip: {actual} bytes decompressed, the trailer says {expected}")
+                write!(
+                    f,
+                    "gzip: {actual} bytes decompressed, the trailer says {expected}"
+                )
             }
             GzipError::TrailingData { offset } => write!(
                 f,
@@ -124,25 +132,39 @@ pub fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, GzipError> 
     let (status, consumed, written) = decompress(&mut state, input, out, 0, flags);
     match status {
         TINFLStatus::Done => {}
-        TINFLStatus::HasMoreOutput => return Err(GzipError::OutputTooSmall { capacity: out.len() }),
+        TINFLStatus::HasMoreOutput => {
+            return Err(GzipError::OutputTooSmall {
+                capacity: out.len(),
+            })
+        }
         TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
             return Err(GzipError::Truncated)
         }
         _ => return Err(GzipError::Corrupt),
     }
     let trailer_at = start + consumed;
-    let t = data.get(trailer_at..trailer_at + 8).ok_or(GzipError::Truncated)?;
+    let t = data
+        .get(trailer_at..trailer_at + 8)
+        .ok_or(GzipError::Truncated)?;
     let expected_crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
     let expected_len = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
     let actual = crc32fast::hash(&out[..written]);
     if actual != expected_crc {
-        return Err(GzipError::BadCrc { expected: expected_crc, actual });
+        return Err(GzipError::BadCrc {
+            expected: expected_crc,
+            actual,
+        });
     }
     if written as u32 != expected_len {
-        return Err(GzipError::BadLength { expected: expected_len, actual: written });
+        return Err(GzipError::BadLength {
+            expected: expected_len,
+            actual: written,
+        });
     }
     if let Some(p) = data[trailer_at + 8..].iter().position(|&b| b != 0) {
-        return Err(GzipError::TrailingData { offset: trailer_at + 8 + p });
+        return Err(GzipError::TrailingData {
+            offset: trailer_at + 8 + p,
+        });
     }
     Ok(written)
 }
@@ -166,7 +188,9 @@ mod tests {
 
     #[test]
     fn round_trip_with_host_gzip() {
-        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let z = gzip(&data);
         assert!(is_gzip(&z));
         assert_eq!(announced_size(&z).unwrap(), data.len());
@@ -174,7 +198,10 @@ mod tests {
         assert_eq!(decompress_into(&z, &mut out), Ok(data.len()));
         assert_eq!(out, data);
         let mut small = vec![0; data.len() - 1];
-        assert!(matches!(decompress_into(&z, &mut small), Err(GzipError::OutputTooSmall { .. })));
+        assert!(matches!(
+            decompress_into(&z, &mut small),
+            Err(GzipError::OutputTooSmall { .. })
+        ));
     }
 
     #[test]
@@ -183,18 +210,30 @@ mod tests {
         let z = gzip(&data);
         let mut out = vec![0; data.len()];
         for cut in [5, 12, z.len() / 2, z.len() - 3] {
-            assert!(decompress_into(&z[..cut], &mut out).is_err(), "cut at {cut}");
+            assert!(
+                decompress_into(&z[..cut], &mut out).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut bad = z.clone();
         let n = bad.len();
         bad[n - 8] ^= 0xff; // CRC
-        assert!(matches!(decompress_into(&bad, &mut out), Err(GzipError::BadCrc { .. })));
+        assert!(matches!(
+            decompress_into(&bad, &mut out),
+            Err(GzipError::BadCrc { .. })
+        ));
         let mut bad = z.clone();
         bad[2] = 9;
-        assert_eq!(decompress_into(&bad, &mut out), Err(GzipError::UnsupportedMethod(9)));
+        assert_eq!(
+            decompress_into(&bad, &mut out),
+            Err(GzipError::UnsupportedMethod(9))
+        );
         let mut two = z.clone();
         two.extend_from_slice(&z);
-        assert!(matches!(decompress_into(&two, &mut out), Err(GzipError::TrailingData { .. })));
+        assert!(matches!(
+            decompress_into(&two, &mut out),
+            Err(GzipError::TrailingData { .. })
+        ));
         let mut padded = z.clone();
         padded.extend_from_slice(&[0; 64]);
         assert!(decompress_into(&padded, &mut out).is_ok());

@@ -102,7 +102,11 @@ impl LineEditor {
         let was_cr = core::mem::replace(&mut self.last_cr, false);
         match self.esc {
             Esc::Esc => {
-                self.esc = if b == b'[' || b == b'O' { Esc::Csi } else { Esc::None };
+                self.esc = if b == b'[' || b == b'O' {
+                    Esc::Csi
+                } else {
+                    Esc::None
+                };
                 return Event::None;
             }
             Esc::Csi => {
@@ -231,13 +235,20 @@ mod tests {
 
     fn type_bytes(ed: &mut LineEditor, bytes: &[u8]) -> Vec<Event> {
         let mut out = String::new();
-        bytes.iter().map(|&b| ed.feed(b, &mut out)).filter(|e| *e != Event::None).collect()
+        bytes
+            .iter()
+            .map(|&b| ed.feed(b, &mut out))
+            .filter(|e| *e != Event::None)
+            .collect()
     }
 
     #[test]
     fn plain_lines_and_crlf() {
         let mut ed = LineEditor::new("> ");
-        assert_eq!(type_bytes(&mut ed, b"mem\r\nls\n"), [Event::Line("mem".into()), Event::Line("ls".into())]);
+        assert_eq!(
+            type_bytes(&mut ed, b"mem\r\nls\n"),
+            [Event::Line("mem".into()), Event::Line("ls".into())]
+        );
     }
 
     #[test]
@@ -258,7 +269,13 @@ mod tests {
     fn history() {
         let mut ed = LineEditor::new("> ");
         type_bytes(&mut ed, b"one\rtwo\r");
-        assert_eq!(type_bytes(&mut ed, b"\x1b[A\x1b[A\r"), [Event::Line("one".into())]);
-        assert_eq!(type_bytes(&mut ed, b"\x1b[A\x1b[B\r"), [Event::Line("".into())]);
+        assert_eq!(
+            type_bytes(&mut ed, b"\x1b[A\x1b[A\r"),
+            [Event::Line("one".into())]
+        );
+        assert_eq!(
+            type_bytes(&mut ed, b"\x1b[A\x1b[B\r"),
+            [Event::Line("".into())]
+        );
     }
 }

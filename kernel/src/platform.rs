@@ -75,15 +75,25 @@ pub enum PlatformError {
 impl fmt::Display for PlatformError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PlatformError::BadProperty { node, property, len } => {
-                write!(f, "DTB {node}: property {property} has an unreadable length of {len} bytes")
+            PlatformError::BadProperty {
+                node,
+                property,
+                len,
+            } => {
+                write!(
+                    f,
+                    "DTB {node}: property {property} has an unreadable length of {len} bytes"
+                )
             }
             PlatformError::InitrdEndBeforeStart { start, end } => write!(
                 f,
                 "DTB /chosen: linux,initrd-end {end:#x} is below linux,initrd-start {start:#x}"
             ),
             PlatformError::Untranslatable { node, addr } => {
-                write!(f, "DTB {node}: no parent bus 'ranges' entry translates address {addr:#x}")
+                write!(
+                    f,
+                    "DTB {node}: no parent bus 'ranges' entry translates address {addr:#x}"
+                )
             }
         }
     }
@@ -94,11 +104,19 @@ fn be(bytes: &[u8]) -> u64 {
 }
 
 /// A `u32` or `u64` property, as `linux,initrd-start` may be either.
-fn read_u32_or_u64(node: &FdtNode<'_, '_>, path: &str, name: &'static str) -> Result<Option<u64>, PlatformError> {
+fn read_u32_or_u64(
+    node: &FdtNode<'_, '_>,
+    path: &str,
+    name: &'static str,
+) -> Result<Option<u64>, PlatformError> {
     match node.property(name) {
         None => Ok(None),
         Some(p) if p.value.len() == 4 || p.value.len() == 8 => Ok(Some(be(p.value))),
-        Some(p) => Err(PlatformError::BadProperty { node: path.into(), property: name, len: p.value.len() }),
+        Some(p) => Err(PlatformError::BadProperty {
+            node: path.into(),
+            property: name,
+            len: p.value.len(),
+        }),
     }
 }
 
@@ -118,13 +136,25 @@ pub fn node_chain<'b, 'a>(fdt: &'b Fdt<'a>, path: &str) -> Option<Vec<FdtNode<'b
 
 /// The CPU physical address of the first `reg` entry of the last node of `chain`, translated
 /// through the `ranges` of every ancestor bus.
-pub fn translate_reg(chain: &[FdtNode<'_, '_>], path: &str) -> Result<Option<Region>, PlatformError> {
+pub fn translate_reg(
+    chain: &[FdtNode<'_, '_>],
+    path: &str,
+) -> Result<Option<Region>, PlatformError> {
     let node = chain[chain.len() - 1];
     let parent = chain[chain.len() - 2];
-    let Some(reg) = node.property("reg") else { return Ok(None) };
+    let Some(reg) = node.property("reg") else {
+        return Ok(None);
+    };
     let (ac, sc) = cell_counts(&parent);
-    let bad = || PlatformError::BadProperty { node: path.into(), property: "reg", len: reg.value.len() };
-    let first = *decode_reg(path, reg.value, ac, sc).map_err(|_| bad())?.first().ok_or_else(bad)?;
+    let bad = || PlatformError::BadProperty {
+        node: path.into(),
+        property: "reg",
+        len: reg.value.len(),
+    };
+    let first = *decode_reg(path, reg.value, ac, sc)
+        .map_err(|_| bad())?
+        .first()
+        .ok_or_else(bad)?;
     let mut addr = first.start;
     // Walk up: chain[i] is a bus whose children use its cells, its parent chain[i-1].
     for i in (1..chain.len() - 1).rev() {
@@ -140,7 +170,11 @@ pub fn translate_reg(chain: &[FdtNode<'_, '_>], path: &str) -> Result<Option<Reg
         let (pac, _) = cell_counts(&chain[i - 1]);
         let stride = 4 * (cac + pac + csc);
         if stride == 0 || ranges.value.len() % stride != 0 {
-            return Err(PlatformError::BadProperty { node: path.into(), property: "ranges", len: ranges.value.len() });
+            return Err(PlatformError::BadProperty {
+                node: path.into(),
+                property: "ranges",
+                len: ranges.value.len(),
+            });
         }
         let hit = ranges.value.chunks_exact(stride).find_map(|e| {
             let child = be(&e[..4 * cac]);
@@ -148,7 +182,10 @@ pub fn translate_reg(chain: &[FdtNode<'_, '_>], path: &str) -> Result<Option<Reg
             let size = be(&e[4 * (cac + pac)..]);
             (addr >= child && addr - child < size).then(|| parent_addr + (addr - child))
         });
-        addr = hit.ok_or(PlatformError::Untranslatable { node: path.into(), addr })?;
+        addr = hit.ok_or(PlatformError::Untranslatable {
+            node: path.into(),
+            addr,
+        })?;
     }
     Ok(Some(Region::new(addr, first.size())))
 }
@@ -160,15 +197,21 @@ fn resolve_path(fdt: &Fdt<'_>, spec: &str) -> Option<String> {
         return Some(name.to_string());
     }
     let aliases = fdt.find_node("/aliases")?;
-    aliases.property(name).and_then(|p| p.as_str()).map(|s| s.to_string())
+    aliases
+        .property(name)
+        .and_then(|p| p.as_str())
+        .map(|s| s.to_string())
 }
 
 fn is_pl011(node: &FdtNode<'_, '_>) -> bool {
-    node.compatible().is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
+    node.compatible()
+        .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
 }
 
 fn is_enabled(node: &FdtNode<'_, '_>) -> bool {
-    node.property("status").and_then(|p| p.as_str()).is_none_or(|s| s == "okay" || s == "ok")
+    node.property("status")
+        .and_then(|p| p.as_str())
+        .is_none_or(|s| s == "okay" || s == "ok")
 }
 
 /// Finds the PL011 console: `/chosen/stdout-path` if it names a PL011, else the `serial0`
@@ -180,7 +223,9 @@ pub fn find_console(fdt: &Fdt<'_>) -> Result<Option<Console>, PlatformError> {
         .and_then(|s| resolve_path(fdt, s));
     let serial0 = resolve_path(fdt, "serial0");
     for path in [stdout, serial0].into_iter().flatten() {
-        let Some(chain) = node_chain(fdt, &path) else { continue };
+        let Some(chain) = node_chain(fdt, &path) else {
+            continue;
+        };
         let node = chain[chain.len() - 1];
         if !is_pl011(&node) || !is_enabled(&node) {
             continue;
@@ -239,7 +284,14 @@ impl Platform {
                 bootargs = s.to_string();
             }
         }
-        Ok(Platform { model, console: find_console(fdt)?, psci, cpus, initrd, bootargs })
+        Ok(Platform {
+            model,
+            console: find_console(fdt)?,
+            psci,
+            cpus,
+            initrd,
+            bootargs,
+        })
     }
 }
 
@@ -253,9 +305,8 @@ mod tests {
 
     pub(crate) fn fixture(name: &str) -> Vec<u8> {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fixtures/");
-        std::fs::read(std::format!("{path}{name}")).unwrap_or_else(|e| {
-            panic!("fixture {path}{name}: {e}: run scripts/fixtures.sh first")
-        })
+        std::fs::read(std::format!("{path}{name}"))
+            .unwrap_or_else(|e| panic!("fixture {path}{name}: {e}: run scripts/fixtures.sh first"))
     }
 
     #[test]
@@ -265,7 +316,11 @@ mod tests {
         let p = Platform::from_fdt(&fdt).unwrap();
         let c = p.console.unwrap();
         assert_eq!(c.regs, Region::new(0x900_0000, 0x1000));
-        assert_eq!(p.psci, Some(PsciConduit::Smc), "virtualization=on makes QEMU use SMC");
+        assert_eq!(
+            p.psci,
+            Some(PsciConduit::Smc),
+            "virtualization=on makes QEMU use SMC"
+        );
         assert_eq!(p.cpus, [0]);
         let m = MemoryMap::from_fdt(&fdt).unwrap();
         assert_eq!(m.banks, [Region::new(0x4000_0000, 1 << 30)]);
@@ -284,15 +339,26 @@ mod tests {
         assert_eq!(p.psci, None, "the stock firmware has no PSCI: spin-table");
         assert_eq!(p.cpus, [0, 1, 2, 3]);
         // As shipped, /memory@0 has reg = <0 0 0>: the firmware fills it in.
-        assert_eq!(MemoryMap::from_fdt(&fdt), Err(mm::memmap::MemMapError::NoMemory));
+        assert_eq!(
+            MemoryMap::from_fdt(&fdt),
+            Err(mm::memmap::MemMapError::NoMemory)
+        );
         // As the firmware leaves it on a 4 GiB board (scripts/fixtures.sh writes it with fdtput).
         let blob = fixture("rpi4-4g.dtb");
         let fdt = Fdt::new(&blob).unwrap();
         let m = MemoryMap::from_fdt(&fdt).unwrap();
-        assert_eq!(m.banks, [Region::new(0, 0x3b40_0000), Region::new(0x4000_0000, 0xbc00_0000)]);
+        assert_eq!(
+            m.banks,
+            [
+                Region::new(0, 0x3b40_0000),
+                Region::new(0x4000_0000, 0xbc00_0000)
+            ]
+        );
         let first_page = Region::new(0, 0x1000);
         assert!(
-            m.reserved.iter().any(|r| r.kind == ReservedKind::MemReserve && r.region == first_page),
+            m.reserved
+                .iter()
+                .any(|r| r.kind == ReservedKind::MemReserve && r.region == first_page),
             "the spin-table page is a /memreserve/: {:?}",
             m.reserved
         );
@@ -311,7 +377,10 @@ mod tests {
         let m = MemoryMap::from_fdt(&fdt).unwrap();
         assert_eq!(
             m.banks,
-            [Region::new(0x8000_0000, 0x7f00_0000), Region::new(0x8_8000_0000, 0x1_8000_0000)]
+            [
+                Region::new(0x8000_0000, 0x7f00_0000),
+                Region::new(0x8_8000_0000, 0x1_8000_0000)
+            ]
         );
     }
 }

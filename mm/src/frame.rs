@@ -28,7 +28,13 @@ impl Default for Frames {
 impl Frames {
     /// An empty allocator.
     pub const fn new() -> Self {
-        Frames { inner: Mutex::new(Inner { buddy: FrameAllocator::new(), total: 0, free: 0 }) }
+        Frames {
+            inner: Mutex::new(Inner {
+                buddy: FrameAllocator::new(),
+                total: 0,
+                free: 0,
+            }),
+        }
     }
 
     /// Hands the frames of `[start, end)` (page-aligned physical addresses) to the allocator.
@@ -38,7 +44,8 @@ impl Frames {
             return;
         }
         let mut g = self.inner.lock();
-        g.buddy.add_frame((start / PAGE_SIZE) as usize, (end / PAGE_SIZE) as usize);
+        g.buddy
+            .add_frame((start / PAGE_SIZE) as usize, (end / PAGE_SIZE) as usize);
         let n = (end - start) / PAGE_SIZE;
         g.total += n;
         g.free += n;

@@ -24,7 +24,10 @@ pub struct Region {
 impl Region {
     /// `[start, start + size)`, saturating at the top of the address space.
     pub const fn new(start: u64, size: u64) -> Self {
-        Region { start, end: start.saturating_add(size) }
+        Region {
+            start,
+            end: start.saturating_add(size),
+        }
     }
     /// Size in bytes.
     pub const fn size(&self) -> u64 {
@@ -111,9 +114,17 @@ impl fmt::Display for MemMapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MemMapError::NoMemory => {
-                write!(f, "the DTB has no /memory node with a non-empty reg property")
+                write!(
+                    f,
+                    "the DTB has no /memory node with a non-empty reg property"
+                )
             }
-            MemMapError::BadReg { node, address_cells, size_cells, len } => write!(
+            MemMapError::BadReg {
+                node,
+                address_cells,
+                size_cells,
+                len,
+            } => write!(
                 f,
                 "DTB node {node}: reg is {len} bytes, not a list of (address, size) pairs of \
                  {address_cells}+{size_cells} cells"
@@ -158,7 +169,9 @@ pub fn decode_reg(
 /// devicetree defaults of 2 and 1.
 pub fn cell_counts(node: &fdt::node::FdtNode<'_, '_>) -> (usize, usize) {
     let get = |name, default| {
-        node.property(name).and_then(|p| p.as_usize()).unwrap_or(default)
+        node.property(name)
+            .and_then(|p| p.as_usize())
+            .unwrap_or(default)
     };
     (get("#address-cells", 2), get("#size-cells", 1))
 }
@@ -216,7 +229,9 @@ impl MemoryMap {
                 }
                 // Dynamically placed regions (size + alloc-ranges, no reg) are left to
                 // whichever kernel wants them: this one does not.
-                let Some(reg) = child.property("reg") else { continue };
+                let Some(reg) = child.property("reg") else {
+                    continue;
+                };
                 let kind = if child.property("no-map").is_some() {
                     ReservedKind::NoMap
                 } else {
@@ -233,7 +248,11 @@ impl MemoryMap {
     /// Adds a reserved range.
     pub fn reserve(&mut self, region: Region, kind: ReservedKind, name: &str) {
         if region.size() > 0 {
-            self.reserved.push(Reserved { region, kind, name: name.to_string() });
+            self.reserved.push(Reserved {
+                region,
+                kind,
+                name: name.to_string(),
+            });
         }
     }
 
@@ -255,7 +274,10 @@ impl MemoryMap {
             .collect();
         subtract(&self.banks, &holes)
             .into_iter()
-            .map(|r| Region { start: align_up(r.start, PAGE_SIZE), end: align_down(r.end, PAGE_SIZE) })
+            .map(|r| Region {
+                start: align_up(r.start, PAGE_SIZE),
+                end: align_down(r.end, PAGE_SIZE),
+            })
             .filter(|r| r.start < r.end)
             .collect()
     }
@@ -275,7 +297,10 @@ impl MemoryMap {
         let banks: Vec<Region> = self
             .banks
             .iter()
-            .map(|r| Region { start: align_up(r.start, PAGE_SIZE), end: align_down(r.end, PAGE_SIZE) })
+            .map(|r| Region {
+                start: align_up(r.start, PAGE_SIZE),
+                end: align_down(r.end, PAGE_SIZE),
+            })
             .filter(|r| r.start < r.end)
             .collect();
         subtract(&banks, &holes)
@@ -298,10 +323,16 @@ pub fn subtract(base: &[Region], holes: &[Region]) -> Vec<Region> {
                 continue;
             }
             if r.start < h.start {
-                next.push(Region { start: r.start, end: h.start });
+                next.push(Region {
+                    start: r.start,
+                    end: h.start,
+                });
             }
             if h.end < r.end {
-                next.push(Region { start: h.end, end: r.end });
+                next.push(Region {
+                    start: h.end,
+                    end: r.end,
+                });
             }
         }
         out = next;
@@ -317,21 +348,49 @@ mod tests {
     #[test]
     fn subtract_splits_and_trims() {
         let base = [Region::new(0x1000, 0x9000)];
-        let holes = [Region::new(0x0, 0x2000), Region::new(0x4000, 0x1000), Region::new(0x9000, 0x4000)];
+        let holes = [
+            Region::new(0x0, 0x2000),
+            Region::new(0x4000, 0x1000),
+            Region::new(0x9000, 0x4000),
+        ];
         assert_eq!(
             subtract(&base, &holes),
-            [Region { start: 0x2000, end: 0x4000 }, Region { start: 0x5000, end: 0x9000 }]
+            [
+                Region {
+                    start: 0x2000,
+                    end: 0x4000
+                },
+                Region {
+                    start: 0x5000,
+                    end: 0x9000
+                }
+            ]
         );
     }
 
     #[test]
     fn free_regions_round_reservations_out_to_pages() {
-        let mut m = MemoryMap { banks: alloc::vec![Region::new(0x4000_0000, 0x10_0000)], ..Default::default() };
+        let mut m = MemoryMap {
+            banks: alloc::vec![Region::new(0x4000_0000, 0x10_0000)],
+            ..Default::default()
+        };
         m.reserve(Region::new(0x4000_0800, 0x100), ReservedKind::Dtb, "dtb");
         m.reserve(Region::new(0x4008_0000, 0x1000), ReservedKind::NoMap, "fw");
         let free = m.free_regions();
-        assert_eq!(free[0], Region { start: 0x4000_1000, end: 0x4008_0000 });
-        assert_eq!(free[1], Region { start: 0x4008_1000, end: 0x4010_0000 });
+        assert_eq!(
+            free[0],
+            Region {
+                start: 0x4000_1000,
+                end: 0x4008_0000
+            }
+        );
+        assert_eq!(
+            free[1],
+            Region {
+                start: 0x4008_1000,
+                end: 0x4010_0000
+            }
+        );
         let lin = m.linear_regions();
         assert_eq!(lin.len(), 2, "only no-map punches holes in the linear map");
     }
@@ -339,8 +398,17 @@ mod tests {
     #[test]
     fn decode_reg_checks_shape() {
         let reg = [0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0];
-        assert_eq!(decode_reg("m", &reg, 2, 2).unwrap(), [Region::new(0x4000_0000, 0x4000_0000)]);
-        assert!(matches!(decode_reg("m", &reg[..12], 2, 2), Err(MemMapError::BadReg { .. })));
-        assert!(matches!(decode_reg("m", &reg, 3, 1), Err(MemMapError::BadReg { .. })));
+        assert_eq!(
+            decode_reg("m", &reg, 2, 2).unwrap(),
+            [Region::new(0x4000_0000, 0x4000_0000)]
+        );
+        assert!(matches!(
+            decode_reg("m", &reg[..12], 2, 2),
+            Err(MemMapError::BadReg { .. })
+        ));
+        assert!(matches!(
+            decode_reg("m", &reg, 3, 1),
+            Err(MemMapError::BadReg { .. })
+        ));
     }
 }

@@ -77,13 +77,25 @@ pub struct Attrs {
 
 impl Attrs {
     /// Kernel text.
-    pub const TEXT: Attrs = Attrs { mem: MemAttr::Normal, perm: Perm::ReadExec };
+    pub const TEXT: Attrs = Attrs {
+        mem: MemAttr::Normal,
+        perm: Perm::ReadExec,
+    };
     /// Read-only data.
-    pub const RODATA: Attrs = Attrs { mem: MemAttr::Normal, perm: Perm::ReadOnly };
+    pub const RODATA: Attrs = Attrs {
+        mem: MemAttr::Normal,
+        perm: Perm::ReadOnly,
+    };
     /// Data, BSS, stacks, the linear map.
-    pub const DATA: Attrs = Attrs { mem: MemAttr::Normal, perm: Perm::ReadWrite };
+    pub const DATA: Attrs = Attrs {
+        mem: MemAttr::Normal,
+        perm: Perm::ReadWrite,
+    };
     /// Device registers.
-    pub const DEVICE: Attrs = Attrs { mem: MemAttr::Device, perm: Perm::ReadWrite };
+    pub const DEVICE: Attrs = Attrs {
+        mem: MemAttr::Device,
+        perm: Perm::ReadWrite,
+    };
 
     /// The attribute bits of a block or page descriptor with these attributes (kernel-only:
     /// EL0 never gets access and never executes).
@@ -163,7 +175,10 @@ impl fmt::Display for MapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             MapError::OutOfTables { va } => {
-                write!(f, "no memory left for a translation table (mapping VA {va:#x})")
+                write!(
+                    f,
+                    "no memory left for a translation table (mapping VA {va:#x})"
+                )
             }
             MapError::Unaligned { va, pa, len } => write!(
                 f,
@@ -337,7 +352,11 @@ impl PageTable {
             let size = entry_size(level);
             let attrs = Attrs::from_bits(entry & desc::ATTR_MASK)?;
             let pa = (entry & desc::ADDR_MASK & !(size - 1)) | (va & (size - 1));
-            return Some(Translation { pa, attrs, entry_size: size });
+            return Some(Translation {
+                pa,
+                attrs,
+                entry_size: size,
+            });
         }
         None
     }
@@ -379,7 +398,11 @@ pub(crate) mod sim {
 
     impl SimTables {
         pub fn new(base: u64) -> Self {
-            SimTables { base, tables: Vec::new(), limit: usize::MAX }
+            SimTables {
+                base,
+                tables: Vec::new(),
+                limit: usize::MAX,
+            }
         }
     }
 
@@ -423,7 +446,9 @@ mod tests {
         let mut pt = PageTable::new(&mut t).unwrap();
         let mut s = MapStats::default();
         for (pa, len) in [(0x8000_0000, 2 * GIB), (0x8_8000_0000, 6 * GIB)] {
-            s += pt.map(&mut t, LINEAR_BASE + pa, pa, len, Attrs::DATA).unwrap();
+            s += pt
+                .map(&mut t, LINEAR_BASE + pa, pa, len, Attrs::DATA)
+                .unwrap();
         }
         assert_eq!(s.blocks_1g, 8);
         assert_eq!((s.blocks_2m, s.pages_4k), (0, 0));
@@ -432,7 +457,11 @@ mod tests {
         assert_eq!(pt.table_count(&t), 2);
         check_identity_offset(&pt, &t, 0x8000_0000, 2 * GIB, 64 * MIB);
         check_identity_offset(&pt, &t, 0x8_8000_0000, 6 * GIB, 64 * MIB);
-        assert_eq!(pt.translate(&t, LINEAR_BASE + 0x1_0000_0000), None, "the hole stays unmapped");
+        assert_eq!(
+            pt.translate(&t, LINEAR_BASE + 0x1_0000_0000),
+            None,
+            "the hole stays unmapped"
+        );
     }
 
     #[test]
@@ -442,11 +471,16 @@ mod tests {
         let (pa, end) = (0x4000_3000u64, 0x8020_5000u64);
         let mut t = SimTables::new(0x1000_0000);
         let mut pt = PageTable::new(&mut t).unwrap();
-        let s = pt.map(&mut t, LINEAR_BASE + pa, pa, end - pa, Attrs::DATA).unwrap();
+        let s = pt
+            .map(&mut t, LINEAR_BASE + pa, pa, end - pa, Attrs::DATA)
+            .unwrap();
         // Head: 0x4000_3000..0x4020_0000 in pages; then 2 MiB blocks to 0x8000_0000;
         // then one 2 MiB block 0x8000_0000..0x8020_0000; tail 0x8020_0000..0x8020_5000 pages.
         assert_eq!(s.pages_4k, ((0x4020_0000 - pa) / PAGE_SIZE + 5) as usize);
-        assert_eq!(s.blocks_2m, (0x8000_0000u64 - 0x4020_0000) as usize / (2 << 20) + 1);
+        assert_eq!(
+            s.blocks_2m,
+            (0x8000_0000u64 - 0x4020_0000) as usize / (2 << 20) + 1
+        );
         assert_eq!(s.blocks_1g, 0);
         check_identity_offset(&pt, &t, pa, end - pa, 3 * PAGE_SIZE);
         assert_eq!(pt.translate(&t, LINEAR_BASE + pa - PAGE_SIZE), None);
@@ -462,14 +496,22 @@ mod tests {
         let mut t = SimTables::new(0);
         let mut pt = PageTable::new(&mut t).unwrap();
         let va = 0xffff_8000_0000_0000;
-        pt.map(&mut t, va, 0x4020_0000, 0x3000, Attrs::TEXT).unwrap();
-        pt.map(&mut t, va + 0x3000, 0x4020_3000, 0x1000, Attrs::RODATA).unwrap();
-        pt.map(&mut t, va + 0x5000, 0x4020_5000, 0x2000, Attrs::DATA).unwrap();
-        pt.map(&mut t, va + (1 << 30), 0x0900_0000, 0x1000, Attrs::DEVICE).unwrap();
+        pt.map(&mut t, va, 0x4020_0000, 0x3000, Attrs::TEXT)
+            .unwrap();
+        pt.map(&mut t, va + 0x3000, 0x4020_3000, 0x1000, Attrs::RODATA)
+            .unwrap();
+        pt.map(&mut t, va + 0x5000, 0x4020_5000, 0x2000, Attrs::DATA)
+            .unwrap();
+        pt.map(&mut t, va + (1 << 30), 0x0900_0000, 0x1000, Attrs::DEVICE)
+            .unwrap();
         let at = |v| pt.translate(&t, v).map(|x| x.attrs);
         assert_eq!(at(va), Some(Attrs::TEXT));
         assert_eq!(at(va + 0x3000), Some(Attrs::RODATA));
-        assert_eq!(at(va + 0x4000), None, "a guard page between two mappings stays unmapped");
+        assert_eq!(
+            at(va + 0x4000),
+            None,
+            "a guard page between two mappings stays unmapped"
+        );
         assert_eq!(at(va + 0x6000), Some(Attrs::DATA));
         assert_eq!(at(va + (1 << 30)), Some(Attrs::DEVICE));
         for a in [Attrs::TEXT, Attrs::RODATA, Attrs::DATA, Attrs::DEVICE] {
@@ -485,10 +527,13 @@ mod tests {
     fn overlapping_maps_and_bad_arguments_are_errors() {
         let mut t = SimTables::new(0);
         let mut pt = PageTable::new(&mut t).unwrap();
-        pt.map(&mut t, LINEAR_BASE, 0, 4 << 20, Attrs::DATA).unwrap();
+        pt.map(&mut t, LINEAR_BASE, 0, 4 << 20, Attrs::DATA)
+            .unwrap();
         assert_eq!(
             pt.map(&mut t, LINEAR_BASE + 0x1000, 0x1000, 0x1000, Attrs::DATA),
-            Err(MapError::AlreadyMapped { va: LINEAR_BASE + 0x1000 })
+            Err(MapError::AlreadyMapped {
+                va: LINEAR_BASE + 0x1000
+            })
         );
         assert!(matches!(
             pt.map(&mut t, LINEAR_BASE, 0x800, 0x1000, Attrs::DATA),
@@ -508,7 +553,15 @@ mod tests {
         // QEMU virt with 8 GiB: RAM at 0x4000_0000.
         let mut t = SimTables::new(0);
         let mut pt = PageTable::new(&mut t).unwrap();
-        let s = pt.map(&mut t, LINEAR_BASE + 0x4000_0000, 0x4000_0000, 8 * GIB, Attrs::DATA).unwrap();
+        let s = pt
+            .map(
+                &mut t,
+                LINEAR_BASE + 0x4000_0000,
+                0x4000_0000,
+                8 * GIB,
+                Attrs::DATA,
+            )
+            .unwrap();
         assert_eq!(s.blocks_1g, 8);
         assert_eq!(pt.table_count(&t), 2);
     }

@@ -1,0 +1,102 @@
+//! The thin layer that touches the CPU: counters, barriers, cache and TLB maintenance, PSCI
+//! calls, the switch to the kernel's own tables. Everything else is plain Rust.
+
+pub mod exceptions;
+
+use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
+use core::arch::asm;
+use kernel::platform::PsciConduit;
+
+core::arch::global_asm!(include_str!("vectors.S"));
+
+/// The architected counter (`CNTPCT_EL0`).
+pub fn ticks() -> u64 {
+    // SAFETY: an ISB orders the counter read after earlier instructions; no memory access.
+    unsafe { asm!("isb", options(nomem, nostack, preserves_flags)) };
+    CNTPCT_EL0.get()
+}
+
+/// The counter's frequency in Hz (`CNTFRQ_EL0`, programmed by firmware).
+pub fn counter_hz() -> u64 {
+    CNTFRQ_EL0.get()
+}
+
+/// Converts counter ticks to microseconds.
+pub fn ticks_to_us(ticks: u64) -> u64 {
+    let hz = counter_hz().max(1);
+    (ticks as u128 * 1_000_000 / hz as u128) as u64
+}
+
+/// Makes earlier page-table writes visible to the table walker and synchronises.
+pub fn publish_tables() {
+    // SAFETY: barriers only.
+    unsafe { asm!("dsb ishst", "isb", options(nostack, preserves_flags)) };
+}
+
+/// Masks interrupts and waits forever.
+pub fn halt() -> ! {
+    loop {
+        // SAFETY: masking interrupts and waiting has no memory effects.
+        unsafe { asm!("msr daifset, #0xf", "wfi", options(nomem, nostack)) };
+    }
+}
+
+/// PSCI function identifiers (Arm DEN 0022), SMC32 calling convention.
+pub mod psci {
+    /// `SYSTEM_OFF`.
+    pub const SYSTEM_OFF: u32 = 0x8400_0008;
+    /// `SYSTEM_RESET`.
+    pub const SYSTEM_RESET: u32 = 0x8400_0009;
+}
+
+/// Issues a PSCI call through `conduit` and returns x0.
+pub fn psci_call(conduit: PsciConduit, function: u32, a1: u64, a2: u64, a3: u64) -> i64 {
+    let mut x0 = function as u64;
+    // SAFETY: an SMCCC call: the firmware may clobber x0-x17 (declared), it does not touch
+    // this kernel's memory.
+    unsafe {
+        match conduit {
+            PsciConduit::Hvc => asm!("hvc #0", inout("x0") x0, inout("x1") a1 => _,
+                inout("x2") a2 => _, inout("x3") a3 => _, out("x4") _, out("x5") _,
+                out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
+                out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
+                out("x16") _, out("x17") _, options(nostack)),
+            PsciConduit::Smc => asm!("smc #0", inout("x0") x0, inout("x1") a1 => _,
+                inout("x2") a2 => _, inout("x3") a3 => _, out("x4") _, out("x5") _,
+                out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
+                out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
+                out("x16") _, out("x17") _, options(nostack)),
+        }
+    }
+    x0 as i64
+}
+
+/// Switches `TTBR1_EL1` to `root` (break-before-make through the all-zero table), running
+/// the switch from the identity map, and turns off TTBR0 walks.
+///
+/// # Safety
+/// `root` must map everything the kernel is using (image, stacks, console) at the same
+/// virtual addresses as the current tables, and the boot identity map must still be in
+/// TTBR0.
+pub unsafe fn switch_kernel_tables(root: u64, image_pa: u64) {
+    use boot::symbols::{_text, idmap_replace_ttbr1};
+    let f = idmap_replace_ttbr1 as *const () as u64;
+    let text = core::ptr::addr_of!(_text) as u64;
+    let f_pa = f - text + image_pa;
+    // SAFETY: `idmap_replace_ttbr1` lives in .idmap.text, which the boot identity map covers
+    // at its physical address; it clobbers only x0, x1 and x30 (declared) and returns to the
+    // virtual return address, which the new tables map as the old ones did (caller's
+    // contract).
+    unsafe {
+        asm!("blr {f}", f = in(reg) f_pa, inout("x0") root => _, out("x1") _, out("x30") _,
+             options(nostack));
+    }
+    // TTBR0 is no longer needed: a null or user address now faults.
+    let epd0 = boot::regs::tcr_el1::EPD0;
+    // SAFETY: only disables TTBR0 walks; nothing mapped through TTBR0 is in use any more.
+    unsafe {
+        asm!("mrs {t}, tcr_el1", "orr {t}, {t}, {e}", "msr tcr_el1, {t}", "isb",
+             "tlbi vmalle1", "dsb nsh", "isb", t = out(reg) _, e = in(reg) epd0,
+             options(nostack));
+    }
+}

@@ -1,0 +1,109 @@
+/*
+ * vectors.S: the kernel's EL1 exception vector table.
+ *
+ * The kernel runs on SP_EL0, so its own faults arrive in the "current EL with SP0" slots and
+ * are handled on SP_EL1 (the exception stack). A fault while already on SP_EL1 (inside the
+ * handler, or an exception-stack overflow into its guard page) arrives in the "current EL
+ * with SPx" slots: those reset SP to the top of the exception stack first, since nothing on
+ * it will be returned to.
+ *
+ * Every slot builds a TrapFrame (exceptions.rs) and calls
+ *   handle_exception(x0 = &mut TrapFrame, x1 = slot number 0..15)
+ * and restores the frame and ERETs if it returns.
+ *
+ * TrapFrame layout (bytes): x0..x30 at 0..248, sp at 248, elr 256, spsr 264, esr 272,
+ * far 280; 288 in all.
+ */
+    .equ FRAME_SIZE, 288
+
+    .macro slot_sp0, n
+    .org vectors_el1 + \n * 0x80
+    sub     sp, sp, #FRAME_SIZE
+    stp     x0, x1, [sp, #0]
+    mrs     x0, sp_el0
+    mov     x1, #\n
+    b       save_rest
+    .endm
+
+    .macro slot_spx, n
+    .org vectors_el1 + \n * 0x80
+    msr     tpidrro_el0, x0         // scratch: the frame below records x0 from here
+    ldr     x0, =__exception_stack_top
+    sub     x0, x0, #FRAME_SIZE
+    mov     sp, x0
+    mrs     x0, tpidrro_el0
+    stp     x0, x1, [sp, #0]
+    mov     x0, xzr                 // the interrupted SP is lost
+    mov     x1, #\n
+    b       save_rest
+    .endm
+
+    .section .text.vectors, "ax"
+    .balign 2048
+    .global vectors_el1
+vectors_el1:
+    slot_sp0 0
+    slot_sp0 1
+    slot_sp0 2
+    slot_sp0 3
+    slot_spx 4
+    slot_spx 5
+    slot_spx 6
+    slot_spx 7
+    slot_sp0 8
+    slot_sp0 9
+    slot_sp0 10
+    slot_sp0 11
+    slot_sp0 12
+    slot_sp0 13
+    slot_sp0 14
+    slot_sp0 15
+    .org vectors_el1 + 0x800
+    .ltorg
+
+/* x0 = interrupted SP, x1 = slot; x0/x1 of the interrupted context are in the frame. */
+save_rest:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x2, elr_el1
+    stp     x30, x0, [sp, #240]
+    mrs     x3, spsr_el1
+    stp     x2, x3, [sp, #256]
+    mrs     x2, esr_el1
+    mrs     x3, far_el1
+    stp     x2, x3, [sp, #272]
+    mov     x0, sp
+    bl      handle_exception
+    ldp     x2, x3, [sp, #256]
+    msr     elr_el1, x2
+    msr     spsr_el1, x3
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    ldr     x30, [sp, #240]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #FRAME_SIZE
+    eret

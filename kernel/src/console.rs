@@ -1,0 +1,177 @@
+//! The serial console: a PL011 UART found in the DTB, `print!`/`println!`, the `log` backend,
+//! and a lock-free emergency path for exceptions and panics.
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use spin::Mutex;
+
+/// PL011 registers and bits (ARM PrimeCell UART PL011 TRM, DDI 0183).
+mod pl011 {
+    /// Data register.
+    pub const DR: usize = 0x00;
+    /// Flag register.
+    pub const FR: usize = 0x18;
+    /// FR: transmit FIFO full.
+    pub const FR_TXFF: u32 = 1 << 5;
+    /// FR: receive FIFO empty.
+    pub const FR_RXFE: u32 = 1 << 4;
+    /// FR: UART busy transmitting.
+    pub const FR_BUSY: u32 = 1 << 3;
+    /// Line control register.
+    pub const LCR_H: usize = 0x2c;
+    /// LCR_H: FIFOs enabled.
+    pub const LCR_H_FEN: u32 = 1 << 4;
+    /// LCR_H: 8-bit words.
+    pub const LCR_H_WLEN_8: u32 = 0b11 << 5;
+    /// Control register.
+    pub const CR: usize = 0x30;
+    /// CR: UART enable.
+    pub const CR_UARTEN: u32 = 1 << 0;
+    /// CR: transmit enable.
+    pub const CR_TXE: u32 = 1 << 8;
+    /// CR: receive enable.
+    pub const CR_RXE: u32 = 1 << 9;
+    /// Interrupt mask set/clear register.
+    pub const IMSC: usize = 0x38;
+    /// Interrupt clear register.
+    pub const ICR: usize = 0x44;
+    /// ICR: every interrupt.
+    pub const ICR_ALL: u32 = 0x7ff;
+}
+
+/// Virtual address of the UART's registers; 0 until [`init`].
+static BASE: AtomicUsize = AtomicUsize::new(0);
+/// Serialises normal output so that lines do not interleave.
+static LOCK: Mutex<()> = Mutex::new(());
+
+fn reg(base: usize, off: usize) -> *mut u32 {
+    (base + off) as *mut u32
+}
+
+fn put_raw(base: usize, b: u8) {
+    // SAFETY: `base` is the mapped PL011 (set by `init`); MMIO accesses are volatile.
+    unsafe {
+        while reg(base, pl011::FR).read_volatile() & pl011::FR_TXFF != 0 {}
+        reg(base, pl011::DR).write_volatile(b as u32);
+    }
+}
+
+/// Takes over the PL011 mapped at `base`: 8N1 with FIFOs, interrupts masked. The baud rate is
+/// left as the firmware set it (QEMU ignores it).
+///
+/// # Safety
+/// `base` must be the virtual address of a PL011's registers, mapped as Device memory.
+pub unsafe fn init(base: usize) {
+    // SAFETY: the caller guarantees `base` maps a PL011.
+    unsafe {
+        while reg(base, pl011::FR).read_volatile() & pl011::FR_BUSY != 0 {}
+        reg(base, pl011::CR).write_volatile(0);
+        reg(base, pl011::LCR_H).write_volatile(pl011::LCR_H_WLEN_8 | pl011::LCR_H_FEN);
+        reg(base, pl011::IMSC).write_volatile(0);
+        reg(base, pl011::ICR).write_volatile(pl011::ICR_ALL);
+        reg(base, pl011::CR).write_volatile(pl011::CR_UARTEN | pl011::CR_TXE | pl011::CR_RXE);
+    }
+    BASE.store(base, Ordering::Release);
+}
+
+/// Reads a byte if one is waiting.
+pub fn try_read() -> Option<u8> {
+    let base = BASE.load(Ordering::Acquire);
+    if base == 0 {
+        return None;
+    }
+    // SAFETY: `base` is the mapped PL011.
+    unsafe {
+        if reg(base, pl011::FR).read_volatile() & pl011::FR_RXFE != 0 {
+            None
+        } else {
+            Some(reg(base, pl011::DR).read_volatile() as u8)
+        }
+    }
+}
+
+/// A writer straight to the UART (LF becomes CRLF). Output is dropped before [`init`].
+pub struct Uart;
+
+impl Write for Uart {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let base = BASE.load(Ordering::Acquire);
+        if base == 0 {
+            return Ok(());
+        }
+        for b in s.bytes() {
+            if b == b'\n' {
+                put_raw(base, b'\r');
+            }
+            put_raw(base, b);
+        }
+        Ok(())
+    }
+}
+
+/// The lock-free path for exception reports and panics: never blocks, never allocates.
+pub fn emergency_print() -> Uart {
+    Uart
+}
+
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments<'_>) {
+    let _g = LOCK.lock();
+    let _ = Uart.write_fmt(args);
+}
+
+/// Prints to the console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::_print(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the console.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `log` backend. The level follows Linux's `loglevel=` numbering: a message is printed when
+/// its Linux level (error 3, warning 4, info 6, debug 7) is below the number.
+struct Logger;
+
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() as u8 <= LEVEL.load(Ordering::Relaxed)
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        match r.level() {
+            log::Level::Error => println!("error: {}", r.args()),
+            log::Level::Warn => println!("warning: {}", r.args()),
+            log::Level::Info => println!("{}", r.args()),
+            _ => println!("{}: {}", r.level().as_str().to_ascii_lowercase(), r.args()),
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Maps a Linux `loglevel=` value to a `log` filter.
+pub fn level_from_loglevel(n: u32) -> log::LevelFilter {
+    match n {
+        0 => log::LevelFilter::Off,
+        1..=4 => log::LevelFilter::Error,
+        5 | 6 => log::LevelFilter::Warn,
+        7 => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    }
+}
+
+/// Installs the logger with `filter`.
+pub fn init_log(filter: log::LevelFilter) {
+    static LOGGER: Logger = Logger;
+    LEVEL.store(filter as u8, Ordering::Relaxed);
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(filter);
+}

@@ -1,0 +1,81 @@
+//! The initramfs: the boot loader's initrd (cpio `newc`, plain or gzip), as read-only files.
+
+use crate::memory;
+use alloc::vec::Vec;
+use kernel::cpio::{self, Entry};
+use kernel::gzip;
+use mm::memmap::Region;
+use spin::Once;
+
+static FILES: Once<Vec<Entry<'static>>> = Once::new();
+
+/// Why the initramfs could not be read.
+#[derive(Debug)]
+pub enum InitramfsError {
+    /// gzip failed.
+    Gzip(gzip::GzipError),
+    /// No memory for the decompressed archive.
+    NoMemory {
+        /// Bytes needed.
+        bytes: u64,
+    },
+    /// The archive is malformed.
+    Cpio(cpio::CpioError),
+}
+
+impl core::fmt::Display for InitramfsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            InitramfsError::Gzip(e) => write!(f, "{e}"),
+            InitramfsError::NoMemory { bytes } => {
+                write!(
+                    f,
+                    "no {bytes} bytes of contiguous memory for the decompressed initramfs"
+                )
+            }
+            InitramfsError::Cpio(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Reads the initrd at `r`. On error nothing is kept (and frames are returned).
+pub fn load(r: Region) -> Result<usize, InitramfsError> {
+    // SAFETY: the initrd is RAM, reserved in the memory map, never written.
+    let raw = unsafe { memory::phys_slice(r) };
+    let archive: &'static [u8] = if gzip::is_gzip(raw) {
+        let size = gzip::announced_size(raw).map_err(InitramfsError::Gzip)? as u64;
+        let (pa, buf) = memory::alloc_contiguous(size.max(1))
+            .ok_or(InitramfsError::NoMemory { bytes: size })?;
+        match gzip::decompress_into(raw, buf) {
+            Ok(n) => &buf[..n],
+            Err(e) => {
+                memory::FRAMES.free(pa, mm::align_up(size.max(1), mm::PAGE_SIZE) / mm::PAGE_SIZE);
+                return Err(InitramfsError::Gzip(e));
+            }
+        }
+    } else {
+        raw
+    };
+    let entries = cpio::parse(archive).map_err(InitramfsError::Cpio)?;
+    let n = entries.len();
+    FILES.call_once(|| entries);
+    Ok(n)
+}
+
+/// Every file, directory and link.
+pub fn entries() -> &'static [Entry<'static>] {
+    FILES.get().map(|v| v.as_slice()).unwrap_or(&[])
+}
+
+/// The contents of the regular file at `path`.
+pub fn find(path: &str) -> Option<&'static [u8]> {
+    let want = if path.starts_with('/') {
+        alloc::string::String::from(path)
+    } else {
+        alloc::format!("/{path}")
+    };
+    entries()
+        .iter()
+        .find(|e| e.path == want && e.is_file())
+        .map(|e| e.data)
+}

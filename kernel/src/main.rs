@@ -1,0 +1,188 @@
+//! The kernel binary: from `kernel_main` (called by `boot`'s entry code with the MMU on) to
+//! the shell.
+//!
+//! Boot order: heap → DTB (through the boot code's early window) → memory map, frames and the
+//! kernel's own page tables → console → log → initramfs → `ready` → `/init.rc` → prompt.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("the kernel binary runs on aarch64-unknown-none: build it with scripts/build.sh");
+    std::process::exit(2);
+}
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod arch;
+#[cfg(target_os = "none")]
+mod console;
+#[cfg(target_os = "none")]
+mod files;
+#[cfg(target_os = "none")]
+mod memory;
+#[cfg(target_os = "none")]
+mod shell;
+#[cfg(target_os = "none")]
+pub use bare::*;
+
+#[cfg(target_os = "none")]
+mod bare {
+    use crate::{arch, console, files, memory, println, shell};
+    use fdt::Fdt;
+    use kernel::cmdline::Cmdline;
+    use kernel::platform::Platform;
+    use mm::layout::{phys_to_virt, EARLY_FDT_VADDR};
+    use mm::memmap::{MemoryMap, Region};
+    use spin::Once;
+
+    /// What the kernel knows about the machine it booted on.
+    pub struct System {
+        /// From the DTB.
+        pub platform: Platform,
+        /// The EL the kernel was entered at (1 or 2).
+        pub entry_el: u64,
+        /// Physical load address.
+        pub image_pa: u64,
+        /// The DTB's physical range.
+        pub dtb: Region,
+        /// The command line.
+        pub cmdline: Cmdline,
+    }
+
+    /// Set once, early in `kernel_main`.
+    pub static SYSTEM: Once<System> = Once::new();
+
+    const FDT_MAGIC: u32 = 0xd00d_feed;
+    /// Largest DTB the boot protocol allows.
+    const FDT_MAX: usize = 2 << 20;
+
+    /// Reads the DTB header through `va` and returns the whole blob, if it looks like one.
+    ///
+    /// # Safety
+    /// `va` must map at least the DTB's header and `totalsize` bytes (capped at 2 MiB).
+    unsafe fn fdt_at(va: u64) -> Option<&'static [u8]> {
+        // SAFETY: caller: the header is mapped.
+        let hdr = unsafe { core::slice::from_raw_parts(va as *const u8, 8) };
+        let magic = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+        let size = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
+        if magic != FDT_MAGIC || !(40..=FDT_MAX).contains(&size) {
+            return None;
+        }
+        // SAFETY: caller: `size` bytes are mapped.
+        Some(unsafe { core::slice::from_raw_parts(va as *const u8, size) })
+    }
+
+    #[unsafe(no_mangle)]
+    extern "C" fn kernel_main(dtb_pa: u64, entry_el: u64, entry_ticks: u64, image_pa: u64) -> ! {
+        memory::init_heap();
+        // The boot code mapped the DTB's 2 MiB block(s) at EARLY_FDT_VADDR.
+        let early_va = EARLY_FDT_VADDR + (dtb_pa & ((2 << 20) - 1));
+        // SAFETY: the boot code mapped [dtb_pa, dtb_pa + min(totalsize, 2 MiB)) there when
+        // dtb_pa was non-zero and 8-byte aligned.
+        let blob = (dtb_pa != 0 && dtb_pa % 8 == 0)
+            .then(|| unsafe { fdt_at(early_va) })
+            .flatten();
+        let Some(blob) = blob else {
+            // No console without a DTB: nothing can be said.
+            arch::halt();
+        };
+        let fdt = match Fdt::new(blob) {
+            Ok(f) => f,
+            Err(_) => arch::halt(),
+        };
+        let platform = Platform::from_fdt(&fdt);
+        let (console_regs, initrd) = match &platform {
+            Ok(p) => (p.console.as_ref().map(|c| c.regs), p.initrd),
+            Err(_) => (None, None),
+        };
+        let dtb = Region::new(dtb_pa, blob.len() as u64);
+        let (mem, console_va) = memory::init(
+            MemoryMap::from_fdt(&fdt),
+            image_pa,
+            dtb,
+            initrd,
+            console_regs,
+        );
+        if let Some(va) = console_va {
+            // SAFETY: `va` maps the PL011 the DTB names, as Device memory.
+            unsafe { console::init(va as usize) };
+        }
+        // From here on the DTB is read through the linear map.
+        println!();
+        let platform = match platform {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let mem = match mem {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        };
+        let cmdline = Cmdline::parse(&platform.bootargs).unwrap_or_else(|e| {
+            println!("warning: {e}; ignoring the command line");
+            Cmdline::default()
+        });
+        let loglevel = cmdline
+            .get("loglevel")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(7);
+        console::init_log(console::level_from_loglevel(loglevel));
+        log::info!(
+            "kernel {}: entered at EL{entry_el}, image at {image_pa:#x}, DTB at {dtb_pa:#x}",
+            env!("CARGO_PKG_VERSION")
+        );
+        log::info!(
+            "machine: {}; command line: {}",
+            platform.model,
+            platform.bootargs
+        );
+        let initrd = platform.initrd;
+        let sys = SYSTEM.call_once(|| System {
+            platform,
+            entry_el,
+            image_pa,
+            dtb,
+            cmdline,
+        });
+        let _ = phys_to_virt(dtb_pa);
+
+        match initrd {
+            Some(r) => match files::load(r) {
+                Ok(n) => log::info!("initramfs: {n} entries from {r}"),
+                Err(e) => println!("initramfs: {e}; continuing without files"),
+            },
+            None => log::info!("initramfs: none"),
+        }
+
+        let now = arch::ticks();
+        let since = now.wrapping_sub(entry_ticks);
+        println!(
+            "ready el={} cpus=1 mem={} ticks={} us={}",
+            sys.entry_el,
+            mem.total >> 20,
+            since,
+            arch::ticks_to_us(since)
+        );
+
+        let init = sys.cmdline.get("init").unwrap_or("/init.rc");
+        match files::find(init) {
+            Some(text) => match core::str::from_utf8(text) {
+                Ok(t) => shell::run_script(init, t),
+                Err(_) => println!("{init}: not a text file"),
+            },
+            None if sys.cmdline.get("init").is_some() => println!("{init}: no such file"),
+            None => {}
+        }
+        shell::interactive();
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+        use core::fmt::Write;
+        let mut out = console::emergency_print();
+        let _ = writeln!(out, "\r\nPANIC: {info}");
+        let _ = writeln!(out, "halted");
+        arch::halt();
+    }
+}

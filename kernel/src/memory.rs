@@ -1,0 +1,293 @@
+//! Memory bring-up: the memory map, the frame allocator, the heap, and the kernel's own
+//! page tables (image W^X with guard pages, linear map of all RAM, device window), which
+//! replace the boot code's early tables.
+
+use crate::arch;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+use linked_list_allocator::LockedHeap;
+use mm::frame::Frames;
+use mm::layout::{phys_to_virt, DEVICE_BASE, DEVICE_SIZE, KIMAGE_VADDR};
+use mm::memmap::{MemoryMap, Region, ReservedKind};
+use mm::paging::{Attrs, MapError, MapStats, PageTable, TableAlloc, ENTRIES};
+use mm::{align_down, align_up, PAGE_SIZE};
+use spin::Mutex;
+
+/// Heap size. The heap holds bookkeeping only: file data and kexec segments live in frames.
+const HEAP_SIZE: usize = 2 << 20;
+/// Tables available before the linear map exists (the boot-time tables come from here).
+const BOOT_TABLES: usize = 32;
+
+#[repr(C, align(4096))]
+struct Pool<const N: usize>(UnsafeCell<[[u64; ENTRIES]; N]>);
+// SAFETY: the pool is only handed out under the KERNEL_MAP lock (or before SMP).
+unsafe impl<const N: usize> Sync for Pool<N> {}
+
+#[repr(C, align(16))]
+struct HeapSpace(UnsafeCell<[u8; HEAP_SIZE]>);
+// SAFETY: given once to the heap allocator, which has its own lock.
+unsafe impl Sync for HeapSpace {}
+
+static HEAP_SPACE: HeapSpace = HeapSpace(UnsafeCell::new([0; HEAP_SIZE]));
+static TABLE_POOL: Pool<BOOT_TABLES> = Pool(UnsafeCell::new([[0; ENTRIES]; BOOT_TABLES]));
+
+#[global_allocator]
+static HEAP: LockedHeap = LockedHeap::empty();
+
+/// Every free frame of RAM.
+pub static FRAMES: Frames = Frames::new();
+
+static LINEAR_READY: AtomicBool = AtomicBool::new(false);
+
+/// Page-table pages and entries used by each mapping, for `mem`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TableUse {
+    /// The kernel image.
+    pub image: MapStats,
+    /// The linear map.
+    pub linear: MapStats,
+    /// Device registers.
+    pub devices: MapStats,
+}
+
+struct KernelMap {
+    pt: PageTable,
+    alloc: KernelTables,
+    next_device_va: u64,
+    usage: TableUse,
+}
+
+static KERNEL_MAP: Mutex<Option<KernelMap>> = Mutex::new(None);
+static MEMORY_MAP: spin::Once<MemoryMap> = spin::Once::new();
+
+/// Tables from the pool in the image (reached through the image mapping), then from frames
+/// (reached through the linear map, once it is live).
+struct KernelTables {
+    used: usize,
+    image_pa: u64,
+}
+
+impl KernelTables {
+    fn pool_va(&self) -> u64 {
+        TABLE_POOL.0.get() as u64
+    }
+    fn pool_pa(&self) -> u64 {
+        self.pool_va() - KIMAGE_VADDR + self.image_pa
+    }
+}
+
+impl TableAlloc for KernelTables {
+    fn alloc_table(&mut self) -> Option<u64> {
+        if self.used < BOOT_TABLES {
+            self.used += 1;
+            return Some(self.pool_pa() + (self.used as u64 - 1) * PAGE_SIZE);
+        }
+        if !LINEAR_READY.load(Ordering::Acquire) {
+            return None;
+        }
+        let pa = FRAMES.alloc(1)?;
+        // SAFETY: a fresh frame, mapped by the linear map.
+        unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, PAGE_SIZE as usize) };
+        Some(pa)
+    }
+    fn table_ptr(&self, pa: u64) -> *mut [u64; ENTRIES] {
+        let pool = self.pool_pa()..self.pool_pa() + BOOT_TABLES as u64 * PAGE_SIZE;
+        if pool.contains(&pa) {
+            (pa - self.pool_pa() + self.pool_va()) as *mut _
+        } else {
+            phys_to_virt(pa) as *mut _
+        }
+    }
+}
+
+/// Gives the heap its memory. Call first.
+pub fn init_heap() {
+    // SAFETY: HEAP_SPACE is used by nothing else, and this runs once, before any allocation.
+    unsafe { HEAP.lock().init(HEAP_SPACE.0.get() as *mut u8, HEAP_SIZE) };
+}
+
+/// The physical ranges the kernel occupies, from the linker's symbols.
+struct ImageLayout {
+    pa: u64,
+    size: u64,
+}
+
+fn sym(s: &u8) -> u64 {
+    s as *const u8 as u64
+}
+
+/// What [`init`] found, for the banner and `mem`.
+pub struct MemInfo {
+    /// Total RAM in bytes.
+    pub total: u64,
+}
+
+/// Builds the memory map (DTB plus the image, the DTB itself and the initrd), gives every
+/// free frame to the allocator, builds the kernel's own tables and switches to them.
+/// `console` is mapped in the device window on the way; its VA is returned.
+pub fn init(
+    map: Result<MemoryMap, mm::memmap::MemMapError>,
+    image_pa: u64,
+    dtb: Region,
+    initrd: Option<Region>,
+    console: Option<Region>,
+) -> (Result<MemInfo, mm::memmap::MemMapError>, Option<u64>) {
+    use boot::symbols::*;
+    // SAFETY: linker symbols; only their addresses are taken.
+    let (
+        text,
+        etext,
+        erodata,
+        stack_guard,
+        boot_bottom,
+        boot_top,
+        exc_guard,
+        exc_bottom,
+        exc_top,
+        tables,
+        end,
+    ) = unsafe {
+        (
+            sym(&_text),
+            sym(&_etext),
+            sym(&_erodata),
+            sym(&__boot_stack_guard),
+            sym(&__boot_stack_bottom),
+            sym(&__boot_stack_top),
+            sym(&__exception_stack_guard),
+            sym(&__exception_stack_bottom),
+            sym(&__exception_stack_top),
+            sym(&__early_tables),
+            sym(&_end),
+        )
+    };
+    let image = ImageLayout {
+        pa: image_pa,
+        size: end - text,
+    };
+    let pa = |va: u64| va - KIMAGE_VADDR + image.pa;
+
+    let mut alloc = KernelTables { used: 0, image_pa };
+    let mut pt = PageTable::new(&mut alloc).expect("boot table pool");
+    let mut usage = TableUse::default();
+    let mut map_image =
+        |pt: &mut PageTable, alloc: &mut KernelTables, start: u64, stop: u64, attrs| {
+            let s = pt
+                .map(alloc, start, pa(start), stop - start, attrs)
+                .expect("mapping the kernel image");
+            usage.image += s;
+        };
+    // The guard pages under the two stacks are left out.
+    debug_assert!(stack_guard + PAGE_SIZE == boot_bottom && exc_guard + PAGE_SIZE == exc_bottom);
+    map_image(&mut pt, &mut alloc, text, etext, Attrs::TEXT);
+    map_image(&mut pt, &mut alloc, etext, erodata, Attrs::RODATA);
+    map_image(&mut pt, &mut alloc, erodata, stack_guard, Attrs::DATA);
+    map_image(&mut pt, &mut alloc, boot_bottom, boot_top, Attrs::DATA);
+    map_image(&mut pt, &mut alloc, exc_bottom, exc_top, Attrs::DATA);
+    map_image(
+        &mut pt,
+        &mut alloc,
+        tables,
+        align_up(end, PAGE_SIZE),
+        Attrs::DATA,
+    );
+    let _ = image.size;
+
+    let result = map.map(|mut map| {
+        map.reserve(
+            Region::new(image.pa, align_up(image.size, PAGE_SIZE)),
+            ReservedKind::Kernel,
+            "kernel image",
+        );
+        map.reserve(dtb, ReservedKind::Dtb, "dtb");
+        if let Some(r) = initrd {
+            map.reserve(r, ReservedKind::Initrd, "initrd");
+        }
+        for r in map.linear_regions() {
+            match pt.map(
+                &mut alloc,
+                phys_to_virt(r.start),
+                r.start,
+                r.size(),
+                Attrs::DATA,
+            ) {
+                Ok(s) => usage.linear += s,
+                Err(e) => panic!("linear map of {r}: {e}"),
+            }
+        }
+        for r in map.free_regions() {
+            FRAMES.add_range(r.start, r.end);
+        }
+        let info = MemInfo {
+            total: map.total_bytes(),
+        };
+        MEMORY_MAP.call_once(|| map);
+        info
+    });
+
+    let mut km = KernelMap {
+        pt,
+        alloc,
+        next_device_va: DEVICE_BASE,
+        usage: TableUse::default(),
+    };
+    let console_va = console.map(|r| map_device_locked(&mut km, r).expect("mapping the console"));
+    km.usage = TableUse {
+        devices: km.usage.devices,
+        ..usage
+    };
+
+    arch::publish_tables();
+    // SAFETY: the new tables map the image (text, rodata, data, BSS, both stacks, the early
+    // tables) at the linked addresses, as the early tables did; the boot identity map is
+    // still in TTBR0.
+    unsafe { arch::switch_kernel_tables(km.pt.root(), image_pa) };
+    LINEAR_READY.store(result.is_ok(), Ordering::Release);
+    *KERNEL_MAP.lock() = Some(km);
+    (result, console_va)
+}
+
+fn map_device_locked(km: &mut KernelMap, r: Region) -> Result<u64, MapError> {
+    let start = align_down(r.start, PAGE_SIZE);
+    let len = align_up(r.end, PAGE_SIZE) - start;
+    let va = km.next_device_va;
+    assert!(va + len <= DEVICE_BASE + DEVICE_SIZE, "device window full");
+    let s = km.pt.map(&mut km.alloc, va, start, len, Attrs::DEVICE)?;
+    km.usage.devices += s;
+    km.next_device_va = va + len;
+    arch::publish_tables();
+    Ok(va + (r.start - start))
+}
+
+/// Page-table use per mapping.
+pub fn table_use() -> TableUse {
+    KERNEL_MAP
+        .lock()
+        .as_ref()
+        .map(|k| k.usage)
+        .unwrap_or_default()
+}
+
+/// A copy of the memory map.
+pub fn memory_map() -> Option<&'static MemoryMap> {
+    MEMORY_MAP.get()
+}
+
+/// The bytes of physical range `r` through the linear map.
+///
+/// # Safety
+/// `r` must be RAM in the linear map that nothing writes while the slice lives.
+pub unsafe fn phys_slice(r: Region) -> &'static [u8] {
+    // SAFETY: the caller guarantees the range is mapped and stable.
+    unsafe { core::slice::from_raw_parts(phys_to_virt(r.start) as *const u8, r.size() as usize) }
+}
+
+/// Allocates `bytes` of physically contiguous memory in frames and returns it through the
+/// linear map.
+pub fn alloc_contiguous(bytes: u64) -> Option<(u64, &'static mut [u8])> {
+    let pages = align_up(bytes, PAGE_SIZE) / PAGE_SIZE;
+    let pa = FRAMES.alloc(pages)?;
+    // SAFETY: fresh frames, owned by the caller from now on, mapped by the linear map.
+    let s = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, bytes as usize) };
+    Some((pa, s))
+}

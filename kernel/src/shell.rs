@@ -1,0 +1,199 @@
+//! The serial shell: line editing, the commands, and the boot script (`/init.rc`).
+
+use crate::{arch, console, files, memory, print, println, SYSTEM};
+use alloc::string::String;
+use kernel::cmdline::split_words;
+use kernel::lineedit::{Event, LineEditor};
+
+const PROMPT: &str = "kernel# ";
+
+struct Command {
+    name: &'static str,
+    usage: &'static str,
+    help: &'static str,
+    run: fn(&[String]) -> Result<(), String>,
+}
+
+const COMMANDS: &[Command] = &[
+    Command { name: "help", usage: "help", help: "list the commands", run: cmd_help },
+    Command { name: "mem", usage: "mem", help: "RAM banks, reserved ranges, free frames, page-table use", run: cmd_mem },
+    Command { name: "ls", usage: "ls [DIR]", help: "list initramfs files", run: cmd_ls },
+    Command { name: "cat", usage: "cat FILE...", help: "print initramfs files", run: cmd_cat },
+    Command { name: "echo", usage: "echo [WORD...]", help: "print the words", run: cmd_echo },
+    Command { name: "fault", usage: "fault [ADDR]", help: "read from an unmapped address (default 0xffff_dead_0000_0000) to test the exception report", run: cmd_fault },
+    Command { name: "poweroff", usage: "poweroff", help: "PSCI SYSTEM_OFF", run: cmd_poweroff },
+    Command { name: "reboot", usage: "reboot", help: "PSCI SYSTEM_RESET", run: cmd_reboot },
+];
+
+/// Runs one command line.
+pub fn run_line(line: &str) {
+    let words = match split_words(line) {
+        Ok(w) => w,
+        Err(e) => return println!("{e}"),
+    };
+    let Some(name) = words.first() else { return };
+    if name.starts_with('#') {
+        return;
+    }
+    match COMMANDS.iter().find(|c| c.name == name) {
+        Some(c) => {
+            if let Err(e) = (c.run)(&words) {
+                println!("{}: {e}", c.name);
+            }
+        }
+        None => println!("{name}: unknown command (try 'help')"),
+    }
+}
+
+/// Runs each line of the boot script, echoing it first.
+pub fn run_script(path: &str, text: &str) {
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        println!("{path}: {line}");
+        run_line(line);
+    }
+}
+
+/// The interactive loop.
+pub fn interactive() -> ! {
+    let mut ed = LineEditor::new(PROMPT);
+    ed.prompt(&mut console::Uart);
+    loop {
+        let Some(b) = console::try_read() else {
+            core::hint::spin_loop();
+            continue;
+        };
+        match ed.feed(b, &mut console::Uart) {
+            Event::Line(l) => {
+                run_line(&l);
+                ed.prompt(&mut console::Uart);
+            }
+            Event::Cancel => ed.prompt(&mut console::Uart),
+            Event::None => {}
+        }
+    }
+}
+
+fn cmd_help(_: &[String]) -> Result<(), String> {
+    for c in COMMANDS {
+        println!("  {:<16} {}", c.usage, c.help);
+    }
+    Ok(())
+}
+
+fn cmd_echo(w: &[String]) -> Result<(), String> {
+    println!("{}", w[1..].join(" "));
+    Ok(())
+}
+
+fn cmd_mem(_: &[String]) -> Result<(), String> {
+    let map = memory::memory_map().ok_or("no memory map")?;
+    for b in &map.banks {
+        println!("bank      {b}  {:>6} MiB", b.size() >> 20);
+    }
+    for r in &map.reserved {
+        println!(
+            "reserved  {}  {:>10} KiB  {} {}",
+            r.region,
+            r.region.size().div_ceil(1024),
+            r.kind.name(),
+            r.name
+        );
+    }
+    let f = &memory::FRAMES;
+    println!(
+        "frames    free={} total={} ({} MiB free)",
+        f.free_frames(),
+        f.total_frames(),
+        f.free_frames() >> 8
+    );
+    let u = memory::table_use();
+    for (name, s) in [
+        ("linear", u.linear),
+        ("image", u.image),
+        ("devices", u.devices),
+    ] {
+        println!(
+            "pagetable {name:<8} tables={} blocks_1g={} blocks_2m={} pages_4k={}",
+            s.tables, s.blocks_1g, s.blocks_2m, s.pages_4k
+        );
+    }
+    Ok(())
+}
+
+fn cmd_ls(w: &[String]) -> Result<(), String> {
+    let dir = w.get(1).map(|s| s.trim_end_matches('/')).unwrap_or("");
+    let prefix = alloc::format!("{dir}/");
+    let mut n = 0;
+    for e in files::entries() {
+        let Some(rest) = e.path.strip_prefix(&prefix) else {
+            continue;
+        };
+        if rest.is_empty() || rest.contains('/') {
+            continue;
+        }
+        let kind = if e.is_dir() {
+            'd'
+        } else if e.is_file() {
+            '-'
+        } else {
+            '?'
+        };
+        println!("{kind} {:>10}  {}", e.data.len(), e.path);
+        n += 1;
+    }
+    if n == 0 && !files::entries().iter().any(|e| e.path == dir && e.is_dir()) && !dir.is_empty() {
+        return Err(alloc::format!("{dir}: no such directory"));
+    }
+    Ok(())
+}
+
+fn cmd_cat(w: &[String]) -> Result<(), String> {
+    if w.len() < 2 {
+        return Err("usage: cat FILE...".into());
+    }
+    for p in &w[1..] {
+        let f = files::find(p).ok_or_else(|| alloc::format!("{p}: no such file"))?;
+        match core::str::from_utf8(f) {
+            Ok(s) => print!("{s}"),
+            Err(_) => return Err(alloc::format!("{p}: binary file ({} bytes)", f.len())),
+        }
+    }
+    Ok(())
+}
+
+fn cmd_fault(w: &[String]) -> Result<(), String> {
+    let addr = match w.get(1) {
+        Some(a) => kernel::cmdline::parse_size(a).map_err(|e| alloc::format!("{e}"))?,
+        None => 0xffff_dead_0000_0000,
+    };
+    println!("reading {addr:#x}");
+    // SAFETY: deliberately unsafe: this read is meant to fault, and the exception report
+    // never returns here.
+    let v = unsafe { (addr as *const u64).read_volatile() };
+    println!("read {v:#x} from {addr:#x}: no fault");
+    Ok(())
+}
+
+fn cmd_poweroff(_: &[String]) -> Result<(), String> {
+    let conduit = SYSTEM
+        .get()
+        .and_then(|s| s.platform.psci)
+        .ok_or("no PSCI in the DTB")?;
+    println!("poweroff");
+    let r = arch::psci_call(conduit, arch::psci::SYSTEM_OFF, 0, 0, 0);
+    Err(alloc::format!("PSCI SYSTEM_OFF returned {r}"))
+}
+
+fn cmd_reboot(_: &[String]) -> Result<(), String> {
+    let conduit = SYSTEM
+        .get()
+        .and_then(|s| s.platform.psci)
+        .ok_or("no PSCI in the DTB")?;
+    println!("reboot");
+    let r = arch::psci_call(conduit, arch::psci::SYSTEM_RESET, 0, 0, 0);
+    Err(alloc::format!("PSCI SYSTEM_RESET returned {r}"))
+}
