@@ -14,7 +14,7 @@
 
 pub mod regs;
 
-use mm::paging::{desc, Attrs, MemAttr, L2_BLOCK};
+use mm::paging::{desc, Attrs, MemAttr};
 
 /// Attributes of the early 2 MiB blocks that map the whole image (text, data and BSS
 /// together, so read-write-execute) until the kernel installs its own W^X tables.
@@ -48,7 +48,7 @@ core::arch::global_asm!(
     TCR_IPS_SHIFT = const regs::tcr_el1::IPS_SHIFT,
     TCR_IPS_MAX = const regs::tcr_el1::IPS_MAX,
     DESC_TABLE = const desc::TABLE_OR_PAGE | desc::VALID,
-    BLOCK_2M = const L2_BLOCK,
+    BLOCK_2M = const mm::paging::L2_BLOCK,
     KERNEL_BLOCK_ATTRS = const KERNEL_BLOCK_ATTRS,
     FDT_BLOCK_ATTRS = const FDT_BLOCK_ATTRS,
     IDMAP_BLOCK_ATTRS = const IDMAP_BLOCK_ATTRS,

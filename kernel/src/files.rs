@@ -27,12 +27,11 @@ impl core::fmt::Display for InitramfsError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             InitramfsError::Gzip(e) => write!(f, "{e}"),
-            InitramfsError::NoMemory { bytes } => {
-                write!(
-                    f,
-                    "no {bytes} bytes of contiguous memory for the decompressed initramfs"
-                )
-            }
+            InitramfsError::NoMemory { bytes } => write!(
+                f,
+                "gzip: the trailer announces {bytes} bytes, more than the largest free \
+                 contiguous memory (a truncated or corrupt file?)"
+            ),
             InitramfsError::Cpio(e) => write!(f, "{e}"),
         }
     }

@@ -27,7 +27,8 @@ pub enum Event {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Esc {
     None,
-    Esc,
+    /// After ESC.
+    Start,
     Csi,
     CsiNum(u8),
 }
@@ -101,7 +102,7 @@ impl LineEditor {
     pub fn feed(&mut self, b: u8, out: &mut impl Write) -> Event {
         let was_cr = core::mem::replace(&mut self.last_cr, false);
         match self.esc {
-            Esc::Esc => {
+            Esc::Start => {
                 self.esc = if b == b'[' || b == b'O' {
                     Esc::Csi
                 } else {
@@ -147,7 +148,7 @@ impl LineEditor {
             }
             b'\n' if was_cr => {}
             b'\n' => return self.finish(out),
-            0x1b => self.esc = Esc::Esc,
+            0x1b => self.esc = Esc::Start,
             0x03 => {
                 let _ = out.write_str("^C\r\n");
                 self.buf.clear();

@@ -81,7 +81,7 @@ mod bare {
         let early_va = EARLY_FDT_VADDR + (dtb_pa & ((2 << 20) - 1));
         // SAFETY: the boot code mapped [dtb_pa, dtb_pa + min(totalsize, 2 MiB)) there when
         // dtb_pa was non-zero and 8-byte aligned.
-        let blob = (dtb_pa != 0 && dtb_pa % 8 == 0)
+        let blob = (dtb_pa != 0 && dtb_pa.is_multiple_of(8))
             .then(|| unsafe { fdt_at(early_va) })
             .flatten();
         let Some(blob) = blob else {

@@ -39,7 +39,9 @@ impl Frames {
 
     /// Hands the frames of `[start, end)` (page-aligned physical addresses) to the allocator.
     pub fn add_range(&self, start: u64, end: u64) {
-        debug_assert!(start % PAGE_SIZE == 0 && end % PAGE_SIZE == 0 && start <= end);
+        debug_assert!(
+            start.is_multiple_of(PAGE_SIZE) && end.is_multiple_of(PAGE_SIZE) && start <= end
+        );
         if start == end {
             return;
         }

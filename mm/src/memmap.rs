@@ -152,7 +152,10 @@ pub fn decode_reg(
         len: reg.len(),
     };
     let stride = 4 * (address_cells + size_cells);
-    if !(1..=2).contains(&address_cells) || size_cells > 2 || stride == 0 || reg.len() % stride != 0
+    if !(1..=2).contains(&address_cells)
+        || size_cells > 2
+        || stride == 0
+        || !reg.len().is_multiple_of(stride)
     {
         return Err(bad());
     }

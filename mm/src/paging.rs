@@ -268,7 +268,10 @@ impl PageTable {
         len: u64,
         attrs: Attrs,
     ) -> Result<MapStats, MapError> {
-        if va % PAGE_SIZE != 0 || pa % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+        if !(va.is_multiple_of(PAGE_SIZE)
+            && pa.is_multiple_of(PAGE_SIZE)
+            && len.is_multiple_of(PAGE_SIZE))
+        {
             return Err(MapError::Unaligned { va, pa, len });
         }
         let end = pa.checked_add(len).ok_or(MapError::PhysOutOfRange { pa })?;
@@ -301,7 +304,7 @@ impl PageTable {
             // SAFETY: `table_ptr` returns a valid pointer for every table this tree owns, and
             // `idx` < ENTRIES.
             let entry = unsafe { (*ptr)[idx] };
-            let block_ok = level >= 1 && span == size && pa % size == 0;
+            let block_ok = level >= 1 && span == size && pa.is_multiple_of(size);
             if block_ok {
                 if entry & desc::VALID != 0 {
                     return Err(MapError::AlreadyMapped { va });

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Builds the kernel and boots it in QEMU, serial on this terminal. QEMU exits when the kernel
+# powers off (PSCI SYSTEM_OFF), with status 0. Ctrl-A X quits QEMU at any time.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+usage() {
+    cat <<'USAGE'
+usage: ./qemu.sh [options] [-- extra QEMU arguments]
+  --el 1|2          exception level to enter the kernel at (default 2)
+  --mem SIZE        RAM, QEMU syntax: 128M, 1G, 8G (default 1G)
+  --smp N           CPUs (default 1)
+  --cpu MODEL       CPU model (default cortex-a72, as on the Raspberry Pi 4)
+  --machine NAME    QEMU machine (default virt)
+  --initrd FILE     initramfs (cpio newc, plain or gzip); default: scripts/rootfs packed
+  --append "ARGS"   kernel command line, e.g. "loglevel=8 init=/other.rc"
+  --dtb FILE        use this DTB instead of QEMU's generated one
+  --image FILE      boot this Image instead of building one
+  --gdb             start halted and wait for gdb-multiarch on port 1234
+  -h, --help        this text
+USAGE
+}
+
+el=2 mem=1G smp=1 cpu=cortex-a72 machine=virt initrd="" append="" dtb="" image="" gdb=0
+extra=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --el) el=$2; shift 2 ;;
+        --mem) mem=$2; shift 2 ;;
+        --smp) smp=$2; shift 2 ;;
+        --cpu) cpu=$2; shift 2 ;;
+        --machine) machine=$2; shift 2 ;;
+        --initrd) initrd=$2; shift 2 ;;
+        --append) append=$2; shift 2 ;;
+        --dtb) dtb=$2; shift 2 ;;
+        --image) image=$2; shift 2 ;;
+        --gdb) gdb=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        --) shift; extra=("$@"); break ;;
+        *) echo "qemu.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+case "$el" in 1|2) ;; *) echo "qemu.sh: --el must be 1 or 2" >&2; exit 2 ;; esac
+
+if ! command -v qemu-system-aarch64 >/dev/null || ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-none; then
+    echo "qemu.sh: installing what is missing (scripts/setup.sh)" >&2
+    scripts/setup.sh >&2
+fi
+[ -n "$image" ] || image=$(scripts/build.sh | tail -n1)
+if [ -z "$initrd" ]; then
+    initrd=target/rootfs.cpio
+    scripts/mkinitramfs.sh scripts/rootfs "$initrd"
+fi
+
+mach=$machine
+[ "$machine" = virt ] && [ "$el" = 2 ] && mach="virt,virtualization=on"
+args=(-M "$mach" -cpu "$cpu" -m "$mem" -smp "$smp" -nographic -nic none -no-reboot
+      -kernel "$image" -initrd "$initrd")
+[ -n "$append" ] && args+=(-append "$append")
+[ -n "$dtb" ] && args+=(-dtb "$dtb")
+if [ "$gdb" = 1 ]; then
+    elf=${image%.Image}
+    args+=(-S -gdb tcp::1234)
+    cat >&2 <<MSG
+qemu.sh: QEMU is waiting for gdb. In another terminal:
+  gdb-multiarch $elf -ex 'target remote :1234'
+The kernel's symbols are at their linked (virtual) addresses, valid once the MMU is on
+(break kernel_main). For the MMU-off entry code, add them again at the load address:
+  (gdb) add-symbol-file $elf -o (0x40200000 - 0xffff800000000000)    # virt's load address
+MSG
+fi
+exec qemu-system-aarch64 "${args[@]}" "${extra[@]}"

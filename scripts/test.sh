@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, clippy (host and aarch64-unknown-none, warnings are
+# errors), host unit tests, then the QEMU tests against a freshly built Image.
+# Needs what scripts/setup.sh installs; fetches its fixtures itself (scripts/fixtures.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n== %s\n' "$*"; }
+start=$(date +%s)
+
+step "fixtures"
+scripts/fixtures.sh
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "clippy (host)"
+cargo clippy --workspace --all-targets -q -- -D warnings
+step "clippy (aarch64-unknown-none)"
+cargo clippy -q -p kernel -p boot -p mm -p kexec --target aarch64-unknown-none --release -- -D warnings
+step "host unit tests"
+cargo test -q --workspace --lib --bins
+step "build the Image"
+image=$(scripts/build.sh | tail -n1)
+echo "$image"
+step "QEMU tests"
+KERNEL_IMAGE=$image cargo test -q -p kernel --test qemu -- --test-threads=2
+printf '\nall tests passed in %ss\n' "$(( $(date +%s) - start ))"
