@@ -33,7 +33,7 @@ mod bare {
     use fdt::Fdt;
     use kernel::cmdline::Cmdline;
     use kernel::platform::Platform;
-    use mm::layout::{phys_to_virt, EARLY_FDT_VADDR};
+    use mm::layout::EARLY_FDT_VADDR;
     use mm::memmap::{MemoryMap, Region};
     use spin::Once;
 
@@ -79,9 +79,9 @@ mod bare {
         memory::init_heap();
         // The boot code mapped the DTB's 2 MiB block(s) at EARLY_FDT_VADDR.
         let early_va = EARLY_FDT_VADDR + (dtb_pa & ((2 << 20) - 1));
-        // SAFETY: the boot code mapped [dtb_pa, dtb_pa + min(totalsize, 2 MiB)) there when
-        // dtb_pa was non-zero and 8-byte aligned.
         let blob = (dtb_pa != 0 && dtb_pa.is_multiple_of(8))
+            // SAFETY: the boot code mapped [dtb_pa, dtb_pa + min(totalsize, 2 MiB)) there
+            // when dtb_pa was non-zero and 8-byte aligned.
             .then(|| unsafe { fdt_at(early_va) })
             .flatten();
         let Some(blob) = blob else {
@@ -145,7 +145,6 @@ mod bare {
             dtb,
             cmdline,
         });
-        let _ = phys_to_virt(dtb_pa);
 
         match initrd {
             Some(r) => match files::load(r) {

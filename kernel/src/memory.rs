@@ -106,12 +106,6 @@ pub fn init_heap() {
     unsafe { HEAP.lock().init(HEAP_SPACE.0.get() as *mut u8, HEAP_SIZE) };
 }
 
-/// The physical ranges the kernel occupies, from the linker's symbols.
-struct ImageLayout {
-    pa: u64,
-    size: u64,
-}
-
 fn sym(s: &u8) -> u64 {
     s as *const u8 as u64
 }
@@ -133,39 +127,26 @@ pub fn init(
     console: Option<Region>,
 ) -> (Result<MemInfo, mm::memmap::MemMapError>, Option<u64>) {
     use boot::symbols::*;
-    // SAFETY: linker symbols; only their addresses are taken.
-    let (
-        text,
-        etext,
-        erodata,
-        stack_guard,
-        boot_bottom,
-        boot_top,
-        exc_guard,
-        exc_bottom,
-        exc_top,
-        tables,
-        end,
-    ) = unsafe {
-        (
-            sym(&_text),
-            sym(&_etext),
-            sym(&_erodata),
-            sym(&__boot_stack_guard),
-            sym(&__boot_stack_bottom),
-            sym(&__boot_stack_top),
-            sym(&__exception_stack_guard),
-            sym(&__exception_stack_bottom),
-            sym(&__exception_stack_top),
-            sym(&__early_tables),
-            sym(&_end),
-        )
-    };
-    let image = ImageLayout {
-        pa: image_pa,
-        size: end - text,
-    };
-    let pa = |va: u64| va - KIMAGE_VADDR + image.pa;
+    // SAFETY: linker symbols; only their addresses are taken, never their contents.
+    let [text, etext, erodata, stack_guard, boot_bottom, boot_top, exc_guard, exc_bottom, exc_top, tables, end] =
+        unsafe {
+            [
+                &_text,
+                &_etext,
+                &_erodata,
+                &__boot_stack_guard,
+                &__boot_stack_bottom,
+                &__boot_stack_top,
+                &__exception_stack_guard,
+                &__exception_stack_bottom,
+                &__exception_stack_top,
+                &__early_tables,
+                &_end,
+            ]
+        }
+        .map(sym);
+    let image_size = end - text;
+    let pa = |va: u64| va - KIMAGE_VADDR + image_pa;
 
     let mut alloc = KernelTables { used: 0, image_pa };
     let mut pt = PageTable::new(&mut alloc).expect("boot table pool");
@@ -191,11 +172,10 @@ pub fn init(
         align_up(end, PAGE_SIZE),
         Attrs::DATA,
     );
-    let _ = image.size;
 
     let result = map.map(|mut map| {
         map.reserve(
-            Region::new(image.pa, align_up(image.size, PAGE_SIZE)),
+            Region::new(image_pa, align_up(image_size, PAGE_SIZE)),
             ReservedKind::Kernel,
             "kernel image",
         );
@@ -238,9 +218,9 @@ pub fn init(
     };
 
     arch::publish_tables();
-    // SAFETY: the new tables map the image (text, rodata, data, BSS, both stacks, the early
-    // tables) at the linked addresses, as the early tables did; the boot identity map is
-    // still in TTBR0.
+    // The boot identity map is still in TTBR0.
+    // SAFETY: the new tables map the image (text, rodata, data, BSS, stacks, early tables)
+    // at the linked addresses, as the early tables did.
     unsafe { arch::switch_kernel_tables(km.pt.root(), image_pa) };
     LINEAR_READY.store(result.is_ok(), Ordering::Release);
     *KERNEL_MAP.lock() = Some(km);

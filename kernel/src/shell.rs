@@ -178,22 +178,20 @@ fn cmd_fault(w: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn cmd_poweroff(_: &[String]) -> Result<(), String> {
+fn psci_system(name: &str, function: u32) -> Result<(), String> {
     let conduit = SYSTEM
         .get()
         .and_then(|s| s.platform.psci)
         .ok_or("no PSCI in the DTB")?;
-    println!("poweroff");
-    let r = arch::psci_call(conduit, arch::psci::SYSTEM_OFF, 0, 0, 0);
-    Err(alloc::format!("PSCI SYSTEM_OFF returned {r}"))
+    println!("{name}");
+    let r = arch::psci_call(conduit, function, 0, 0, 0);
+    Err(alloc::format!("PSCI {name} call returned {r}"))
+}
+
+fn cmd_poweroff(_: &[String]) -> Result<(), String> {
+    psci_system("poweroff", arch::psci::SYSTEM_OFF)
 }
 
 fn cmd_reboot(_: &[String]) -> Result<(), String> {
-    let conduit = SYSTEM
-        .get()
-        .and_then(|s| s.platform.psci)
-        .ok_or("no PSCI in the DTB")?;
-    println!("reboot");
-    let r = arch::psci_call(conduit, arch::psci::SYSTEM_RESET, 0, 0, 0);
-    Err(alloc::format!("PSCI SYSTEM_RESET returned {r}"))
+    psci_system("reboot", arch::psci::SYSTEM_RESET)
 }

@@ -188,6 +188,18 @@ fn boot(b: Boot) -> Run {
     Run { out, status }
 }
 
+/// gzip-compresses `data` with the host's gzip.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = Command::new("gzip")
+        .arg("-9nc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    gz.stdin.take().unwrap().write_all(data).unwrap();
+    gz.wait_with_output().unwrap().stdout
+}
+
 const POWEROFF: &str = "echo init.rc ran\npoweroff\n";
 
 fn assert_ready(run: &Run, el: &str, mem_mib: &str) {
@@ -414,14 +426,7 @@ fn files_from_a_gzip_initramfs() {
         ),
     ]);
     let path = scratch("gz.cpio.gz");
-    let mut gz = Command::new("gzip")
-        .arg("-9nc")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    gz.stdin.take().unwrap().write_all(&cpio_bytes).unwrap();
-    std::fs::write(&path, gz.wait_with_output().unwrap().stdout).unwrap();
+    std::fs::write(&path, gzip(&cpio_bytes)).unwrap();
     let run = boot(Boot {
         el: 2,
         initrd: Some(path),
@@ -457,18 +462,7 @@ fn corrupt_initramfs_is_reported_and_the_shell_comes_up() {
 #[test]
 fn truncated_gzip_initramfs_is_reported() {
     let path = scratch("trunc.cpio.gz");
-    let mut gz = Command::new("gzip")
-        .arg("-9nc")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    gz.stdin
-        .take()
-        .unwrap()
-        .write_all(&cpio::build(&[("a", S_IFREG, &[7u8; 5000])]))
-        .unwrap();
-    let full = gz.wait_with_output().unwrap().stdout;
+    let full = gzip(&cpio::build(&[("a", S_IFREG, &[7u8; 5000])]));
     std::fs::write(&path, &full[..full.len() / 2]).unwrap();
     let run = boot(Boot {
         el: 1,

@@ -83,10 +83,9 @@ pub unsafe fn switch_kernel_tables(root: u64, image_pa: u64) {
     let f = idmap_replace_ttbr1 as *const () as u64;
     let text = core::ptr::addr_of!(_text) as u64;
     let f_pa = f - text + image_pa;
-    // SAFETY: `idmap_replace_ttbr1` lives in .idmap.text, which the boot identity map covers
-    // at its physical address; it clobbers only x0, x1 and x30 (declared) and returns to the
-    // virtual return address, which the new tables map as the old ones did (caller's
-    // contract).
+    // The routine lives in .idmap.text, identity-mapped at its PA by the boot tables.
+    // SAFETY: it clobbers only x0, x1, x30 (declared) and returns to a VA that the new tables
+    // map as the old ones did (caller's contract).
     unsafe {
         asm!("blr {f}", f = in(reg) f_pa, inout("x0") root => _, out("x1") _, out("x30") _,
              options(nostack));
