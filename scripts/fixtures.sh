@@ -4,6 +4,8 @@
 #                     archive drops old ABI versions), unpacked: its Image and its DTBs
 #   bcm2711-rpi-4-b.dtb, juno-r2.dtb   the real board DTBs from that package
 #   virt-1g.dtb       QEMU's own virt DTB (1 GiB, EL2), from -machine dumpdtb
+#   virt-runtime.dtb  what a -kernel sees after `-dtb` with two /memory nodes: QEMU turns them
+#                     into FDT_NOPs and appends its own (a DTB with NOPs, as boot loaders make)
 # Prints nothing but progress; a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,5 +46,16 @@ fi
 if [ ! -f "$out/virt-1g.dtb" ]; then
     qemu-system-aarch64 -M virt,virtualization=on,dumpdtb="$out/virt-1g.dtb" -cpu cortex-a72 -m 1G \
         -nographic -nic none </dev/null >/dev/null
+fi
+if [ ! -f "$out/virt-runtime.dtb" ]; then
+    two=$(mktemp)
+    cp "$out/virt-1g.dtb" "$two"
+    fdtput -c "$two" /memory@80000000
+    fdtput -t s "$two" /memory@80000000 device_type memory
+    fdtput -t x "$two" /memory@80000000 reg 0 80000000 0 10000000
+    qemu-system-aarch64 -M virt,virtualization=on,dumpdtb="$out/virt-runtime.dtb" -cpu cortex-a72 \
+        -m 2G -nographic -nic none -dtb "$two" -kernel "$out/linux/Image" \
+        -append "console=ttyAMA0 fixture" </dev/null >/dev/null
+    rm -f "$two"
 fi
 say "ok: $(cat "$out/linux/version"), $(ls "$out"/*.dtb | wc -l) DTBs in $out"

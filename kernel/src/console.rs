@@ -90,7 +90,7 @@ pub fn try_read() -> Option<u8> {
     }
 }
 
-/// A writer straight to the UART (LF becomes CRLF). Output is dropped before [`init`].
+/// A writer straight to the UART (a lone LF becomes CRLF). Output is dropped before [`init`].
 pub struct Uart;
 
 impl Write for Uart {
@@ -99,11 +99,13 @@ impl Write for Uart {
         if base == 0 {
             return Ok(());
         }
+        let mut prev = 0;
         for b in s.bytes() {
-            if b == b'\n' {
+            if b == b'\n' && prev != b'\r' {
                 put_raw(base, b'\r');
             }
             put_raw(base, b);
+            prev = b;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod cmdline;
 pub mod cpio;
+pub mod dtb;
 pub mod gzip;
 pub mod lineedit;
 pub mod platform;

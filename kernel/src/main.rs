@@ -45,8 +45,10 @@ mod bare {
         pub entry_el: u64,
         /// Physical load address.
         pub image_pa: u64,
-        /// The DTB's physical range.
+        /// The DTB's physical range, as the boot loader placed it.
         pub dtb: Region,
+        /// The DTB's contents (a compact copy on the heap).
+        pub fdt: &'static [u8],
         /// The command line.
         pub cmdline: Cmdline,
     }
@@ -54,7 +56,7 @@ mod bare {
     /// Set once, early in `kernel_main`.
     pub static SYSTEM: Once<System> = Once::new();
 
-    const FDT_MAGIC: u32 = 0xd00d_feed;
+    use kernel::dtb::FDT_MAGIC;
     /// Largest DTB the boot protocol allows.
     const FDT_MAX: usize = 2 << 20;
 
@@ -84,9 +86,14 @@ mod bare {
             // when dtb_pa was non-zero and 8-byte aligned.
             .then(|| unsafe { fdt_at(early_va) })
             .flatten();
-        let Some(blob) = blob else {
+        let Some(original) = blob else {
             // No console without a DTB: nothing can be said.
             arch::halt();
+        };
+        // A compact copy on the heap, without the FDT_NOPs boot loaders leave (kernel::dtb).
+        let blob: &'static [u8] = match kernel::dtb::compact(original) {
+            Ok(b) => alloc::vec::Vec::leak(b),
+            Err(_) => arch::halt(),
         };
         let fdt = match Fdt::new(blob) {
             Ok(f) => f,
@@ -97,7 +104,7 @@ mod bare {
             Ok(p) => (p.console.as_ref().map(|c| c.regs), p.initrd),
             Err(_) => (None, None),
         };
-        let dtb = Region::new(dtb_pa, blob.len() as u64);
+        let dtb = Region::new(dtb_pa, original.len() as u64);
         let (mem, console_va) = memory::init(
             MemoryMap::from_fdt(&fdt),
             image_pa,
@@ -143,6 +150,7 @@ mod bare {
             entry_el,
             image_pa,
             dtb,
+            fdt: blob,
             cmdline,
         });
 

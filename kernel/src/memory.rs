@@ -177,11 +177,11 @@ pub fn init(
         map.reserve(
             Region::new(image_pa, align_up(image_size, PAGE_SIZE)),
             ReservedKind::Kernel,
-            "kernel image",
+            "",
         );
-        map.reserve(dtb, ReservedKind::Dtb, "dtb");
+        map.reserve(dtb, ReservedKind::Dtb, "");
         if let Some(r) = initrd {
-            map.reserve(r, ReservedKind::Initrd, "initrd");
+            map.reserve(r, ReservedKind::Initrd, "");
         }
         for r in map.linear_regions() {
             match pt.map(

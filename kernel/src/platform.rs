@@ -296,7 +296,7 @@ impl Platform {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Tests against real DTBs: QEMU's `virt` (from `-machine dumpdtb`) and the Raspberry Pi 4
     //! and Juno r2 DTBs from Debian's arm64 kernel package. `scripts/fixtures.sh` fetches them
     //! into `target/fixtures`.

@@ -96,10 +96,11 @@ fn cmd_mem(_: &[String]) -> Result<(), String> {
     }
     for r in &map.reserved {
         println!(
-            "reserved  {}  {:>10} KiB  {} {}",
+            "reserved  {}  {:>10} KiB  {}{}{}",
             r.region,
             r.region.size().div_ceil(1024),
             r.kind.name(),
+            if r.name.is_empty() { "" } else { " " },
             r.name
         );
     }

@@ -1,0 +1,378 @@
+//! Flattened device tree (DTB) blobs as boot loaders hand them over.
+//!
+//! Boot loaders edit a DTB in place by overwriting what they delete with `FDT_NOP` tokens:
+//! QEMU does so with a `-dtb`'s `/memory` nodes, U-Boot and Linux's kexec-tools with other
+//! properties. The `fdt` crate's node walker does not skip those tokens, so the kernel first
+//! makes a compact copy without them: header, memory reservation block, structure block
+//! (`FDT_NOP`s dropped) and strings block, in that order, with no padding.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+/// `magic` of every DTB.
+pub const FDT_MAGIC: u32 = 0xd00d_feed;
+/// Size of the version-17 header.
+pub const HEADER_SIZE: usize = 40;
+/// The structure-block version this code writes (and the oldest it reads).
+const VERSION: u32 = 17;
+/// The oldest version a version-17 blob stays compatible with.
+const LAST_COMP_VERSION: u32 = 16;
+
+const FDT_BEGIN_NODE: u32 = 1;
+const FDT_END_NODE: u32 = 2;
+const FDT_PROP: u32 = 3;
+const FDT_NOP: u32 = 4;
+const FDT_END: u32 = 9;
+
+/// The header fields, as the blob has them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Size of the whole blob, including free space.
+    pub totalsize: u32,
+    /// Offset of the structure block.
+    pub off_dt_struct: u32,
+    /// Offset of the strings block.
+    pub off_dt_strings: u32,
+    /// Offset of the memory reservation block.
+    pub off_mem_rsvmap: u32,
+    /// Format version.
+    pub version: u32,
+    /// Oldest version this blob is compatible with.
+    pub last_comp_version: u32,
+    /// Physical ID of the boot CPU.
+    pub boot_cpuid_phys: u32,
+    /// Length of the strings block.
+    pub size_dt_strings: u32,
+    /// Length of the structure block.
+    pub size_dt_struct: u32,
+}
+
+/// Why a blob is not a DTB this kernel can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DtbError {
+    /// Shorter than its header, or than `totalsize`.
+    Truncated {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes present.
+        have: usize,
+    },
+    /// The first word is not `0xd00dfeed`.
+    BadMagic(u32),
+    /// `last_comp_version` is newer than 17, or `version` older than 16.
+    UnsupportedVersion(u32),
+    /// A block (`what`) lies outside `totalsize`.
+    BlockOutside {
+        /// "structure block", "strings block" or "memory reservation block".
+        what: &'static str,
+        /// Its offset.
+        offset: u32,
+        /// Its size.
+        size: u32,
+        /// The blob's `totalsize`.
+        totalsize: u32,
+    },
+    /// The structure block holds an unknown token at `offset` (from the block's start).
+    BadToken {
+        /// The token.
+        token: u32,
+        /// Its offset inside the structure block.
+        offset: usize,
+    },
+    /// The structure block ends before `FDT_END`, or a name or property runs past it.
+    StructTruncated {
+        /// Offset of the token whose data is cut off.
+        offset: usize,
+    },
+    /// The memory reservation block has no terminating (0, 0) entry.
+    RsvmapUnterminated,
+}
+
+impl fmt::Display for DtbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated { need, have } => {
+                write!(f, "DTB: {have} bytes, but its header needs {need}")
+            }
+            Self::BadMagic(m) => write!(f, "DTB: magic {m:#010x}, expected {FDT_MAGIC:#010x}"),
+            Self::UnsupportedVersion(v) => {
+                write!(f, "DTB: version {v} is not compatible with version 17")
+            }
+            Self::BlockOutside {
+                what,
+                offset,
+                size,
+                totalsize,
+            } => write!(
+                f,
+                "DTB: {what} at {offset:#x} ({size} bytes) lies outside totalsize {totalsize}"
+            ),
+            Self::BadToken { token, offset } => write!(
+                f,
+                "DTB: unknown token {token:#x} at structure offset {offset:#x}"
+            ),
+            Self::StructTruncated { offset } => write!(
+                f,
+                "DTB: structure block cut off in the token at offset {offset:#x}"
+            ),
+            Self::RsvmapUnterminated => {
+                write!(f, "DTB: memory reservation block has no (0, 0) terminator")
+            }
+        }
+    }
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Reads and checks the header: magic, version and that each block lies inside `totalsize`
+/// (and inside `blob`).
+pub fn header(blob: &[u8]) -> Result<Header, DtbError> {
+    if blob.len() < HEADER_SIZE {
+        return Err(DtbError::Truncated {
+            need: HEADER_SIZE,
+            have: blob.len(),
+        });
+    }
+    let magic = be32(blob, 0);
+    if magic != FDT_MAGIC {
+        return Err(DtbError::BadMagic(magic));
+    }
+    let w = |i: usize| be32(blob, 4 * i);
+    let h = Header {
+        totalsize: w(1),
+        off_dt_struct: w(2),
+        off_dt_strings: w(3),
+        off_mem_rsvmap: w(4),
+        version: w(5),
+        last_comp_version: w(6),
+        boot_cpuid_phys: w(7),
+        size_dt_strings: w(8),
+        size_dt_struct: w(9),
+    };
+    if h.version < LAST_COMP_VERSION || h.last_comp_version > VERSION {
+        return Err(DtbError::UnsupportedVersion(h.version));
+    }
+    if (h.totalsize as usize) > blob.len() || (h.totalsize as usize) < HEADER_SIZE {
+        return Err(DtbError::Truncated {
+            need: (h.totalsize as usize).max(HEADER_SIZE),
+            have: blob.len(),
+        });
+    }
+    let inside = |what, offset: u32, size: u32| {
+        if offset as u64 + size as u64 > h.totalsize as u64 {
+            Err(DtbError::BlockOutside {
+                what,
+                offset,
+                size,
+                totalsize: h.totalsize,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    inside("structure block", h.off_dt_struct, h.size_dt_struct)?;
+    inside("strings block", h.off_dt_strings, h.size_dt_strings)?;
+    inside("memory reservation block", h.off_mem_rsvmap, 16)?;
+    Ok(h)
+}
+
+/// Walks the structure block up to `FDT_END`, checking that every token is known and ends
+/// inside the block, and hands `each` every token with its data.
+fn walk(st: &[u8], mut each: impl FnMut(u32, &[u8])) -> Result<(), DtbError> {
+    let mut at = 0;
+    loop {
+        if at + 4 > st.len() {
+            return Err(DtbError::StructTruncated { offset: at });
+        }
+        let token = be32(st, at);
+        let len = match token {
+            FDT_BEGIN_NODE => {
+                let name = st[at + 4..]
+                    .iter()
+                    .position(|&c| c == 0)
+                    .ok_or(DtbError::StructTruncated { offset: at })?;
+                4 + mm::align_up(name as u64 + 1, 4) as usize
+            }
+            FDT_PROP => {
+                if at + 12 > st.len() {
+                    return Err(DtbError::StructTruncated { offset: at });
+                }
+                12 + mm::align_up(be32(st, at + 4) as u64, 4) as usize
+            }
+            FDT_END_NODE | FDT_NOP | FDT_END => 4,
+            token => return Err(DtbError::BadToken { token, offset: at }),
+        };
+        if at + len > st.len() {
+            return Err(DtbError::StructTruncated { offset: at });
+        }
+        each(token, &st[at..at + len]);
+        if token == FDT_END {
+            return Ok(());
+        }
+        at += len;
+    }
+}
+
+/// Copies `blob` into a new, compact DTB without `FDT_NOP` tokens or free space.
+///
+/// The result has the same nodes, properties, reservations and boot CPU, and is a valid
+/// version-17 blob that the `fdt` crate reads.
+pub fn compact(blob: &[u8]) -> Result<Vec<u8>, DtbError> {
+    let h = header(blob)?;
+    let total = &blob[..h.totalsize as usize];
+    // Memory reservation block: 16-byte entries up to and including (0, 0).
+    let rsv_start = h.off_mem_rsvmap as usize;
+    let mut rsv_end = rsv_start;
+    loop {
+        if rsv_end + 16 > total.len() {
+            return Err(DtbError::RsvmapUnterminated);
+        }
+        let entry = &total[rsv_end..rsv_end + 16];
+        rsv_end += 16;
+        if entry.iter().all(|&b| b == 0) {
+            break;
+        }
+    }
+    let st = &total[h.off_dt_struct as usize..(h.off_dt_struct + h.size_dt_struct) as usize];
+    let strings =
+        &total[h.off_dt_strings as usize..(h.off_dt_strings + h.size_dt_strings) as usize];
+
+    let mut size_struct = 0usize;
+    walk(st, |tok, t| {
+        if tok != FDT_NOP {
+            size_struct += t.len()
+        }
+    })?;
+    // The reservation block must be 8-byte aligned; the header is 40 bytes.
+    let off_rsv = mm::align_up(HEADER_SIZE as u64, 8) as usize;
+    let off_struct = off_rsv + (rsv_end - rsv_start);
+    let off_strings = off_struct + size_struct;
+    let totalsize = off_strings + strings.len();
+
+    let mut out = Vec::with_capacity(totalsize);
+    for word in [
+        FDT_MAGIC,
+        totalsize as u32,
+        off_struct as u32,
+        off_strings as u32,
+        off_rsv as u32,
+        VERSION,
+        LAST_COMP_VERSION,
+        h.boot_cpuid_phys,
+        strings.len() as u32,
+        size_struct as u32,
+    ] {
+        out.extend_from_slice(&word.to_be_bytes());
+    }
+    out.resize(off_rsv, 0);
+    out.extend_from_slice(&total[rsv_start..rsv_end]);
+    walk(st, |tok, t| {
+        if tok != FDT_NOP {
+            out.extend_from_slice(t)
+        }
+    })?;
+    out.extend_from_slice(strings);
+    debug_assert_eq!(out.len(), totalsize);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::tests::fixture;
+    use crate::platform::Platform;
+    use fdt::Fdt;
+    use mm::memmap::MemoryMap;
+
+    fn nops(blob: &[u8]) -> usize {
+        let h = header(blob).unwrap();
+        let st = &blob[h.off_dt_struct as usize..][..h.size_dt_struct as usize];
+        let mut n = 0;
+        walk(st, |tok, _| n += usize::from(tok == FDT_NOP)).unwrap();
+        n
+    }
+
+    #[test]
+    fn qemu_runtime_dtb_with_nops_reads_like_the_original() {
+        // QEMU's DTB as a -kernel sees it after `-dtb` with two memory nodes: QEMU turned
+        // both into FDT_NOPs and appended its own /memory node.
+        let blob = fixture("virt-runtime.dtb");
+        assert!(nops(&blob) > 0, "the fixture should contain FDT_NOPs");
+        let c = compact(&blob).unwrap();
+        assert_eq!(nops(&c), 0);
+        assert!(c.len() < blob.len());
+        let fdt = Fdt::new(&c).unwrap();
+        let p = Platform::from_fdt(&fdt).unwrap();
+        assert_eq!(p.console.unwrap().regs.start, 0x900_0000);
+        assert_eq!(p.bootargs, "console=ttyAMA0 fixture");
+        assert!(p.psci.is_some());
+        let map = MemoryMap::from_fdt(&fdt).unwrap();
+        assert_eq!(map.banks.len(), 1);
+        assert_eq!(map.banks[0].start, 0x4000_0000);
+        assert_eq!(map.banks[0].end, 0xc000_0000);
+    }
+
+    #[test]
+    fn compacting_a_compact_blob_changes_only_the_padding() {
+        for name in ["virt-1g.dtb", "bcm2711-rpi-4-b.dtb", "juno-r2.dtb"] {
+            let blob = fixture(name);
+            let once = compact(&blob).unwrap();
+            let twice = compact(&once).unwrap();
+            assert_eq!(once, twice, "{name}");
+            let a = Platform::from_fdt(&Fdt::new(&blob).unwrap()).unwrap();
+            let b = Platform::from_fdt(&Fdt::new(&once).unwrap()).unwrap();
+            assert_eq!(a, b, "{name}");
+            // (The Pi 4's /memory is empty until its firmware fills it in: an error, twice.)
+            let ma = MemoryMap::from_fdt(&Fdt::new(&blob).unwrap());
+            let mb = MemoryMap::from_fdt(&Fdt::new(&once).unwrap());
+            assert_eq!(ma, mb, "{name}");
+        }
+    }
+
+    #[test]
+    fn memreserve_entries_survive() {
+        // The Pi 4 DTB carries a /memreserve/ for the firmware's spin tables.
+        let blob = fixture("bcm2711-rpi-4-b.dtb");
+        let c = compact(&blob).unwrap();
+        let ra: Vec<_> = Fdt::new(&blob).unwrap().memory_reservations().collect();
+        let rb: Vec<_> = Fdt::new(&c).unwrap().memory_reservations().collect();
+        assert_eq!(ra.len(), rb.len());
+        for (a, b) in ra.iter().zip(&rb) {
+            assert_eq!(a.address(), b.address());
+            assert_eq!(a.size(), b.size());
+        }
+    }
+
+    #[test]
+    fn bad_blobs_are_named() {
+        let blob = fixture("virt-1g.dtb");
+        assert_eq!(
+            compact(&blob[..20]),
+            Err(DtbError::Truncated { need: 40, have: 20 })
+        );
+        let mut bad = blob.clone();
+        bad[0] = 0;
+        assert!(matches!(compact(&bad), Err(DtbError::BadMagic(_))));
+        let mut cut = blob.clone();
+        let h = header(&blob).unwrap();
+        // Shrink the structure block so that FDT_END falls outside it.
+        cut[36..40].copy_from_slice(&(h.size_dt_struct - 8).to_be_bytes());
+        assert!(matches!(
+            compact(&cut),
+            Err(DtbError::StructTruncated { .. })
+        ));
+        let mut tok = blob.clone();
+        let first = h.off_dt_struct as usize;
+        tok[first..first + 4].copy_from_slice(&7u32.to_be_bytes());
+        assert_eq!(
+            compact(&tok),
+            Err(DtbError::BadToken {
+                token: 7,
+                offset: 0
+            })
+        );
+        assert!(compact(&tok).unwrap_err().to_string().contains("token 0x7"));
+    }
+}
