@@ -1,5 +1,15 @@
 //! kexec: loading a new kernel image and handing the machine over to it.
 //!
-//! So far: the arm64 Image header, which both the boot code (writing it) and the loader
-//! (checking it) depend on. The entry list, placement and relocation follow.
-#![no_std]
+//! - [`image`]: the arm64 Image header, checked before anything is allocated.
+//! - [`kimage`]: the entry list in Linux's format and the safe-page rules behind it.
+//! - [`place`]: where segments may go in the next kernel's memory.
+//!
+//! Everything here is host-testable; the relocation page itself (`relocate.S`) and the jump
+//! live in the kernel binary, which links it.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod image;
+pub mod kimage;
+pub mod place;

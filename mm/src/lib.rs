@@ -7,6 +7,8 @@
 //! - [`paging`]: 4 KiB-granule, 4-level stage-1 page tables, built with the largest blocks that
 //!   fit, over any [`paging::TableAlloc`] — real frames in the kernel, simulated memory in tests.
 //! - [`frame`]: the physical frame allocator (a buddy allocator) with usage counters.
+//! - [`transition`]: kexec's transitional tables: the linear-map copier and the one-page
+//!   identity map.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -15,6 +17,7 @@ pub mod frame;
 pub mod layout;
 pub mod memmap;
 pub mod paging;
+pub mod transition;
 
 /// Size of a page and of a translation table.
 pub const PAGE_SIZE: u64 = 4096;

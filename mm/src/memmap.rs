@@ -64,6 +64,8 @@ pub enum ReservedKind {
     Initrd,
     /// The kernel image, BSS and early tables included.
     Kernel,
+    /// Data the previous kernel handed over through kexec (`/chosen/kexec,handover`).
+    Handover,
 }
 
 impl ReservedKind {
@@ -76,6 +78,7 @@ impl ReservedKind {
             ReservedKind::Dtb => "dtb",
             ReservedKind::Initrd => "initrd",
             ReservedKind::Kernel => "kernel",
+            ReservedKind::Handover => "kexec handover",
         }
     }
 }
