@@ -74,8 +74,12 @@ pub mod symbols {
         pub static _etext: u8;
         /// End of read-only data.
         pub static _erodata: u8;
+        /// Start of `.data`.
+        pub static _sdata: u8;
         /// End of the Image file's contents.
         pub static _edata: u8;
+        /// `.data` as it was loaded, saved by the boot code before any Rust ran.
+        pub static __data_pristine: u8;
         /// Start of BSS.
         pub static __bss_start: u8;
         /// Guard page under the boot stack.

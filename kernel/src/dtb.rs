@@ -278,13 +278,134 @@ pub fn compact(blob: &[u8]) -> Result<Vec<u8>, DtbError> {
     Ok(out)
 }
 
+/// A change to a property of `/chosen`: `Some(value)` sets it, `None` removes it.
+pub type ChosenEdit<'a> = (&'a str, Option<&'a [u8]>);
+
+/// Copies `blob` with `/chosen`'s properties changed as `edits` say (and `/chosen` created
+/// if it is missing), dropping `FDT_NOP`s on the way. Everything else is kept as it is,
+/// reservations and boot CPU included.
+pub fn edit_chosen(blob: &[u8], edits: &[ChosenEdit<'_>]) -> Result<Vec<u8>, DtbError> {
+    let compact = compact(blob)?;
+    let h = header(&compact)?;
+    let st = &compact[h.off_dt_struct as usize..][..h.size_dt_struct as usize];
+    let mut strings = compact[h.off_dt_strings as usize..][..h.size_dt_strings as usize].to_vec();
+    let mut name_off = |name: &str| -> u32 {
+        let mut at = 0;
+        while at < strings.len() {
+            let end = at + strings[at..].iter().position(|&c| c == 0).unwrap_or(0);
+            if &strings[at..end] == name.as_bytes() {
+                return at as u32;
+            }
+            at = end + 1;
+        }
+        let off = strings.len() as u32;
+        strings.extend_from_slice(name.as_bytes());
+        strings.push(0);
+        off
+    };
+    let prop = |out: &mut Vec<u8>, nameoff: u32, value: &[u8]| {
+        out.extend_from_slice(&FDT_PROP.to_be_bytes());
+        out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        out.extend_from_slice(&nameoff.to_be_bytes());
+        out.extend_from_slice(value);
+        out.resize(mm::align_up(out.len() as u64, 4) as usize, 0);
+    };
+    // Resolve every edit's name offset first (this may grow the strings block).
+    let edit_offs: Vec<u32> = edits.iter().map(|(n, _)| name_off(n)).collect();
+    let old_strings_len = h.size_dt_strings as usize;
+    let mut out_struct = Vec::with_capacity(st.len() + 256);
+    let mut depth = 0usize;
+    let mut in_chosen = false;
+    let mut chosen_seen = false;
+    let mut walk_err = None;
+    walk(st, |tok, t| {
+        match tok {
+            FDT_BEGIN_NODE => {
+                depth += 1;
+                in_chosen = depth == 2 && t[4..].starts_with(b"chosen\0");
+                chosen_seen |= in_chosen;
+                out_struct.extend_from_slice(t);
+            }
+            FDT_PROP if in_chosen && depth == 2 => {
+                let nameoff = be32(t, 8) as usize;
+                let is_edited = edits.iter().zip(&edit_offs).any(|((n, _), &off)| {
+                    off as usize == nameoff
+                        || (nameoff < old_strings_len
+                            && strings[nameoff..].starts_with(n.as_bytes())
+                            && strings.get(nameoff + n.len()) == Some(&0))
+                });
+                if !is_edited {
+                    out_struct.extend_from_slice(t);
+                }
+            }
+            FDT_END_NODE => {
+                if in_chosen && depth == 2 || (!chosen_seen && depth == 1) {
+                    if !in_chosen {
+                        // No /chosen: add one at the end of the root node.
+                        out_struct.extend_from_slice(&FDT_BEGIN_NODE.to_be_bytes());
+                        out_struct.extend_from_slice(b"chosen\0\0");
+                    }
+                    for ((_, v), &off) in edits.iter().zip(&edit_offs) {
+                        if let Some(v) = v {
+                            prop(&mut out_struct, off, v);
+                        }
+                    }
+                    if !in_chosen {
+                        out_struct.extend_from_slice(&FDT_END_NODE.to_be_bytes());
+                    }
+                    chosen_seen = true;
+                    in_chosen = false;
+                }
+                if depth == 0 {
+                    walk_err = Some(DtbError::BadToken {
+                        token: tok,
+                        offset: 0,
+                    });
+                }
+                depth = depth.saturating_sub(1);
+                out_struct.extend_from_slice(t);
+            }
+            FDT_NOP => {}
+            _ => out_struct.extend_from_slice(t),
+        }
+    })?;
+    if let Some(e) = walk_err {
+        return Err(e);
+    }
+    // Reassemble: header, reservations, structure, strings.
+    let rsv = &compact[h.off_mem_rsvmap as usize..h.off_dt_struct as usize];
+    let off_rsv = HEADER_SIZE;
+    let off_struct = off_rsv + rsv.len();
+    let off_strings = off_struct + out_struct.len();
+    let totalsize = off_strings + strings.len();
+    let mut out = Vec::with_capacity(totalsize);
+    for word in [
+        FDT_MAGIC,
+        totalsize as u32,
+        off_struct as u32,
+        off_strings as u32,
+        off_rsv as u32,
+        VERSION,
+        LAST_COMP_VERSION,
+        h.boot_cpuid_phys,
+        strings.len() as u32,
+        out_struct.len() as u32,
+    ] {
+        out.extend_from_slice(&word.to_be_bytes());
+    }
+    out.extend_from_slice(rsv);
+    out.extend_from_slice(&out_struct);
+    out.extend_from_slice(&strings);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::platform::tests::fixture;
     use crate::platform::Platform;
     use fdt::Fdt;
-    use mm::memmap::MemoryMap;
+    use mm::memmap::{MemoryMap, Region};
 
     fn nops(blob: &[u8]) -> usize {
         let h = header(blob).unwrap();
@@ -343,6 +464,59 @@ mod tests {
             assert_eq!(a.address(), b.address());
             assert_eq!(a.size(), b.size());
         }
+    }
+
+    #[test]
+    fn chosen_edits_set_replace_and_remove() {
+        let blob = fixture("virt-runtime.dtb");
+        let start = 0x4800_0000u64.to_be_bytes();
+        let end = 0x4810_0000u64.to_be_bytes();
+        let out = edit_chosen(
+            &blob,
+            &[
+                ("bootargs", Some(b"console=ttyAMA0 kexec.chain=3\0")),
+                ("linux,initrd-start", Some(&start)),
+                ("linux,initrd-end", Some(&end)),
+                ("kexec,handover-start", None),
+            ],
+        )
+        .unwrap();
+        let fdt = Fdt::new(&out).unwrap();
+        let p = Platform::from_fdt(&fdt).unwrap();
+        assert_eq!(p.bootargs, "console=ttyAMA0 kexec.chain=3");
+        assert_eq!(p.initrd, Some(Region::new(0x4800_0000, 0x10_0000)));
+        assert_eq!(
+            p.console.unwrap().regs.start,
+            0x900_0000,
+            "the rest is kept"
+        );
+        let chosen = fdt.find_node("/chosen").unwrap();
+        assert_eq!(
+            chosen.properties().filter(|p| p.name == "bootargs").count(),
+            1
+        );
+        // Removing, and editing a DTB without /chosen.
+        let out2 = edit_chosen(
+            &out,
+            &[("linux,initrd-start", None), ("linux,initrd-end", None)],
+        )
+        .unwrap();
+        assert_eq!(
+            Platform::from_fdt(&Fdt::new(&out2).unwrap())
+                .unwrap()
+                .initrd,
+            None
+        );
+        let juno = fixture("juno-r2.dtb");
+        let j = edit_chosen(&juno, &[("bootargs", Some(b"x\0"))]).unwrap();
+        assert_eq!(
+            Platform::from_fdt(&Fdt::new(&j).unwrap()).unwrap().bootargs,
+            "x"
+        );
+        assert_eq!(
+            MemoryMap::from_fdt(&Fdt::new(&j).unwrap()),
+            MemoryMap::from_fdt(&Fdt::new(&juno).unwrap())
+        );
     }
 
     #[test]

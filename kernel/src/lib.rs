@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+pub mod chain;
 pub mod cmdline;
 pub mod cpio;
 pub mod dtb;

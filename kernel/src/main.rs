@@ -21,6 +21,8 @@ mod console;
 #[cfg(target_os = "none")]
 mod files;
 #[cfg(target_os = "none")]
+mod kexec;
+#[cfg(target_os = "none")]
 mod memory;
 #[cfg(target_os = "none")]
 mod shell;
@@ -29,7 +31,7 @@ pub use bare::*;
 
 #[cfg(target_os = "none")]
 mod bare {
-    use crate::{arch, console, files, memory, println, shell};
+    use crate::{arch, console, files, kexec, memory, println, shell};
     use fdt::Fdt;
     use kernel::cmdline::Cmdline;
     use kernel::platform::Platform;
@@ -100,9 +102,9 @@ mod bare {
             Err(_) => arch::halt(),
         };
         let platform = Platform::from_fdt(&fdt);
-        let (console_regs, initrd) = match &platform {
-            Ok(p) => (p.console.as_ref().map(|c| c.regs), p.initrd),
-            Err(_) => (None, None),
+        let (console_regs, initrd, handover) = match &platform {
+            Ok(p) => (p.console.as_ref().map(|c| c.regs), p.initrd, p.handover),
+            Err(_) => (None, None, None),
         };
         let dtb = Region::new(dtb_pa, original.len() as u64);
         let (mem, console_va) = memory::init(
@@ -110,6 +112,7 @@ mod bare {
             image_pa,
             dtb,
             initrd,
+            handover,
             console_regs,
         );
         if let Some(va) = console_va {
@@ -171,6 +174,8 @@ mod bare {
             since,
             arch::ticks_to_us(since)
         );
+
+        kexec::chain_step(now);
 
         let init = sys.cmdline.get("init").unwrap_or("/init.rc");
         match files::find(init) {

@@ -124,6 +124,7 @@ pub fn init(
     image_pa: u64,
     dtb: Region,
     initrd: Option<Region>,
+    handover: Option<Region>,
     console: Option<Region>,
 ) -> (Result<MemInfo, mm::memmap::MemMapError>, Option<u64>) {
     use boot::symbols::*;
@@ -182,6 +183,9 @@ pub fn init(
         map.reserve(dtb, ReservedKind::Dtb, "");
         if let Some(r) = initrd {
             map.reserve(r, ReservedKind::Initrd, "");
+        }
+        if let Some(r) = handover {
+            map.reserve(r, ReservedKind::Handover, "");
         }
         for r in map.linear_regions() {
             match pt.map(
@@ -270,4 +274,41 @@ pub fn alloc_contiguous(bytes: u64) -> Option<(u64, &'static mut [u8])> {
     // SAFETY: fresh frames, owned by the caller from now on, mapped by the linear map.
     let s = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, bytes as usize) };
     Some((pa, s))
+}
+
+/// Maps device registers `r` in the device window and returns their VA.
+pub fn map_device(r: Region) -> Result<u64, MapError> {
+    let mut km = KERNEL_MAP.lock();
+    let km = km.as_mut().expect("memory::init ran");
+    map_device_locked(km, r)
+}
+
+/// Copies the linear map of the kernel's tables into tables from `dst` (kexec's transitional
+/// TTBR1).
+pub fn copy_linear_map(dst: &mut impl TableAlloc) -> Result<mm::transition::Copy, MapError> {
+    let km = KERNEL_MAP.lock();
+    let km = km.as_ref().expect("memory::init ran");
+    mm::transition::copy_range(
+        &km.pt,
+        &km.alloc,
+        dst,
+        mm::layout::LINEAR_BASE,
+        mm::layout::LINEAR_BASE + mm::layout::LINEAR_SIZE,
+    )
+}
+
+/// Single frames as kexec's loader takes them, reached through the linear map.
+pub struct FramePages;
+
+impl kexec::kimage::PhysPages for FramePages {
+    fn alloc(&mut self) -> Option<u64> {
+        FRAMES.alloc(1)
+    }
+    fn free(&mut self, pa: u64) {
+        FRAMES.free(pa, 1)
+    }
+    fn page(&mut self, pa: u64) -> &mut [u8] {
+        // SAFETY: `pa` is a frame the loader allocated and owns, mapped by the linear map.
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, PAGE_SIZE as usize) }
+    }
 }

@@ -42,6 +42,74 @@ pub struct Platform {
     pub initrd: Option<Region>,
     /// `/chosen/bootargs`, or empty.
     pub bootargs: String,
+    /// The interrupt controller, if it is one this kernel can quiesce.
+    pub gic: Option<Gic>,
+    /// Memory a previous kernel handed over through kexec
+    /// (`/chosen/kexec,handover-start`/`-end`).
+    pub handover: Option<Region>,
+}
+
+/// An Arm Generic Interrupt Controller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gic {
+    /// Architecture version: 2 or 3.
+    pub version: u8,
+    /// The distributor's registers.
+    pub dist: Region,
+    /// The GICv2 CPU interface's registers (GICv3 uses system registers).
+    pub cpu: Option<Region>,
+}
+
+/// `compatible` strings of the GICs this kernel knows, with their versions.
+const GICS: &[(&str, u8)] = &[
+    ("arm,gic-v3", 3),
+    ("arm,gic-400", 2),
+    ("arm,cortex-a15-gic", 2),
+    ("arm,cortex-a9-gic", 2),
+];
+
+/// Finds the first enabled node compatible with one of `GICS`, depth first, with its path.
+fn find_gic(fdt: &Fdt<'_>) -> Result<Option<Gic>, PlatformError> {
+    fn walk<'b, 'a>(
+        chain: &mut Vec<FdtNode<'b, 'a>>,
+        path: &mut String,
+    ) -> Result<Option<Gic>, PlatformError> {
+        let node = chain[chain.len() - 1];
+        let version = node
+            .compatible()
+            .and_then(|c| c.all().find_map(|s| GICS.iter().find(|g| g.0 == s)))
+            .map(|g| g.1);
+        if let (Some(version), true) = (version, is_enabled(&node)) {
+            let Some(dist) = translate_reg_at(chain, path, 0)? else {
+                return Ok(None);
+            };
+            let cpu = if version == 2 {
+                translate_reg_at(chain, path, 1)?
+            } else {
+                None
+            };
+            return Ok(Some(Gic { version, dist, cpu }));
+        }
+        for child in node.children() {
+            let len = path.len();
+            if !path.ends_with('/') {
+                path.push('/');
+            }
+            path.push_str(child.name);
+            chain.push(child);
+            let found = walk(chain, path)?;
+            chain.pop();
+            path.truncate(len);
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+    let Some(root) = fdt.find_node("/") else {
+        return Ok(None);
+    };
+    walk(&mut alloc::vec![root], &mut String::from("/"))
 }
 
 /// Why a DTB property could not be used.
@@ -140,6 +208,15 @@ pub fn translate_reg(
     chain: &[FdtNode<'_, '_>],
     path: &str,
 ) -> Result<Option<Region>, PlatformError> {
+    translate_reg_at(chain, path, 0)
+}
+
+/// As [`translate_reg`], for the `index`-th `reg` entry.
+pub fn translate_reg_at(
+    chain: &[FdtNode<'_, '_>],
+    path: &str,
+    index: usize,
+) -> Result<Option<Region>, PlatformError> {
     let node = chain[chain.len() - 1];
     let parent = chain[chain.len() - 2];
     let Some(reg) = node.property("reg") else {
@@ -153,7 +230,7 @@ pub fn translate_reg(
     };
     let first = *decode_reg(path, reg.value, ac, sc)
         .map_err(|_| bad())?
-        .first()
+        .get(index)
         .ok_or_else(bad)?;
     let mut addr = first.start;
     // Walk up: chain[i] is a bus whose children use its cells, its parent chain[i-1].
@@ -268,8 +345,14 @@ impl Platform {
             }
         }
         let mut initrd = None;
+        let mut handover = None;
         let mut bootargs = String::new();
         if let Some(chosen) = fdt.find_node("/chosen") {
+            let start = read_u32_or_u64(&chosen, "/chosen", "kexec,handover-start")?;
+            let end = read_u32_or_u64(&chosen, "/chosen", "kexec,handover-end")?;
+            if let (Some(start), Some(end)) = (start, end) {
+                handover = (end > start).then_some(Region { start, end });
+            }
             let start = read_u32_or_u64(&chosen, "/chosen", "linux,initrd-start")?;
             let end = read_u32_or_u64(&chosen, "/chosen", "linux,initrd-end")?;
             if let (Some(start), Some(end)) = (start, end) {
@@ -291,6 +374,8 @@ impl Platform {
             cpus,
             initrd,
             bootargs,
+            gic: find_gic(fdt)?,
+            handover,
         })
     }
 }
@@ -322,6 +407,9 @@ pub(crate) mod tests {
             "virtualization=on makes QEMU use SMC"
         );
         assert_eq!(p.cpus, [0]);
+        let gic = p.gic.unwrap();
+        assert_eq!((gic.version, gic.dist.start), (2, 0x800_0000));
+        assert_eq!(gic.cpu.unwrap().start, 0x801_0000);
         let m = MemoryMap::from_fdt(&fdt).unwrap();
         assert_eq!(m.banks, [Region::new(0x4000_0000, 1 << 30)]);
     }
@@ -336,6 +424,10 @@ pub(crate) mod tests {
         let c = p.console.expect("a PL011 console");
         assert_eq!(c.path, "/soc/serial@7e201000");
         assert_eq!(c.regs, Region::new(0xfe20_1000, 0x200));
+        // The GIC-400 sits behind the same bus translation.
+        let gic = p.gic.as_ref().unwrap();
+        assert_eq!((gic.version, gic.dist.start), (2, 0xff84_1000));
+        assert_eq!(gic.cpu.as_ref().unwrap().start, 0xff84_2000);
         assert_eq!(p.psci, None, "the stock firmware has no PSCI: spin-table");
         assert_eq!(p.cpus, [0, 1, 2, 3]);
         // As shipped, /memory@0 has reg = <0 0 0>: the firmware fills it in.
@@ -374,6 +466,9 @@ pub(crate) mod tests {
         assert_eq!(c.regs.start, 0x7ff8_0000);
         assert_eq!(p.psci, Some(PsciConduit::Smc));
         assert_eq!(p.cpus, [0x0, 0x1, 0x100, 0x101, 0x102, 0x103]);
+        let gic = p.gic.as_ref().unwrap();
+        assert_eq!((gic.version, gic.dist.start), (2, 0x2c01_0000));
+        assert_eq!(gic.cpu.as_ref().unwrap().start, 0x2c02_f000);
         let m = MemoryMap::from_fdt(&fdt).unwrap();
         assert_eq!(
             m.banks,

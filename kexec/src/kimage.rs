@@ -336,6 +336,22 @@ impl Kimage {
         self.dests.clear();
     }
 
+    /// The source page that the list copies to `dest`, if any.
+    pub fn source_for<M: PhysPages>(&self, mem: &mut M, dest: u64) -> Option<u64> {
+        let mut cursor = 0;
+        for e in self.entries(mem) {
+            if e & IND_DESTINATION != 0 {
+                cursor = e & ADDR_MASK;
+            } else if e & IND_SOURCE != 0 {
+                if cursor == dest {
+                    return Some(e & ADDR_MASK);
+                }
+                cursor += PAGE_SIZE;
+            }
+        }
+        None
+    }
+
     /// Reads the list back: every entry after `head`, in order, up to and including
     /// `IND_DONE`, without the `IND_INDIRECTION` links.
     pub fn entries<M: PhysPages>(&self, mem: &mut M) -> Vec<u64> {
@@ -535,6 +551,10 @@ mod tests {
         let mut image = Kimage::load(&mut sim, &segs).unwrap();
         assert_eq!(image.list_pages().len(), 3);
         assert_eq!(image.entries(&mut sim).len(), 1 + 1500 + 1);
+        let last = BASE + (2048 + 1499) * PAGE_SIZE;
+        let src = image.source_for(&mut sim, last).unwrap();
+        assert_eq!(image.source_pages()[1499], src);
+        assert_eq!(image.source_for(&mut sim, BASE), None);
         sim.relocate(image.head);
         assert!(sim.bytes(BASE + 2048 * PAGE_SIZE, data.len()) == &data[..]);
         image.free(&mut sim);

@@ -3,9 +3,11 @@
 //! - [`image`]: the arm64 Image header, checked before anything is allocated.
 //! - [`kimage`]: the entry list in Linux's format and the safe-page rules behind it.
 //! - [`place`]: where segments may go in the next kernel's memory.
+//! - [`reloc`]: the relocation page (`relocate.S`: code and a full vector table in 4 KiB) and
+//!   its argument block.
 //!
-//! Everything here is host-testable; the relocation page itself (`relocate.S`) and the jump
-//! live in the kernel binary, which links it.
+//! Everything but the assembly is host-testable; the kernel binary links the relocation page
+//! and makes the jump.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -13,3 +15,4 @@ extern crate alloc;
 pub mod image;
 pub mod kimage;
 pub mod place;
+pub mod reloc;

@@ -2,6 +2,7 @@
 //! calls, the switch to the kernel's own tables. Everything else is plain Rust.
 
 pub mod exceptions;
+pub mod gic;
 
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
 use core::arch::asm;
@@ -97,5 +98,93 @@ pub unsafe fn switch_kernel_tables(root: u64, image_pa: u64) {
         asm!("mrs {t}, tcr_el1", "orr {t}, {t}, {e}", "msr tcr_el1, {t}", "isb",
              "tlbi vmalle1", "dsb nsh", "isb", t = out(reg) _, e = in(reg) epd0,
              options(nostack));
+    }
+}
+
+/// Smallest D-cache line size in bytes (`CTR_EL0.DminLine`).
+fn dcache_line() -> u64 {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    4 << ((ctr >> 16) & 0xf)
+}
+
+/// Cleans and invalidates `[va, va + len)` to the point of coherency.
+pub fn clean_inval_dcache(va: u64, len: u64) {
+    let line = dcache_line();
+    let mut a = va & !(line - 1);
+    while a < va + len {
+        // SAFETY: cache maintenance by VA on mapped memory does not change its contents.
+        unsafe { asm!("dc civac, {}", in(reg) a, options(nostack)) };
+        a += line;
+    }
+    // SAFETY: a barrier.
+    unsafe { asm!("dsb sy", options(nostack)) };
+}
+
+/// Invalidates the whole instruction cache to the point of unification.
+pub fn invalidate_icache() {
+    // SAFETY: invalidating the I-cache only costs refetches.
+    unsafe { asm!("ic iallu", "dsb nsh", "isb", options(nostack)) };
+}
+
+/// Stops the EL1 physical and virtual timers.
+pub fn timers_off() {
+    // SAFETY: disabling the timers (CNTx_CTL_EL0.ENABLE = 0) only stops their interrupts.
+    unsafe {
+        asm!(
+            "msr cntp_ctl_el0, xzr",
+            "msr cntv_ctl_el0, xzr",
+            "isb",
+            options(nomem, nostack)
+        )
+    };
+}
+
+/// Masks every exception (DAIF).
+pub fn mask_all() {
+    // SAFETY: masking interrupts has no memory effects.
+    unsafe { asm!("msr daifset, #0xf", options(nomem, nostack)) };
+}
+
+/// Points `VBAR_EL2` at `vectors` through the EL2 stub (`HVC_SET_VECTORS`); returns x0.
+pub fn hyp_set_vectors(vectors: u64) -> u64 {
+    let mut x0 = boot::regs::hvc::SET_VECTORS;
+    // SAFETY: the stub preserves every register but x0 and touches no kernel memory.
+    unsafe { asm!("hvc #0", inout("x0") x0, in("x1") vectors, options(nostack)) };
+    x0
+}
+
+/// Enters the kexec relocation page: installs `idmap_root` in TTBR0 (walks re-enabled) and
+/// branches to `reloc_pa` (its identity address) with x0 = `args_va`.
+///
+/// # Safety
+/// Everything the relocation page needs must be in place: its code at `reloc_pa`, mapped
+/// executable by `idmap_root`; a complete argument block at `args_va` in the linear map;
+/// interrupts masked. Never returns.
+pub unsafe fn kexec_jump(reloc_pa: u64, args_va: u64, idmap_root: u64) -> ! {
+    let epd0 = boot::regs::tcr_el1::EPD0;
+    // SAFETY: caller's contract. TTBR0 held nothing (EPD0 was set), so turning its walks on
+    // with the new root only adds the identity page.
+    unsafe {
+        asm!(
+            "msr ttbr0_el1, {root}",
+            "isb",
+            "mrs x9, tcr_el1",
+            "bic x9, x9, {epd0}",
+            "msr tcr_el1, x9",
+            "isb",
+            "tlbi vmalle1",
+            "dsb nsh",
+            "isb",
+            "br {reloc}",
+            root = in(reg) idmap_root,
+            epd0 = in(reg) epd0,
+            // x9 is scratch: this never returns, so nothing depends on it.
+            in("x9") 0u64,
+            reloc = in(reg) reloc_pa,
+            in("x0") args_va,
+            options(noreturn, nostack),
+        )
     }
 }

@@ -1,0 +1,228 @@
+//! The kexec-chain self-test's hand-over block (`kexec.chain=N`), as plain data.
+//!
+//! Each generation hands the next one a single kexec segment, named in the next DTB by
+//! `/chosen/kexec,handover-start`/`-end`: one 4 KiB header page followed by the payload.
+//! The relocation page writes the counter at the start and end of its copy into
+//! [`Header::reloc_start`] and [`Header::reloc_end`] (at [`STAMP_OFFSET`]) after copying.
+
+use core::fmt;
+
+/// `magic` of a hand-over block.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"KXCHAIN1");
+/// Size of the header page that precedes the payload.
+pub const HEADER_PAGE: usize = 4096;
+/// Offset of `reloc_start` (and then `reloc_end`) inside the header.
+pub const STAMP_OFFSET: usize = 8 + 8 * 10;
+/// Offset of `exec_ticks` inside the header.
+pub const EXEC_TICKS_OFFSET: usize = 8 + 8 * 9;
+
+/// What one generation tells the next. All fields little-endian `u64`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    /// The hop the receiving kernel is (1-based).
+    pub hop: u64,
+    /// Hops in the chain.
+    pub total: u64,
+    /// The EL the first generation was entered at.
+    pub first_el: u64,
+    /// `free=` of the second generation (0 until it is known).
+    pub free_ref: u64,
+    /// Payload length in bytes.
+    pub payload_len: u64,
+    /// [`hash`] of the payload.
+    pub payload_hash: u64,
+    /// Transitional page-table pages the sender built.
+    pub ttpages: u64,
+    /// Bytes the relocation copied.
+    pub copied: u64,
+    /// 1 if the sender relocated with the MMU off.
+    pub mmu_off: u64,
+    /// Counter when the sender ran `kexec -e`.
+    pub exec_ticks: u64,
+    /// Counter when the relocation started copying (written by the relocation page).
+    pub reloc_start: u64,
+    /// Counter when it finished (written by the relocation page).
+    pub reloc_end: u64,
+}
+
+/// Why a hand-over block cannot be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Shorter than its header page.
+    Short(usize),
+    /// No `KXCHAIN1` magic.
+    BadMagic,
+    /// The payload runs past the block.
+    PayloadOutside {
+        /// Declared payload length.
+        len: u64,
+        /// Block size.
+        block: usize,
+    },
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Short(n) => write!(f, "hand-over block of {n} bytes, shorter than its header"),
+            Self::BadMagic => write!(f, "hand-over block without the KXCHAIN1 magic"),
+            Self::PayloadOutside { len, block } => {
+                write!(
+                    f,
+                    "payload of {len} bytes does not fit a {block}-byte hand-over block"
+                )
+            }
+        }
+    }
+}
+
+impl Header {
+    const FIELDS: usize = 12;
+
+    fn words(&self) -> [u64; Self::FIELDS] {
+        [
+            self.hop,
+            self.total,
+            self.first_el,
+            self.free_ref,
+            self.payload_len,
+            self.payload_hash,
+            self.ttpages,
+            self.copied,
+            self.mmu_off,
+            self.exec_ticks,
+            self.reloc_start,
+            self.reloc_end,
+        ]
+    }
+
+    /// Writes the header (magic first) into the start of `page`.
+    pub fn write(&self, page: &mut [u8]) {
+        page[..8].copy_from_slice(&MAGIC.to_le_bytes());
+        for (i, w) in self.words().iter().enumerate() {
+            page[8 + 8 * i..16 + 8 * i].copy_from_slice(&w.to_le_bytes());
+        }
+    }
+
+    /// Reads a hand-over block: its header and its payload.
+    pub fn read(block: &[u8]) -> Result<(Header, &[u8]), HeaderError> {
+        let (h, _) = Self::read_header(block)?;
+        let payload = block[HEADER_PAGE..].get(..h.payload_len as usize).ok_or(
+            HeaderError::PayloadOutside {
+                len: h.payload_len,
+                block: block.len(),
+            },
+        )?;
+        Ok((h, payload))
+    }
+
+    /// Reads the header page alone (the payload is not checked).
+    pub fn read_header(block: &[u8]) -> Result<(Header, ()), HeaderError> {
+        if block.len() < HEADER_PAGE {
+            return Err(HeaderError::Short(block.len()));
+        }
+        let w = |i: usize| u64::from_le_bytes(block[8 * i..8 * i + 8].try_into().unwrap());
+        if w(0) != MAGIC {
+            return Err(HeaderError::BadMagic);
+        }
+        let h = Header {
+            hop: w(1),
+            total: w(2),
+            first_el: w(3),
+            free_ref: w(4),
+            payload_len: w(5),
+            payload_hash: w(6),
+            ttpages: w(7),
+            copied: w(8),
+            mmu_off: w(9),
+            exec_ticks: w(10),
+            reloc_start: w(11),
+            reloc_end: w(12),
+        };
+        Ok((h, ()))
+    }
+}
+
+/// Fills `buf` with a pseudo-random pattern that depends on `seed` and on each word's
+/// position, so a page that lands in the wrong place or is missing changes the hash.
+pub fn fill(buf: &mut [u8], seed: u64) {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for chunk in buf.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+}
+
+/// A fast 64-bit hash of `data` (not cryptographic: it is for catching lost, misplaced or
+/// stale pages, at memory speed under emulation; the kernel image itself gets SHA-256).
+pub fn hash(data: &[u8]) -> u64 {
+    const K: u64 = 0xff51_afd7_ed55_8ccd;
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ data.len() as u64;
+    let mut words = data.chunks_exact(8);
+    for c in &mut words {
+        let w = u64::from_le_bytes(c.try_into().unwrap());
+        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+    }
+    for &b in words.remainder() {
+        h = (h ^ b as u64).wrapping_mul(K).rotate_left(29);
+    }
+    h ^ (h >> 33)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn header_round_trip_and_stamp_offset() {
+        let h = Header {
+            hop: 3,
+            total: 20,
+            first_el: 2,
+            payload_len: 100,
+            reloc_start: 0x1111,
+            reloc_end: 0x2222,
+            ..Default::default()
+        };
+        let mut block = vec![0u8; HEADER_PAGE + 100];
+        h.write(&mut block);
+        let (r, p) = Header::read(&block).unwrap();
+        assert_eq!(r, h);
+        assert_eq!(p.len(), 100);
+        // Where the relocation page stores its stamps.
+        assert_eq!(
+            &block[STAMP_OFFSET..STAMP_OFFSET + 8],
+            &0x1111u64.to_le_bytes()
+        );
+        assert_eq!(
+            &block[STAMP_OFFSET + 8..STAMP_OFFSET + 16],
+            &0x2222u64.to_le_bytes()
+        );
+        let mut t = block.clone();
+        t[EXEC_TICKS_OFFSET..EXEC_TICKS_OFFSET + 8].copy_from_slice(&7u64.to_le_bytes());
+        assert_eq!(Header::read(&t).unwrap().0.exec_ticks, 7);
+        assert_eq!(Header::read(&block[..100]), Err(HeaderError::Short(100)));
+        assert!(matches!(
+            Header::read(&block[..HEADER_PAGE + 50]),
+            Err(HeaderError::PayloadOutside { .. })
+        ));
+    }
+
+    #[test]
+    fn hash_sees_a_moved_page() {
+        let mut a = vec![0u8; 8 * 4096];
+        fill(&mut a, 5);
+        let h = hash(&a);
+        let mut b = a.clone();
+        b.copy_within(0..4096, 4096); // page 0 written over page 1
+        assert_ne!(hash(&b), h);
+        let mut c = vec![0u8; a.len()];
+        fill(&mut c, 6);
+        assert_ne!(hash(&c), h);
+        assert_eq!(hash(&a), h);
+    }
+}

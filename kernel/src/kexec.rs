@@ -1,0 +1,851 @@
+//! kexec in the running kernel: the `kexec` shell command and the kexec-chain self-test.
+//!
+//! **Load** (`kexec -l`) does everything that can fail or allocate: checks the Image, places
+//! the segments (image, initrd, DTB, chain hand-over block), builds the next DTB, the entry
+//! list and its source pages, and from control pages (which overlap no destination) the
+//! relocation page, its argument block, a zero table, the EL2 stub vectors (when entered at
+//! EL2), the linear-map copy and the one-page identity map.
+//!
+//! **Execute** (`kexec -e`) allocates nothing: it masks interrupts, quiesces the GIC and the
+//! timers, points EL2 at the copied stub, and jumps to the relocation page.
+
+use crate::memory::{self, FramePages, FRAMES};
+use crate::{arch, files, println, SYSTEM};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use kernel::chain::{self, Header};
+use kernel::dtb::{self, DtbError};
+use kexec::image::{self, ImageError, ImageHeader};
+use kexec::kimage::{Kimage, LoadError, PhysPages, Segment};
+use kexec::{place, reloc};
+use mm::layout::{phys_to_virt, LINEAR_BASE};
+use mm::memmap::Region;
+use mm::paging::{MapError, TableAlloc, ENTRIES};
+use mm::PAGE_SIZE;
+use sha2::{Digest, Sha256};
+use spin::Mutex;
+
+const MIB: u64 = 1 << 20;
+/// Images are placed at 2 MiB-aligned bases (booting.rst).
+const IMAGE_ALIGN: u64 = 2 * MIB;
+/// A DTB may be at most 2 MiB and must not cross a 2 MiB boundary: place it 2 MiB aligned.
+const DTB_MAX: u64 = 2 * MIB;
+
+/// Why kexec refused.
+#[derive(Debug)]
+pub enum KexecError {
+    /// The image file is not a usable Image.
+    Image(String, ImageError),
+    /// No such file in the initramfs.
+    NoFile(String),
+    /// An option this command does not know.
+    UnknownOption(String),
+    /// `kexec -e` with nothing loaded.
+    NotLoaded,
+    /// The DTB could not be used or edited.
+    Dtb(String, DtbError),
+    /// The edited DTB is over 2 MiB.
+    DtbTooLarge(u64),
+    /// A segment does not fit anywhere in usable memory.
+    NoRoom {
+        /// Which segment.
+        what: &'static str,
+        /// Its size.
+        bytes: u64,
+        /// All usable memory.
+        usable: u64,
+    },
+    /// A requested destination overlaps memory the firmware reserved, or a hole.
+    Reserved {
+        /// Which segment.
+        what: &'static str,
+        /// Its destination.
+        dest: Region,
+        /// The first byte that is not usable.
+        at: u64,
+    },
+    /// The entry list could not be built.
+    List(LoadError),
+    /// Transitional tables or control pages could not be allocated.
+    Tables(MapError),
+    /// No memory for a control page.
+    NoControlPage,
+    /// No memory for a buffer.
+    NoMemory(u64),
+}
+
+impl fmt::Display for KexecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Image(file, e) => write!(f, "{file}: {e}"),
+            Self::NoFile(p) => write!(f, "{p}: no such file in the initramfs"),
+            Self::UnknownOption(o) => write!(
+                f,
+                "unknown option '{o}' (kexec -l IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off], -e, -u)"
+            ),
+            Self::NotLoaded => write!(f, "nothing loaded: use kexec -l first"),
+            Self::Dtb(what, e) => write!(f, "{what}: {e}"),
+            Self::DtbTooLarge(n) => {
+                write!(f, "the next DTB is {n} bytes; the boot protocol allows 2 MiB")
+            }
+            Self::NoRoom { what, bytes, usable } => write!(
+                f,
+                "{what}: {bytes} bytes do not fit in usable memory ({usable} bytes usable, in pieces)"
+            ),
+            Self::Reserved { what, dest, at } => write!(
+                f,
+                "{what}: destination {dest} touches {at:#x}, which is reserved by the firmware or not RAM"
+            ),
+            Self::List(e) => write!(f, "entry list: {e}"),
+            Self::Tables(e) => write!(f, "transitional tables: {e}"),
+            Self::NoControlPage => write!(f, "out of memory for control pages"),
+            Self::NoMemory(n) => write!(f, "out of memory for a {n}-byte buffer"),
+        }
+    }
+}
+
+/// Where the next image comes from.
+#[derive(Clone, Debug)]
+pub enum ImageSource {
+    /// The running kernel's own pristine Image.
+    Itself,
+    /// A file in the initramfs.
+    File(String),
+}
+
+/// What the next initrd is.
+#[derive(Clone, Debug)]
+pub enum InitrdSource {
+    /// None.
+    None,
+    /// The initrd this kernel was booted with (the default for `--self`).
+    Current,
+    /// A file in the initramfs.
+    File(String),
+}
+
+/// A `kexec -l`.
+#[derive(Clone, Debug)]
+pub struct LoadRequest {
+    /// The image.
+    pub image: ImageSource,
+    /// The initrd.
+    pub initrd: InitrdSource,
+    /// New `/chosen/bootargs`, or keep the DTB's.
+    pub append: Option<String>,
+    /// A DTB file to start from instead of the running one.
+    pub dtb: Option<String>,
+    /// Relocate with the MMU off.
+    pub mmu_off: bool,
+    /// Place the image at this 2 MiB-aligned base instead of the lowest that fits.
+    pub base: Option<u64>,
+    /// A chain hand-over block (header page + payload) to pass on.
+    pub handover: Option<Vec<u8>>,
+}
+
+impl LoadRequest {
+    /// Loads `image` with nothing else changed.
+    pub fn new(image: ImageSource) -> Self {
+        let initrd = match image {
+            ImageSource::Itself => InitrdSource::Current,
+            ImageSource::File(_) => InitrdSource::None,
+        };
+        LoadRequest {
+            image,
+            initrd,
+            append: None,
+            dtb: None,
+            mmu_off: false,
+            base: None,
+            handover: None,
+        }
+    }
+}
+
+struct SegInfo {
+    what: String,
+    dest: Region,
+    bytes: u64,
+}
+
+struct Loaded {
+    kimage: Kimage,
+    segs: Vec<SegInfo>,
+    args: reloc::Args,
+    args_pa: u64,
+    reloc_pa: u64,
+    idmap_root: u64,
+    ttpages: usize,
+    /// The source page holding the chain header, to stamp `exec_ticks` into.
+    handover_src: Option<u64>,
+}
+
+static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
+static GIC: spin::Once<Option<arch::gic::MappedGic>> = spin::Once::new();
+
+/// The running kernel's Image, byte for byte as `scripts/build.sh` wrote it: text and
+/// read-only data as mapped (never written), `.data` as loaded (saved by the boot code).
+pub fn pristine_image() -> Vec<u8> {
+    use boot::symbols::{__data_pristine, _edata, _sdata, _text};
+    let at = |s: &u8| s as *const u8 as usize;
+    // SAFETY: linker symbols: [_text, _sdata) is the mapped, read-only text and rodata;
+    // __data_pristine holds _edata - _sdata bytes saved before any Rust ran.
+    unsafe {
+        let (text, sdata, edata) = (at(&_text), at(&_sdata), at(&_edata));
+        let mut v = Vec::with_capacity(edata - text);
+        v.extend_from_slice(core::slice::from_raw_parts(text as *const u8, sdata - text));
+        v.extend_from_slice(core::slice::from_raw_parts(
+            &raw const __data_pristine,
+            edata - sdata,
+        ));
+        v
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn file(path: &str) -> Result<&'static [u8], KexecError> {
+    files::find(path).ok_or_else(|| KexecError::NoFile(path.to_string()))
+}
+
+/// Control pages as page tables.
+struct ControlTables<'a> {
+    kimage: &'a mut Kimage,
+}
+
+impl TableAlloc for ControlTables<'_> {
+    fn alloc_table(&mut self) -> Option<u64> {
+        self.kimage.alloc_control(&mut FramePages)
+    }
+    fn table_ptr(&self, pa: u64) -> *mut [u64; ENTRIES] {
+        phys_to_virt(pa) as *mut _
+    }
+}
+
+fn control_page(kimage: &mut Kimage) -> Result<(u64, &'static mut [u8]), KexecError> {
+    let pa = kimage
+        .alloc_control(&mut FramePages)
+        .ok_or(KexecError::NoControlPage)?;
+    // SAFETY: a fresh control page, owned by `kimage`, mapped by the linear map.
+    let page =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, PAGE_SIZE as usize) };
+    Ok((pa, page))
+}
+
+fn gic() -> Option<arch::gic::MappedGic> {
+    *GIC.call_once(|| {
+        let g = SYSTEM.get()?.platform.gic.clone()?;
+        let dist = memory::map_device(g.dist).ok()? as usize;
+        let cpu = match g.cpu {
+            Some(c) => memory::map_device(c).ok()? as usize,
+            None => 0,
+        };
+        Some(arch::gic::MappedGic {
+            version: g.version,
+            dist,
+            cpu,
+        })
+    })
+}
+
+/// `kexec -l`: loads the next kernel; replaces whatever was loaded.
+pub fn load(req: &LoadRequest) -> Result<(), KexecError> {
+    unload();
+    let sys = SYSTEM.get().expect("booted");
+    let map = memory::memory_map().expect("memory::init ran");
+    let usable = place::usable(map);
+    let usable_bytes: u64 = usable.iter().map(Region::size).sum();
+
+    let (name, image_bytes): (String, Vec<u8>) = match &req.image {
+        ImageSource::Itself => ("itself".into(), pristine_image()),
+        ImageSource::File(p) => (p.clone(), file(p)?.to_vec()),
+    };
+    let hdr: ImageHeader =
+        image::parse(&image_bytes).map_err(|e| KexecError::Image(name.clone(), e))?;
+    if hdr.image_size > usable_bytes {
+        return Err(KexecError::NoRoom {
+            what: "image (image_size)",
+            bytes: hdr.image_size,
+            usable: usable_bytes,
+        });
+    }
+    let initrd: Option<(String, &[u8])> = match &req.initrd {
+        InitrdSource::None => None,
+        InitrdSource::File(p) => Some((p.clone(), file(p)?)),
+        InitrdSource::Current => sys.platform.initrd.map(|r| {
+            // SAFETY: the boot initrd is reserved RAM that nothing writes.
+            ("initrd (current)".to_string(), unsafe {
+                memory::phys_slice(r)
+            })
+        }),
+    };
+
+    // Image: the requested base, or the lowest 2 MiB-aligned one that fits.
+    let base = match req.base {
+        Some(b) => b,
+        None => place::slots(&usable, &[], hdr.image_size, IMAGE_ALIGN, hdr.text_offset)
+            .next()
+            .ok_or(KexecError::NoRoom {
+                what: "image",
+                bytes: hdr.image_size,
+                usable: usable_bytes,
+            })?,
+    };
+    let image_dest = Region::new(
+        base + hdr.text_offset,
+        mm::align_up(hdr.image_size, PAGE_SIZE),
+    );
+    place::check(&usable, &image_dest).map_err(|at| KexecError::Reserved {
+        what: "image",
+        dest: image_dest,
+        at,
+    })?;
+    let mut taken = alloc::vec![image_dest];
+    let mut put = |what: &'static str, bytes: u64, align: u64| -> Result<Region, KexecError> {
+        let size = mm::align_up(bytes.max(1), PAGE_SIZE);
+        let at = place::highest(&usable, &taken, size, align).ok_or(KexecError::NoRoom {
+            what,
+            bytes,
+            usable: usable_bytes,
+        })?;
+        let r = Region::new(at, size);
+        taken.push(r);
+        Ok(r)
+    };
+    let initrd_dest = match &initrd {
+        Some((_, d)) => Some(put("initrd", d.len() as u64, PAGE_SIZE)?),
+        None => None,
+    };
+    let handover_dest = match &req.handover {
+        Some(h) => Some(put("chain hand-over block", h.len() as u64, PAGE_SIZE)?),
+        None => None,
+    };
+
+    // The next DTB.
+    let (dtb_name, base_dtb): (String, &[u8]) = match &req.dtb {
+        Some(p) => (p.clone(), file(p)?),
+        None => ("the running DTB".into(), sys.fdt),
+    };
+    let be = |v: u64| v.to_be_bytes();
+    let (rd_start, rd_end) = initrd
+        .as_ref()
+        .zip(initrd_dest)
+        .map(|((_, d), r)| (be(r.start), be(r.start + d.len() as u64)))
+        .unzip();
+    let (ho_start, ho_end) = req
+        .handover
+        .as_ref()
+        .zip(handover_dest)
+        .map(|(h, r)| (be(r.start), be(r.start + h.len() as u64)))
+        .unzip();
+    let bootargs = req.append.as_ref().map(|a| {
+        let mut v = a.as_bytes().to_vec();
+        v.push(0);
+        v
+    });
+    let mut edits: Vec<dtb::ChosenEdit<'_>> = alloc::vec![
+        ("linux,initrd-start", rd_start.as_ref().map(|v| &v[..])),
+        ("linux,initrd-end", rd_end.as_ref().map(|v| &v[..])),
+        ("kexec,handover-start", ho_start.as_ref().map(|v| &v[..])),
+        ("kexec,handover-end", ho_end.as_ref().map(|v| &v[..])),
+    ];
+    if let Some(b) = &bootargs {
+        edits.push(("bootargs", Some(b)));
+    }
+    let next_dtb =
+        dtb::edit_chosen(base_dtb, &edits).map_err(|e| KexecError::Dtb(dtb_name.clone(), e))?;
+    if next_dtb.len() as u64 > DTB_MAX {
+        return Err(KexecError::DtbTooLarge(next_dtb.len() as u64));
+    }
+    let dtb_dest = put("DTB", next_dtb.len() as u64, DTB_MAX)?;
+
+    // Segments, in the order the list copies them.
+    let mut segments = alloc::vec![Segment {
+        data: &image_bytes,
+        dest: image_dest.start,
+        memsz: image_dest.size(),
+    }];
+    let mut segs = alloc::vec![SegInfo {
+        what: format!("image ({name})"),
+        dest: image_dest,
+        bytes: image_bytes.len() as u64,
+    }];
+    if let (Some((n, d)), Some(r)) = (&initrd, initrd_dest) {
+        segments.push(Segment {
+            data: d,
+            dest: r.start,
+            memsz: r.size(),
+        });
+        segs.push(SegInfo {
+            what: format!("initrd ({n})"),
+            dest: r,
+            bytes: d.len() as u64,
+        });
+    }
+    if let (Some(h), Some(r)) = (&req.handover, handover_dest) {
+        segments.push(Segment {
+            data: h,
+            dest: r.start,
+            memsz: r.size(),
+        });
+        segs.push(SegInfo {
+            what: "chain hand-over".into(),
+            dest: r,
+            bytes: h.len() as u64,
+        });
+    }
+    segments.push(Segment {
+        data: &next_dtb,
+        dest: dtb_dest.start,
+        memsz: dtb_dest.size(),
+    });
+    segs.push(SegInfo {
+        what: format!("DTB (from {dtb_name})"),
+        dest: dtb_dest,
+        bytes: next_dtb.len() as u64,
+    });
+
+    let mut kimage = Kimage::load(&mut FramePages, &segments).map_err(KexecError::List)?;
+    match build_control(
+        &mut kimage,
+        req,
+        &hdr,
+        image_dest,
+        dtb_dest,
+        handover_dest,
+        sys.entry_el,
+    ) {
+        Ok((args, args_pa, reloc_pa, idmap_root, ttpages)) => {
+            let handover_src =
+                handover_dest.and_then(|r| kimage.source_for(&mut FramePages, r.start));
+            if let Some(src) = handover_src {
+                // The header's sender-side fields, now that they are known.
+                let mut pages = FramePages;
+                let page = pages.page(src);
+                let (mut h, _) = Header::read_header(page).expect("built by chain_next");
+                h.ttpages = ttpages as u64;
+                h.copied = segs.iter().map(|s| s.dest.size()).sum();
+                h.mmu_off = req.mmu_off as u64;
+                h.write(page);
+            }
+            if req.mmu_off {
+                // The copy reads sources and the list with caches off: push them to the PoC.
+                for &pa in kimage.list_pages().iter().chain(kimage.source_pages()) {
+                    arch::clean_inval_dcache(phys_to_virt(pa), PAGE_SIZE);
+                }
+            }
+            *LOADED.lock() = Some(Loaded {
+                kimage,
+                segs,
+                args,
+                args_pa,
+                reloc_pa,
+                idmap_root,
+                ttpages,
+                handover_src,
+            });
+            Ok(())
+        }
+        Err(e) => {
+            kimage.free(&mut FramePages);
+            Err(e)
+        }
+    }
+}
+
+type Control = (reloc::Args, u64, u64, u64, usize);
+
+fn build_control(
+    kimage: &mut Kimage,
+    req: &LoadRequest,
+    hdr: &ImageHeader,
+    image_dest: Region,
+    dtb_dest: Region,
+    handover_dest: Option<Region>,
+    entry_el: u64,
+) -> Result<Control, KexecError> {
+    let _ = hdr;
+    // The relocation page: code and vectors.
+    let code = reloc::code();
+    let (reloc_pa, page) = control_page(kimage)?;
+    page[..code.len()].copy_from_slice(code);
+    arch::clean_inval_dcache(phys_to_virt(reloc_pa), PAGE_SIZE);
+    // A zero table for break-before-make (control pages come zeroed).
+    let (zero_pa, _) = control_page(kimage)?;
+    // The EL2 stub vectors, when EL2 is ours.
+    let el2_vectors = if entry_el == 2 {
+        let (pa, page) = control_page(kimage)?;
+        // SAFETY: el2_stub_vectors is 2 KiB of position-independent code in kernel text.
+        let stub = unsafe {
+            core::slice::from_raw_parts(&raw const boot::symbols::el2_stub_vectors, 2048)
+        };
+        page[..2048].copy_from_slice(stub);
+        arch::clean_inval_dcache(phys_to_virt(pa), PAGE_SIZE);
+        pa
+    } else {
+        0
+    };
+    arch::invalidate_icache();
+    let mut tables = ControlTables { kimage };
+    let copy = memory::copy_linear_map(&mut tables).map_err(KexecError::Tables)?;
+    let (idmap, idmap_pages) =
+        mm::transition::idmap_page(&mut tables, reloc_pa).map_err(KexecError::Tables)?;
+    let kimage = tables.kimage;
+    let args = reloc::Args {
+        head: kimage.head,
+        entry: image_dest.start,
+        dtb: dtb_dest.start,
+        ttbr1: copy.table.root(),
+        zero: zero_pa,
+        offset: LINEAR_BASE,
+        el2: el2_vectors,
+        mmu_off: req.mmu_off as u64,
+        stamp: handover_dest.map_or(0, |r| r.start + chain::STAMP_OFFSET as u64),
+    };
+    let (args_pa, page) = control_page(kimage)?;
+    let words = [
+        args.head,
+        args.entry,
+        args.dtb,
+        args.ttbr1,
+        args.zero,
+        args.offset,
+        args.el2,
+        args.mmu_off,
+        args.stamp,
+    ];
+    for (i, w) in words.iter().enumerate() {
+        page[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    Ok((
+        args,
+        args_pa,
+        reloc_pa,
+        idmap.root(),
+        copy.pages + idmap_pages,
+    ))
+}
+
+/// `kexec -u`.
+pub fn unload() {
+    if let Some(mut l) = LOADED.lock().take() {
+        l.kimage.free(&mut FramePages);
+    }
+}
+
+/// `kexec` alone: what is loaded.
+pub fn show() {
+    let l = LOADED.lock();
+    let Some(l) = l.as_ref() else {
+        return println!("kexec: nothing loaded");
+    };
+    for (i, s) in l.segs.iter().enumerate() {
+        println!("segment {i}  {}  {:>10} bytes  {}", s.dest, s.bytes, s.what);
+    }
+    println!(
+        "kexec: entry={:#x} dtb={:#x} control={:#x} ttpages={} list={} sources={} control_pages={} el2={} mmu={}",
+        l.args.entry,
+        l.args.dtb,
+        l.reloc_pa,
+        l.ttpages,
+        l.kimage.list_pages().len(),
+        l.kimage.source_pages().len(),
+        l.kimage.control_pages().len(),
+        if l.args.el2 != 0 { "stub" } else { "no" },
+        if l.args.mmu_off != 0 { "off" } else { "on" },
+    );
+}
+
+/// `kexec -e`: hands the machine to the loaded image. Returns only if nothing is loaded.
+pub fn execute() -> Result<(), KexecError> {
+    let gic = gic();
+    let l = LOADED.lock().take().ok_or(KexecError::NotLoaded)?;
+    println!(
+        "kexec: entering {:#x} with DTB {:#x} ({}, MMU {} relocation)",
+        l.args.entry,
+        l.args.dtb,
+        if l.args.el2 != 0 {
+            "EL2 via the stub"
+        } else {
+            "EL1"
+        },
+        if l.args.mmu_off != 0 { "off" } else { "on" }
+    );
+    arch::mask_all();
+    if let Some(src) = l.handover_src {
+        let mut pages = FramePages;
+        let page = pages.page(src);
+        page[chain::EXEC_TICKS_OFFSET..chain::EXEC_TICKS_OFFSET + 8]
+            .copy_from_slice(&arch::ticks().to_le_bytes());
+        arch::clean_inval_dcache(phys_to_virt(src), PAGE_SIZE);
+    }
+    if let Some(g) = gic {
+        // SAFETY: mapped as device memory by `gic()`; interrupts are masked.
+        unsafe { g.quiesce() };
+    }
+    arch::timers_off();
+    if l.args.el2 != 0 {
+        let r = arch::hyp_set_vectors(l.args.el2);
+        if r != 0 {
+            panic!("kexec: the EL2 stub refused HVC_SET_VECTORS ({r:#x})");
+        }
+    }
+    // SAFETY: everything was built at load time: the relocation page at reloc_pa (cleaned to
+    // the PoC, I-cache invalidated), mapped by idmap_root; the argument block in a control
+    // page; interrupts are masked. `l` is leaked on purpose: its pages are the next kernel's.
+    unsafe {
+        let (reloc_pa, args_va, root) = (l.reloc_pa, phys_to_virt(l.args_pa), l.idmap_root);
+        core::mem::forget(l);
+        arch::kexec_jump(reloc_pa, args_va, root)
+    }
+}
+
+/// The `kexec` shell command.
+pub fn command(args: &[String]) -> Result<(), String> {
+    let mut action = None;
+    let mut image = None;
+    let mut initrd = None;
+    let mut append = None;
+    let mut dtb = None;
+    let mut mmu_off = false;
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-l" | "--load" => {
+                action = Some('l');
+                if let Some(next) = it.clone().next() {
+                    if !next.starts_with('-') {
+                        image = Some(ImageSource::File(next.clone()));
+                        it.next();
+                    }
+                }
+            }
+            "--self" => image = Some(ImageSource::Itself),
+            "-e" | "--exec" => action = Some('e'),
+            "-u" | "--unload" => action = Some('u'),
+            "--mmu-off" => mmu_off = true,
+            o => {
+                if let Some(v) = o.strip_prefix("--initrd=") {
+                    initrd = Some(InitrdSource::File(v.to_string()));
+                } else if let Some(v) = o.strip_prefix("--append=") {
+                    append = Some(v.to_string());
+                } else if let Some(v) = o.strip_prefix("--dtb=") {
+                    dtb = Some(v.to_string());
+                } else {
+                    return Err(KexecError::UnknownOption(o.to_string()).to_string());
+                }
+            }
+        }
+    }
+    match action {
+        None if image.is_none() => {
+            show();
+            Ok(())
+        }
+        Some('e') => execute().map_err(|e| format!("kexec: {e}")),
+        Some('u') => {
+            unload();
+            println!("kexec: unloaded");
+            Ok(())
+        }
+        _ => {
+            let image = image.ok_or(
+                "kexec -l needs an IMAGE (a file in the initramfs) or --self for this kernel",
+            )?;
+            let mut req = LoadRequest::new(image);
+            if let Some(i) = initrd {
+                req.initrd = i;
+            }
+            req.append = append;
+            req.dtb = dtb;
+            req.mmu_off = mmu_off;
+            load(&req).map_err(|e| format!("kexec: {e}"))?;
+            show();
+            Ok(())
+        }
+    }
+}
+
+/// The kexec-chain self-test (`kexec.chain=N`): reports this generation, checks what the
+/// previous one handed over, and unless this is the last hop, kexecs the next.
+pub fn chain_step(ready_ticks: u64) {
+    let sys = SYSTEM.get().expect("booted");
+    let Some(n) = sys.cmdline.get("kexec.chain") else {
+        return;
+    };
+    let Ok(total) = n.parse::<u64>() else {
+        return println!("chain: FAIL kexec.chain={n} is not a number");
+    };
+    let payload_len = match sys.cmdline.get_size("kexec.payload") {
+        None => 16 * MIB,
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return println!("chain: FAIL kexec.payload: {e}"),
+    };
+    let mmu_off = sys.cmdline.get("kexec.mmu") == Some("off");
+
+    let prev = sys.platform.handover.map(|r| {
+        // SAFETY: the hand-over block is reserved RAM that nothing else uses.
+        let block = unsafe { memory::phys_slice(r) };
+        Header::read(block).map(|(h, p)| (h, chain::hash(p) == h.payload_hash))
+    });
+    let free = FRAMES.free_frames();
+    let image_hash = sha256_hex(&pristine_image());
+    let (hop, payload, prev_h) = match &prev {
+        None => (0, "none", None),
+        Some(Ok((h, ok))) => (h.hop, if *ok { "ok" } else { "bad" }, Some(*h)),
+        Some(Err(e)) => return println!("chain: FAIL {e}"),
+    };
+    let (ttpages, reloc_us, rate, hop_us) = match prev_h {
+        Some(h) => {
+            let us = arch::ticks_to_us(h.reloc_end.saturating_sub(h.reloc_start)).max(1);
+            let rate = h.copied * 1_000_000 / us / MIB;
+            let hop_us = arch::ticks_to_us(ready_ticks.saturating_sub(h.exec_ticks));
+            (h.ttpages, us, rate, hop_us)
+        }
+        None => (0, 0, 0, 0),
+    };
+    println!(
+        "chain: hop={hop}/{total} el={} load={:#x} free={free} image={image_hash} payload={payload} ttpages={ttpages} reloc_us={reloc_us} reloc_rate={rate}MiB/s hop_us={hop_us}",
+        sys.entry_el, sys.image_pa
+    );
+    if let Some(h) = prev_h {
+        let fail = if payload != "ok" {
+            Some(format!("payload hash mismatch at hop {hop}"))
+        } else if sys.entry_el != h.first_el {
+            Some(format!(
+                "entered at EL{} but the chain started at EL{}",
+                sys.entry_el, h.first_el
+            ))
+        } else if h.free_ref != 0 && h.free_ref != free {
+            Some(format!(
+                "free frames {free} at hop {hop}, {} at hop 1: a leak",
+                h.free_ref
+            ))
+        } else {
+            None
+        };
+        if let Some(f) = fail {
+            return println!("chain: FAIL {f}");
+        }
+    }
+    if hop == 0 {
+        memcpy_benchmark();
+    }
+    if hop >= total {
+        return println!("chain: PASS");
+    }
+    if let Err(e) = chain_next(hop, total, payload_len, mmu_off, free, prev_h) {
+        println!("chain: FAIL hop {} load: {e}", hop + 1);
+    }
+}
+
+fn chain_next(
+    hop: u64,
+    total: u64,
+    payload_len: u64,
+    mmu_off: bool,
+    free: u64,
+    prev: Option<Header>,
+) -> Result<(), KexecError> {
+    let sys = SYSTEM.get().expect("booted");
+    let header = Header {
+        hop: hop + 1,
+        total,
+        first_el: prev.map_or(sys.entry_el, |h| h.first_el),
+        // The reference for free= is the second generation's (hop 1's) count.
+        free_ref: match prev {
+            Some(h) if h.free_ref != 0 => h.free_ref,
+            Some(_) => free,
+            None => 0,
+        },
+        payload_len,
+        ..Default::default()
+    };
+    let block_len = chain::HEADER_PAGE as u64 + payload_len;
+    let mut block = Vec::new();
+    block
+        .try_reserve_exact(block_len as usize)
+        .map_err(|_| KexecError::NoMemory(block_len))?;
+    block.resize(block_len as usize, 0);
+    let (head, payload) = block.split_at_mut(chain::HEADER_PAGE);
+    chain::fill(payload, hop + 1);
+    let header = Header {
+        payload_hash: chain::hash(payload),
+        ..header
+    };
+    header.write(head);
+
+    let base = next_base(hop + 1)?;
+    let mut req = LoadRequest::new(ImageSource::Itself);
+    req.mmu_off = mmu_off;
+    req.base = Some(base);
+    req.handover = Some(block);
+    load(&req)?;
+    execute()
+}
+
+/// Where hop `hop` puts the next kernel: on odd hops the 2 MiB slot next to the running
+/// kernel (overlapping its pages whenever its image_size exceeds 2 MiB), otherwise slots
+/// spread over all of usable memory.
+fn next_base(hop: u64) -> Result<u64, KexecError> {
+    let sys = SYSTEM.get().expect("booted");
+    let map = memory::memory_map().expect("memory::init ran");
+    let usable = place::usable(map);
+    // The running image's image_size (linker symbols: only their addresses are used).
+    let size = mm::align_up(
+        (&raw const boot::symbols::_end) as u64 - (&raw const boot::symbols::_text) as u64,
+        PAGE_SIZE,
+    );
+    let slots: Vec<u64> = place::slots(&usable, &[], size, IMAGE_ALIGN, 0).collect();
+    let others: Vec<u64> = slots
+        .iter()
+        .copied()
+        .filter(|&s| s != sys.image_pa)
+        .collect();
+    if others.is_empty() {
+        return Err(KexecError::NoRoom {
+            what: "image",
+            bytes: size,
+            usable: usable.iter().map(Region::size).sum(),
+        });
+    }
+    if hop % 2 == 1 {
+        let near = others
+            .iter()
+            .copied()
+            .min_by_key(|&s| s.abs_diff(sys.image_pa))
+            .expect("non-empty");
+        return Ok(near);
+    }
+    // A multiplicative walk over the slots: a different slot each even hop.
+    let i = (hop / 2).wrapping_mul(0x9e37_79b9) as usize % others.len();
+    Ok(others[i])
+}
+
+/// Copies 16 MiB between two buffers and reports the rate, for comparison with the
+/// relocation's rate in the same run.
+fn memcpy_benchmark() {
+    const LEN: u64 = 16 * MIB;
+    let (Some((a_pa, a)), Some((b_pa, b))) =
+        (memory::alloc_contiguous(LEN), memory::alloc_contiguous(LEN))
+    else {
+        return println!("memcpy: not enough memory for 2 x 16 MiB");
+    };
+    chain::fill(a, 1);
+    let t0 = arch::ticks();
+    b.copy_from_slice(a);
+    let us = arch::ticks_to_us(arch::ticks() - t0).max(1);
+    println!(
+        "memcpy: {LEN} bytes in {us} us = {} MiB/s",
+        LEN * 1_000_000 / us / MIB
+    );
+    FRAMES.free(a_pa, LEN / PAGE_SIZE);
+    FRAMES.free(b_pa, LEN / PAGE_SIZE);
+}
