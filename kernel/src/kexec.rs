@@ -83,7 +83,7 @@ impl fmt::Display for KexecError {
             Self::NoFile(p) => write!(f, "{p}: no such file in the initramfs"),
             Self::UnknownOption(o) => write!(
                 f,
-                "unknown option '{o}' (kexec -l IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off], -e, -u)"
+                "unknown option '{o}' (kexec -l IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--base=ADDR], -e, -u)"
             ),
             Self::NotLoaded => write!(f, "nothing loaded: use kexec -l first"),
             Self::Dtb(what, e) => write!(f, "{what}: {e}"),
@@ -142,7 +142,7 @@ pub struct LoadRequest {
     /// Place the image at this 2 MiB-aligned base instead of the lowest that fits.
     pub base: Option<u64>,
     /// A chain hand-over block (header page + payload) to pass on.
-    pub handover: Option<Vec<u8>>,
+    pub handover: Option<&'static [u8]>,
 }
 
 impl LoadRequest {
@@ -333,6 +333,9 @@ pub fn load(req: &LoadRequest) -> Result<(), KexecError> {
         Some(p) => (p.clone(), file(p)?),
         None => ("the running DTB".into(), sys.fdt),
     };
+    if base_dtb.len() as u64 > DTB_MAX {
+        return Err(KexecError::DtbTooLarge(base_dtb.len() as u64));
+    }
     let be = |v: u64| v.to_be_bytes();
     let (rd_start, rd_end) = initrd
         .as_ref()
@@ -615,6 +618,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     let mut append = None;
     let mut dtb = None;
     let mut mmu_off = false;
+    let mut base = None;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -638,6 +642,12 @@ pub fn command(args: &[String]) -> Result<(), String> {
                     append = Some(v.to_string());
                 } else if let Some(v) = o.strip_prefix("--dtb=") {
                     dtb = Some(v.to_string());
+                } else if let Some(v) = o.strip_prefix("--base=") {
+                    let b = kernel::cmdline::parse_size(v).map_err(|e| format!("{o}: {e}"))?;
+                    if !b.is_multiple_of(IMAGE_ALIGN) {
+                        return Err(format!("{o}: not 2 MiB aligned"));
+                    }
+                    base = Some(b);
                 } else {
                     return Err(KexecError::UnknownOption(o.to_string()).to_string());
                 }
@@ -666,6 +676,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
             req.append = append;
             req.dtb = dtb;
             req.mmu_off = mmu_off;
+            req.base = base;
             load(&req).map_err(|e| format!("kexec: {e}"))?;
             show();
             Ok(())
@@ -768,12 +779,11 @@ fn chain_next(
         payload_len,
         ..Default::default()
     };
+    // The block is built in frames (it can be far larger than the heap) and copied into the
+    // entry list's source pages by the load; then its frames go back.
     let block_len = chain::HEADER_PAGE as u64 + payload_len;
-    let mut block = Vec::new();
-    block
-        .try_reserve_exact(block_len as usize)
-        .map_err(|_| KexecError::NoMemory(block_len))?;
-    block.resize(block_len as usize, 0);
+    let (block_pa, block) =
+        memory::alloc_contiguous(block_len).ok_or(KexecError::NoMemory(block_len))?;
     let (head, payload) = block.split_at_mut(chain::HEADER_PAGE);
     chain::fill(payload, hop + 1);
     let header = Header {
@@ -787,7 +797,9 @@ fn chain_next(
     req.mmu_off = mmu_off;
     req.base = Some(base);
     req.handover = Some(block);
-    load(&req)?;
+    let loaded = load(&req);
+    FRAMES.free(block_pa, mm::align_up(block_len, PAGE_SIZE) / PAGE_SIZE);
+    loaded?;
     execute()
 }
 

@@ -13,8 +13,9 @@ use mm::paging::{Attrs, MapError, MapStats, PageTable, TableAlloc, ENTRIES};
 use mm::{align_down, align_up, PAGE_SIZE};
 use spin::Mutex;
 
-/// Heap size. The heap holds bookkeeping only: file data and kexec segments live in frames.
-const HEAP_SIZE: usize = 2 << 20;
+/// Heap size. The heap holds bookkeeping, the DTB and the DTBs kexec edits (up to 2 MiB each,
+/// several copies at once); file data and kexec segments live in frames.
+const HEAP_SIZE: usize = 8 << 20;
 /// Tables available before the linear map exists (the boot-time tables come from here).
 const BOOT_TABLES: usize = 32;
 
