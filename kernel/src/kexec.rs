@@ -699,7 +699,14 @@ pub fn chain_step(ready_ticks: u64) {
         Some(Ok(v)) => v,
         Some(Err(e)) => return println!("chain: FAIL kexec.payload: {e}"),
     };
-    let mmu_off = sys.cmdline.get("kexec.mmu") == Some("off");
+    // kexec.mmu=on (default), off, or both (alternate, to compare the two in one run).
+    let mmu = sys.cmdline.get("kexec.mmu").unwrap_or("on");
+    let mmu_off = match mmu {
+        "on" => false,
+        "off" => true,
+        "both" => false,
+        other => return println!("chain: FAIL kexec.mmu={other}: expected on, off or both"),
+    };
 
     let prev = sys.platform.handover.map(|r| {
         // SAFETY: the hand-over block is reserved RAM that nothing else uses.
@@ -713,17 +720,18 @@ pub fn chain_step(ready_ticks: u64) {
         Some(Ok((h, ok))) => (h.hop, if *ok { "ok" } else { "bad" }, Some(*h)),
         Some(Err(e)) => return println!("chain: FAIL {e}"),
     };
-    let (ttpages, reloc_us, rate, hop_us) = match prev_h {
+    let (ttpages, reloc_us, rate, hop_us, reloc_mmu) = match prev_h {
         Some(h) => {
             let us = arch::ticks_to_us(h.reloc_end.saturating_sub(h.reloc_start)).max(1);
             let rate = h.copied * 1_000_000 / us / MIB;
             let hop_us = arch::ticks_to_us(ready_ticks.saturating_sub(h.exec_ticks));
-            (h.ttpages, us, rate, hop_us)
+            let m = if h.mmu_off != 0 { "off" } else { "on" };
+            (h.ttpages, us, rate, hop_us, m)
         }
-        None => (0, 0, 0, 0),
+        None => (0, 0, 0, 0, "-"),
     };
     println!(
-        "chain: hop={hop}/{total} el={} load={:#x} free={free} image={image_hash} payload={payload} ttpages={ttpages} reloc_us={reloc_us} reloc_rate={rate}MiB/s hop_us={hop_us}",
+        "chain: hop={hop}/{total} el={} load={:#x} free={free} image={image_hash} payload={payload} ttpages={ttpages} reloc_us={reloc_us} reloc_rate={rate}MiB/s reloc_mmu={reloc_mmu} hop_us={hop_us}",
         sys.entry_el, sys.image_pa
     );
     if let Some(h) = prev_h {
@@ -752,6 +760,7 @@ pub fn chain_step(ready_ticks: u64) {
     if hop >= total {
         return println!("chain: PASS");
     }
+    let mmu_off = mmu_off || (mmu == "both" && hop % 2 == 1);
     if let Err(e) = chain_next(hop, total, payload_len, mmu_off, free, prev_h) {
         println!("chain: FAIL hop {} load: {e}", hop + 1);
     }
