@@ -4,6 +4,9 @@
 #                     archive drops old ABI versions), unpacked: its Image and its DTBs
 #   bcm2711-rpi-4-b.dtb, juno-r2.dtb   the real board DTBs from that package
 #   virt-1g.dtb       QEMU's own virt DTB (1 GiB, EL2), from -machine dumpdtb
+#   userland/         Debian's busybox-static and kexec-tools (with its library closure, as
+#                     ../shared/reference/qemu-notes.md §5 lists it), unpacked: the QEMU tests
+#                     build Linux initramfs images from it
 #   virt-runtime.dtb  what a -kernel sees after `-dtb` with two /memory nodes: QEMU turns them
 #                     into FDT_NOPs and appends its own (a DTB with NOPs, as boot loaders make)
 # Prints nothing but progress; a second run only checks.
@@ -34,6 +37,21 @@ if [ ! -f "$out/juno-r2.dtb" ] || [ ! -f "$out/bcm2711-rpi-4-b.dtb" ] || [ ! -f 
     echo "$ver" > "$out/linux/version"
     dtbs="$out/linux/root/usr/lib/linux-image-$ver"
     cp "$dtbs/broadcom/bcm2711-rpi-4-b.dtb" "$dtbs/arm/juno-r2.dtb" "$out/"
+    rm -rf "$debs"
+fi
+
+if [ ! -x "$out/userland/sbin/kexec" ] || [ ! -x "$out/userland/bin/busybox" ]; then
+    debs=$(mktemp -d)
+    say "downloading busybox-static, kexec-tools and its libraries (arm64)"
+    (cd "$debs" && apt-get download -qq busybox-static:arm64 kexec-tools:arm64 libc6:arm64 \
+        zlib1g:arm64 libxenmisc4.17:arm64 libxentoollog1:arm64 libxencall1:arm64 \
+        libxenevtchn1:arm64 libxengnttab1:arm64 libxenforeignmemory1:arm64 \
+        libxendevicemodel1:arm64 libxentoolcore1:arm64 2>/dev/null)
+    rm -rf "$out/userland"; mkdir -p "$out/userland"
+    for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$out/userland"; done
+    # Only what a test initramfs needs: the binaries and the shared libraries.
+    rm -rf "$out/userland/usr/share" "$out/userland/etc" "$out/userland/usr/lib/aarch64-linux-gnu/gconv" \
+        "$out/userland/usr/lib/aarch64-linux-gnu/audit"
     rm -rf "$debs"
 fi
 

@@ -17,6 +17,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use kernel::chain::{self, Header};
 use kernel::dtb::{self, DtbError};
+use kernel::gzip;
 use kexec::image::{self, ImageError, ImageHeader};
 use kexec::kimage::{Kimage, LoadError, PhysPages, Segment};
 use kexec::{place, reloc};
@@ -74,6 +75,8 @@ pub enum KexecError {
     NoControlPage,
     /// No memory for a buffer.
     NoMemory(u64),
+    /// A gzip-compressed Image that cannot be inflated.
+    Gzip(String, kernel::gzip::GzipError),
 }
 
 impl fmt::Display for KexecError {
@@ -102,6 +105,7 @@ impl fmt::Display for KexecError {
             Self::Tables(e) => write!(f, "transitional tables: {e}"),
             Self::NoControlPage => write!(f, "out of memory for control pages"),
             Self::NoMemory(n) => write!(f, "out of memory for a {n}-byte buffer"),
+            Self::Gzip(file, e) => write!(f, "{file}: Image.gz: {e}"),
         }
     }
 }
@@ -263,12 +267,64 @@ pub fn load(req: &LoadRequest) -> Result<(), KexecError> {
     let usable = place::usable(map);
     let usable_bytes: u64 = usable.iter().map(Region::size).sum();
 
-    let (name, image_bytes): (String, Vec<u8>) = match &req.image {
-        ImageSource::Itself => ("itself".into(), pristine_image()),
-        ImageSource::File(p) => (p.clone(), file(p)?.to_vec()),
+    let pristine;
+    let mut gunzipped: Option<(u64, u64)> = None;
+    let (name, image_bytes): (String, &[u8]) = match &req.image {
+        ImageSource::Itself => {
+            pristine = pristine_image();
+            ("itself".into(), &pristine)
+        }
+        ImageSource::File(p) => {
+            let f = file(p)?;
+            if gzip::is_gzip(f) {
+                // Image.gz: inflate into frames, freed again once the load has copied them.
+                let size =
+                    gzip::announced_size(f).map_err(|e| KexecError::Gzip(p.clone(), e))? as u64;
+                let (pa, buf) =
+                    memory::alloc_contiguous(size.max(1)).ok_or(KexecError::NoMemory(size))?;
+                gunzipped = Some((pa, size.max(1)));
+                match gzip::decompress_into(f, buf) {
+                    Ok(n) => (p.clone(), &buf[..n]),
+                    Err(e) => {
+                        free_frames(pa, size.max(1));
+                        return Err(KexecError::Gzip(p.clone(), e));
+                    }
+                }
+            } else {
+                (p.clone(), f)
+            }
+        }
     };
+    let result = load_image(req, sys, &usable, usable_bytes, &name, image_bytes);
+    if let Some((pa, size)) = gunzipped {
+        free_frames(pa, size);
+    }
+    result
+}
+
+fn free_frames(pa: u64, bytes: u64) {
+    FRAMES.free(pa, mm::align_up(bytes, PAGE_SIZE) / PAGE_SIZE);
+}
+
+/// Fresh random bytes from `RNDR`, or `None` if the CPU has no random-number instruction.
+fn random_bytes<const N: usize>() -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    for chunk in out.chunks_mut(8) {
+        chunk.copy_from_slice(&arch::rndr()?.to_le_bytes()[..chunk.len()]);
+    }
+    Some(out)
+}
+
+fn load_image(
+    req: &LoadRequest,
+    sys: &crate::System,
+    usable: &[Region],
+    usable_bytes: u64,
+    name: &str,
+    image_bytes: &[u8],
+) -> Result<(), KexecError> {
     let hdr: ImageHeader =
-        image::parse(&image_bytes).map_err(|e| KexecError::Image(name.clone(), e))?;
+        image::parse(image_bytes).map_err(|e| KexecError::Image(name.to_string(), e))?;
     if hdr.image_size > usable_bytes {
         return Err(KexecError::NoRoom {
             what: "image (image_size)",
@@ -290,7 +346,7 @@ pub fn load(req: &LoadRequest) -> Result<(), KexecError> {
     // Image: the requested base, or the lowest 2 MiB-aligned one that fits.
     let base = match req.base {
         Some(b) => b,
-        None => place::slots(&usable, &[], hdr.image_size, IMAGE_ALIGN, hdr.text_offset)
+        None => place::slots(usable, &[], hdr.image_size, IMAGE_ALIGN, hdr.text_offset)
             .next()
             .ok_or(KexecError::NoRoom {
                 what: "image",
@@ -302,15 +358,30 @@ pub fn load(req: &LoadRequest) -> Result<(), KexecError> {
         base + hdr.text_offset,
         mm::align_up(hdr.image_size, PAGE_SIZE),
     );
-    place::check(&usable, &image_dest).map_err(|at| KexecError::Reserved {
+    place::check(usable, &image_dest).map_err(|at| KexecError::Reserved {
         what: "image",
         dest: image_dest,
         at,
     })?;
     let mut taken = alloc::vec![image_dest];
-    let mut put = |what: &'static str, bytes: u64, align: u64| -> Result<Region, KexecError> {
+    // The initrd must share a 1 GiB-aligned window of at most 32 GiB with the image.
+    let window_start = mm::align_down(image_dest.start, 1 << 30);
+    let window = Region::new(window_start, 32 << 30);
+    let initrd_usable: Vec<Region> = usable
+        .iter()
+        .filter(|r| r.overlaps(&window))
+        .map(|r| Region {
+            start: r.start.max(window.start),
+            end: r.end.min(window.end),
+        })
+        .collect();
+    let mut put = |what: &'static str,
+                   bytes: u64,
+                   align: u64,
+                   within: &[Region]|
+     -> Result<Region, KexecError> {
         let size = mm::align_up(bytes.max(1), PAGE_SIZE);
-        let at = place::highest(&usable, &taken, size, align).ok_or(KexecError::NoRoom {
+        let at = place::highest(within, &taken, size, align).ok_or(KexecError::NoRoom {
             what,
             bytes,
             usable: usable_bytes,
@@ -320,11 +391,16 @@ pub fn load(req: &LoadRequest) -> Result<(), KexecError> {
         Ok(r)
     };
     let initrd_dest = match &initrd {
-        Some((_, d)) => Some(put("initrd", d.len() as u64, PAGE_SIZE)?),
+        Some((_, d)) => Some(put("initrd", d.len() as u64, PAGE_SIZE, &initrd_usable)?),
         None => None,
     };
     let handover_dest = match &req.handover {
-        Some(h) => Some(put("chain hand-over block", h.len() as u64, PAGE_SIZE)?),
+        Some(h) => Some(put(
+            "chain hand-over block",
+            h.len() as u64,
+            PAGE_SIZE,
+            usable,
+        )?),
         None => None,
     };
 
@@ -362,16 +438,21 @@ pub fn load(req: &LoadRequest) -> Result<(), KexecError> {
     if let Some(b) = &bootargs {
         edits.push(("bootargs", Some(b)));
     }
+    // Fresh seeds when the CPU has RNDR; otherwise none (never the old ones again).
+    let kaslr_seed = random_bytes::<8>();
+    let rng_seed = random_bytes::<64>();
+    edits.push(("kaslr-seed", kaslr_seed.as_ref().map(|v| &v[..])));
+    edits.push(("rng-seed", rng_seed.as_ref().map(|v| &v[..])));
     let next_dtb =
         dtb::edit_chosen(base_dtb, &edits).map_err(|e| KexecError::Dtb(dtb_name.clone(), e))?;
     if next_dtb.len() as u64 > DTB_MAX {
         return Err(KexecError::DtbTooLarge(next_dtb.len() as u64));
     }
-    let dtb_dest = put("DTB", next_dtb.len() as u64, DTB_MAX)?;
+    let dtb_dest = put("DTB", next_dtb.len() as u64, DTB_MAX, usable)?;
 
     // Segments, in the order the list copies them.
     let mut segments = alloc::vec![Segment {
-        data: &image_bytes,
+        data: image_bytes,
         dest: image_dest.start,
         memsz: image_dest.size(),
     }];

@@ -13,7 +13,9 @@ use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+/// Per boot; generous so that a slower CI machine does not fail a chain (the chains take
+/// about 15 s here). Only a failing test ever waits this long.
+const TIMEOUT: Duration = Duration::from_secs(180);
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -911,4 +913,167 @@ fn kexec_refuses_reserved_memory_and_holes() {
     );
     assert!(run.out.contains("still alive"));
     assert_eq!(run.status, Some(0));
+}
+
+// ---- Linux ---------------------------------------------------------------------------------
+
+const S_IFDIR: u32 = 0o040000;
+const S_IFLNK: u32 = 0o120000;
+
+fn fixtures() -> PathBuf {
+    root().join("target/fixtures")
+}
+
+/// Debian's arm64 Linux Image (`scripts/fixtures.sh`).
+fn linux_image() -> Vec<u8> {
+    std::fs::read(fixtures().join("linux/Image")).expect("run scripts/fixtures.sh")
+}
+
+/// Every directory, file and symlink under `dir`, as cpio entries (paths relative to `dir`).
+fn tree(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let perm = meta.permissions().mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&p).unwrap();
+                out.push((
+                    rel,
+                    S_IFLNK | 0o777,
+                    target.to_string_lossy().into_owned().into_bytes(),
+                ));
+            } else if meta.is_dir() {
+                out.push((rel, S_IFDIR | perm, Vec::new()));
+                stack.push(p);
+            } else {
+                out.push((rel, S_IFREG | perm, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A Linux initramfs: busybox (and kexec-tools with its libraries if `kexec_tools`), `/init`
+/// running `script` after mounting /dev, /proc and /sys, plus `files`.
+fn linux_initramfs(script: &str, kexec_tools: bool, files: &[(&str, &[u8])]) -> Vec<u8> {
+    let userland = fixtures().join("userland");
+    let mut entries: Vec<(String, u32, Vec<u8>)> = if kexec_tools {
+        tree(&userland)
+    } else {
+        vec![
+            ("bin".into(), S_IFDIR | 0o755, Vec::new()),
+            (
+                "bin/busybox".into(),
+                S_IFREG | 0o755,
+                std::fs::read(userland.join("bin/busybox")).unwrap(),
+            ),
+        ]
+    };
+    for d in ["dev", "proc", "sys"] {
+        entries.push((d.into(), S_IFDIR | 0o755, Vec::new()));
+    }
+    let init = format!(
+        "#!/bin/busybox sh\n\
+         /bin/busybox mount -t devtmpfs dev /dev\n\
+         exec </dev/console >/dev/console 2>&1\n\
+         /bin/busybox mount -t proc proc /proc\n\
+         /bin/busybox mount -t sysfs sys /sys\n\
+         export PATH=/sbin:/bin\n\
+         echo \"LINUX-UP $(/bin/busybox uname -r)\"\n\
+         echo \"LINUX-CMDLINE $(/bin/busybox cat /proc/cmdline)\"\n\
+         echo \"LINUX-CPUS $(/bin/busybox nproc)\"\n\
+         {script}\n\
+         /bin/busybox poweroff -f\n"
+    );
+    entries.push(("init".into(), S_IFREG | 0o755, init.into_bytes()));
+    for (n, d) in files {
+        entries.push((n.to_string(), S_IFREG | 0o644, d.to_vec()));
+    }
+    let refs: Vec<(&str, u32, &[u8])> = entries
+        .iter()
+        .map(|(n, m, d)| (n.as_str(), *m, d.as_slice()))
+        .collect();
+    cpio::build(&refs)
+}
+
+fn host_sha256(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// This kernel kexecs Debian's Linux with a busybox initramfs holding a 1 MiB data file.
+fn kexec_into_linux(el: u8) -> Run {
+    let mut data = vec![0u8; 1 << 20];
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = (i * 7 + i / 4096) as u8;
+    }
+    let linux_rd = linux_initramfs(
+        "echo \"LINUX-HASH $(/bin/busybox sha256sum /data)\"\n\
+         /bin/busybox dmesg | /bin/busybox grep -E 'started at EL|kvm \\['",
+        false,
+        &[("data", &data)],
+    );
+    let image = linux_image();
+    let rd = initramfs(
+        &format!("tolinux-el{el}.cpio"),
+        Some("kexec -l /Image --initrd=/linux.cpio --append=\"console=ttyAMA0 panic=-1 from-hobby-kernel\"\nkexec -e\n"),
+        &[("Image", &image), ("linux.cpio", &linux_rd)],
+    );
+    let run = boot(Boot {
+        el,
+        initrd: Some(rd),
+        ..Default::default()
+    });
+    let hash = host_sha256(&data);
+    assert!(run.out.contains("LINUX-UP 6."), "{}", run.out);
+    assert!(
+        run.line("LINUX-CMDLINE")
+            .unwrap()
+            .ends_with("console=ttyAMA0 panic=-1 from-hobby-kernel"),
+        "{}",
+        run.out
+    );
+    assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 1"));
+    assert!(
+        run.out.contains(&format!("LINUX-HASH {hash}  /data")),
+        "{}",
+        run.out
+    );
+    assert_eq!(run.status, Some(0), "Linux powered off");
+    run
+}
+
+#[test]
+fn kexec_into_linux_at_el2_with_kvm() {
+    let run = kexec_into_linux(2);
+    assert!(
+        run.out.contains("CPU: All CPU(s) started at EL2"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out
+            .contains("kvm [1]: Hyp mode initialized successfully"),
+        "{}",
+        run.out
+    );
+}
+
+#[test]
+fn kexec_into_linux_at_el1() {
+    let run = kexec_into_linux(1);
+    assert!(
+        run.out.contains("CPU: All CPU(s) started at EL1"),
+        "{}",
+        run.out
+    );
 }

@@ -188,3 +188,25 @@ pub unsafe fn kexec_jump(reloc_pa: u64, args_va: u64, idmap_root: u64) -> ! {
         )
     }
 }
+
+/// `ID_AA64ISAR0_EL1.RNDR` (bits 63:60): non-zero when `RNDR`/`RNDRRS` exist (FEAT_RNG).
+const ID_AA64ISAR0_RNDR_SHIFT: u64 = 60;
+
+/// A 64-bit random number from `RNDR`, or `None` if the CPU has no FEAT_RNG or the
+/// instruction reports failure.
+pub fn rndr() -> Option<u64> {
+    let isar0: u64;
+    // SAFETY: reading an ID register has no side effects.
+    unsafe { asm!("mrs {}, id_aa64isar0_el1", out(reg) isar0, options(nomem, nostack)) };
+    if (isar0 >> ID_AA64ISAR0_RNDR_SHIFT) & 0xf == 0 {
+        return None;
+    }
+    let (value, failed): (u64, u64);
+    // SAFETY: RNDR exists (checked above); it only reads the random source. NZCV.Z = 1 means
+    // no number was available.
+    unsafe {
+        asm!("mrs {v}, s3_3_c2_c4_0", "cset {f}, eq", v = out(reg) value, f = out(reg) failed,
+             options(nomem, nostack))
+    };
+    (failed == 0).then_some(value)
+}
