@@ -78,6 +78,8 @@ struct Boot {
     dtb: Option<PathBuf>,
     /// Hand the kernel this DTB exactly as it is (see `loader_args`), instead of `-kernel`.
     dtb_as_is: Option<PathBuf>,
+    /// Boot this (kernel, initrd, command line) with `-kernel` instead of our Image: Linux.
+    linux: Option<(PathBuf, PathBuf, String)>,
     append: Option<String>,
     /// Bytes typed once the prompt appears.
     typed: Option<&'static str>,
@@ -130,7 +132,10 @@ fn boot(b: Boot) -> Run {
     ]);
     cmd.args(["-m", if b.mem.is_empty() { "1G" } else { b.mem }]);
     cmd.args(["-nographic", "-nic", "none", "-no-reboot"]);
-    if let Some(dtb) = &b.dtb_as_is {
+    if let Some((kernel, initrd, append)) = &b.linux {
+        cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
+        cmd.args(["-append", append]);
+    } else if let Some(dtb) = &b.dtb_as_is {
         cmd.args(loader_args(dtb, b.initrd.as_deref(), b.append.as_deref()));
     } else {
         cmd.arg("-kernel").arg(image());
@@ -1076,4 +1081,57 @@ fn kexec_into_linux_at_el1() {
         "{}",
         run.out
     );
+}
+
+#[test]
+fn linux_kexecs_this_kernel_which_chains_and_kexecs_linux_again() {
+    let linux = linux_image();
+    let second = linux_initramfs("echo SECOND-LINUX-OK", false, &[]);
+    let ours = cpio::build(&[
+        (
+            "init.rc",
+            S_IFREG | 0o644,
+            b"kexec -l /Image --initrd=/second.cpio --append=\"console=ttyAMA0 panic=-1 second-linux\"\nkexec -e\n",
+        ),
+        ("Image", S_IFREG | 0o644, &linux),
+        ("second.cpio", S_IFREG | 0o644, &second),
+    ]);
+    let hobby = std::fs::read(image()).unwrap();
+    let first = linux_initramfs(
+        "/sbin/kexec -i -l /hobby.Image --initrd=/hobby.cpio --append=\"kexec.chain=3 kexec.payload=8M\"\n\
+         echo KEXEC-E-NOW\n\
+         /sbin/kexec -e",
+        true,
+        &[("hobby.Image", &hobby), ("hobby.cpio", &ours)],
+    );
+    let path = scratch("linux-first.cpio");
+    std::fs::write(&path, first).unwrap();
+    let mut cmd_linux = Boot {
+        el: 2,
+        mem: "2G",
+        ..Default::default()
+    };
+    cmd_linux.linux = Some((
+        fixtures().join("linux/Image"),
+        path,
+        "console=ttyAMA0 panic=-1 first-linux".into(),
+    ));
+    let run = boot(cmd_linux);
+    assert!(run.out.contains("KEXEC-E-NOW"), "{}", run.out);
+    let entered = run
+        .line("kernel 0.1.0: entered at")
+        .unwrap_or_else(|| panic!("{}", run.out));
+    assert!(entered.contains("entered at EL2"), "{entered}");
+    check_chain(&run, 3, "2");
+    let second_cmdline = run
+        .out
+        .lines()
+        .filter(|l| l.starts_with("LINUX-CMDLINE"))
+        .nth(1)
+        .unwrap();
+    assert!(
+        second_cmdline.trim_end().ends_with("second-linux"),
+        "{second_cmdline}"
+    );
+    assert!(run.out.contains("SECOND-LINUX-OK"), "{}", run.out);
 }
