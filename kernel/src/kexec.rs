@@ -75,6 +75,22 @@ pub enum KexecError {
     NoControlPage,
     /// No memory for a buffer.
     NoMemory(u64),
+    /// The segments need more memory than is free.
+    TooBig {
+        /// Bytes of all segments.
+        need: u64,
+        /// Bytes free.
+        free: u64,
+    },
+    /// An Image.gz whose trailer announces more than free memory (truncated or corrupt).
+    GzipSize {
+        /// The file.
+        file: String,
+        /// Size the gzip trailer announces.
+        announced: u64,
+        /// Bytes free.
+        free: u64,
+    },
     /// A gzip-compressed Image that cannot be inflated.
     Gzip(String, kernel::gzip::GzipError),
 }
@@ -106,6 +122,16 @@ impl fmt::Display for KexecError {
             Self::NoControlPage => write!(f, "out of memory for control pages"),
             Self::NoMemory(n) => write!(f, "out of memory for a {n}-byte buffer"),
             Self::Gzip(file, e) => write!(f, "{file}: Image.gz: {e}"),
+            Self::GzipSize { file, announced, free } => write!(
+                f,
+                "{file}: Image.gz: its trailer announces {announced} bytes, more than the {free} bytes free (truncated or corrupt?)"
+            ),
+            Self::TooBig { need, free } => write!(
+                f,
+                "the segments need {} MiB of source pages but only {} MiB are free: use a smaller initrd or image",
+                need >> 20,
+                free >> 20
+            ),
         }
     }
 }
@@ -280,6 +306,14 @@ pub fn load(req: &LoadRequest) -> Result<(), KexecError> {
                 // Image.gz: inflate into frames, freed again once the load has copied them.
                 let size =
                     gzip::announced_size(f).map_err(|e| KexecError::Gzip(p.clone(), e))? as u64;
+                let free = FRAMES.free_frames() * PAGE_SIZE;
+                if size > free {
+                    return Err(KexecError::GzipSize {
+                        file: p.clone(),
+                        announced: size,
+                        free,
+                    });
+                }
                 let (pa, buf) =
                     memory::alloc_contiguous(size.max(1)).ok_or(KexecError::NoMemory(size))?;
                 gunzipped = Some((pa, size.max(1)));
@@ -496,6 +530,12 @@ fn load_image(
         bytes: next_dtb.len() as u64,
     });
 
+    // Every destination page needs a source page now: say so plainly if they cannot fit.
+    let need: u64 = segments.iter().map(|s| s.range().size()).sum();
+    let free = FRAMES.free_frames() * PAGE_SIZE;
+    if need > free {
+        return Err(KexecError::TooBig { need, free });
+    }
     let mut kimage = Kimage::load(&mut FramePages, &segments).map_err(KexecError::List)?;
     match build_control(
         &mut kimage,
@@ -740,7 +780,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
             show();
             Ok(())
         }
-        Some('e') => execute().map_err(|e| format!("kexec: {e}")),
+        Some('e') => execute().map_err(|e| e.to_string()),
         Some('u') => {
             unload();
             println!("kexec: unloaded");
@@ -758,7 +798,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
             req.dtb = dtb;
             req.mmu_off = mmu_off;
             req.base = base;
-            load(&req).map_err(|e| format!("kexec: {e}"))?;
+            load(&req).map_err(|e| e.to_string())?;
             show();
             Ok(())
         }
