@@ -59,3 +59,63 @@ for mem in 1G 8G; do
     tt=$(grep '^chain: hop=1/' "$work/tt-$mem.log" | field ttpages)
     printf '| %-44s | %s |\n' "transitional table pages, $mem" "$tt"
 done
+
+# 4. kexec latency into Linux: from `kexec -e` to the next kernel's first console line (Linux
+#    with earlycon), this kernel -> Linux against Linux -> Linux with kexec-tools (-i: no
+#    purgatory hash), same Linux Image and initramfs, same QEMU, -icount shift=0,sleep=off.
+#    Host time stamps each console line.
+scripts/fixtures.sh >/dev/null
+fx=target/fixtures
+lx="$work/linux-rd"; rm -rf "$lx"; mkdir -p "$lx/bin" "$lx/dev" "$lx/proc" "$lx/sys"
+cp "$fx/userland/bin/busybox" "$lx/bin/"
+cat > "$lx/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox mount -t devtmpfs dev /dev
+exec </dev/console >/dev/console 2>&1
+echo LINUX-USERSPACE-OK
+/bin/busybox poweroff -f
+INIT
+chmod +x "$lx/init"
+scripts/mkinitramfs.sh "$lx" "$work/linux.cpio"
+append="console=ttyAMA0 earlycon panic=-1"
+
+ours="$work/ours-rd"; rm -rf "$ours"; mkdir -p "$ours"
+cp "$fx/linux/Image" "$ours/Image"; cp "$work/linux.cpio" "$ours/linux.cpio"
+printf 'kexec -l /Image --initrd=/linux.cpio --append="%s"\nkexec -e\n' "$append" > "$ours/init.rc"
+scripts/mkinitramfs.sh "$ours" "$work/ours.cpio"
+
+first="$work/first-rd"; rm -rf "$first"; cp -a "$fx/userland" "$first"
+mkdir -p "$first/dev" "$first/proc" "$first/sys"
+cp "$fx/linux/Image" "$first/Image"; cp "$work/linux.cpio" "$first/linux.cpio"
+cat > "$first/init" <<INIT
+#!/bin/busybox sh
+/bin/busybox mount -t devtmpfs dev /dev
+exec </dev/console >/dev/console 2>&1
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sys /sys
+/sbin/kexec -i -l /Image --initrd=/linux.cpio --append="$append"
+echo KEXEC-E-NOW
+/sbin/kexec -e
+INIT
+chmod +x "$first/init"
+scripts/mkinitramfs.sh "$first" "$work/first.cpio"
+
+stamp() { python3 -c '
+import sys, time
+t0 = time.monotonic()
+for line in sys.stdin.buffer:
+    sys.stdout.write("%.4f %s\n" % (time.monotonic() - t0, line.decode("utf-8", "replace").rstrip()))
+    sys.stdout.flush()'; }
+latency() { # LOG START_PATTERN -> ms from START to the next "Booting Linux on physical CPU"
+    awk -v s="$2" 'index($0, s) && !t0 { t0 = $1 } t0 && /Booting Linux on physical CPU/ { printf "%d", ($1 - t0) * 1000; exit }' "$1"
+}
+q=(qemu-system-aarch64 -M virt,virtualization=on -cpu cortex-a72 -m 1G -nographic -nic none
+   -no-reboot -icount shift=0,sleep=off)
+for i in 1 2 3; do
+    "${q[@]}" -kernel "$image" -initrd "$work/ours.cpio" </dev/null 2>&1 | stamp > "$work/ours-$i.log"
+    "${q[@]}" -kernel "$fx/linux/Image" -initrd "$work/first.cpio" -append "$append" </dev/null 2>&1 \
+        | stamp > "$work/linux-$i.log"
+    o=$(latency "$work/ours-$i.log" "kexec: entering")
+    l=$(latency "$work/linux-$i.log" "KEXEC-E-NOW")
+    printf '| %-44s | %s ms (Linux -> Linux: %s ms) |\n' "kexec -e -> Linux's first line, run $i" "$o" "$l"
+done
