@@ -51,6 +51,7 @@ _head:
 
 primary_entry:
     mov     x19, x0
+    adr     x24, el1_setup          // where el2_setup drops to EL1
     isb
     mrs     x20, cntpct_el0
     adrp    x22, _head
@@ -132,14 +133,13 @@ el2_setup:
     msr     vbar_el2, x0
     mov     x0, #{SPSR_EL2_EL1H}
     msr     spsr_el2, x0
-    adr     x0, el1_setup
-    msr     elr_el2, x0
+    msr     elr_el2, x24            // el1_setup, or secondary_el1 for a secondary CPU
     eret
 
 /*
  * EL1, MMU off: known system state, early tables, MMU on.
  */
-el1_setup:
+    .macro el1_regs_init
     msr     daifset, #0xf
     mov_q   x0, {SCTLR_EL1_MMU_OFF}
     msr     sctlr_el1, x0
@@ -151,6 +151,24 @@ el1_setup:
     msr     cntv_ctl_el0, xzr       // virtual and physical timers stopped
     msr     cntp_ctl_el0, xzr
     isb
+    .endm
+
+    /* MAIR and TCR (IPS from the CPU's PARange, at most 48 bits). Clobbers x0-x2. */
+    .macro mair_tcr_init
+    mov_q   x0, {MAIR_EL1_INIT}
+    msr     mair_el1, x0
+    mrs     x1, id_aa64mmfr0_el1
+    ubfx    x1, x1, #0, #4          // PARange
+    cmp     x1, #{TCR_IPS_MAX}
+    mov     x2, #{TCR_IPS_MAX}
+    csel    x1, x1, x2, ls
+    mov_q   x0, {TCR_EL1_INIT}
+    bfi     x0, x1, #{TCR_IPS_SHIFT}, #3
+    msr     tcr_el1, x0
+    .endm
+
+el1_setup:
+    el1_regs_init
 
     /* Zero the early tables (non-cacheable writes: the MMU is off). */
     adrp    x23, __early_tables
@@ -229,17 +247,8 @@ el1_setup:
     adrp    x1, __early_tables_end
     bl      dcache_inval_poc
 
-    /* MAIR, TCR (IPS from the CPU's PARange, at most 48 bits), TTBRs. */
-    mov_q   x0, {MAIR_EL1_INIT}
-    msr     mair_el1, x0
-    mrs     x1, id_aa64mmfr0_el1
-    ubfx    x1, x1, #0, #4          // PARange
-    cmp     x1, #{TCR_IPS_MAX}
-    mov     x2, #{TCR_IPS_MAX}
-    csel    x1, x1, x2, ls
-    mov_q   x0, {TCR_EL1_INIT}
-    bfi     x0, x1, #{TCR_IPS_SHIFT}, #3
-    msr     tcr_el1, x0
+    /* MAIR, TCR, TTBRs. */
+    mair_tcr_init
     add     x0, x23, #1 * 4096
     msr     ttbr0_el1, x0
     add     x0, x23, #4 * 4096
@@ -251,6 +260,45 @@ el1_setup:
 
     mov_q   x0, {SCTLR_EL1_MMU_ON}
     ldr     x1, =primary_switched
+    b       enable_mmu
+
+/*
+ * A secondary CPU, started by PSCI CPU_ON (or a spin-table release) at its physical address.
+ *   in:  x0 = physical address of its boot block (struct SecondaryBoot in kernel/src/smp.rs):
+ *          +0  TTBR1 (the kernel's tables)   +8  SP_EL0 top   +16  SP_EL1 top (exceptions)
+ *          +24 CPU index
+ *        cleaned to the PoC by the boot CPU. MMU off, at EL2 or EL1.
+ *   out: secondary_main(x0 = the block's linear-map VA, x1 = entry EL) at EL1, MMU on,
+ *        on its own stacks, TTBR0 walks off. Never returns.
+ * Uses the boot CPU's early identity map (still in the image) to turn the MMU on.
+ */
+    .global secondary_entry
+secondary_entry:
+    mov     x19, x0
+    mrs     x21, CurrentEL
+    lsr     x21, x21, #2
+    adr     x24, secondary_el1
+    cmp     x21, #2
+    b.eq    el2_setup
+    cmp     x21, #1
+    b.eq    secondary_el1
+1:  wfe
+    b       1b
+
+secondary_el1:
+    el1_regs_init
+    mair_tcr_init
+    adrp    x23, __early_tables
+    add     x0, x23, #1 * 4096      // the early identity map
+    msr     ttbr0_el1, x0
+    ldr     x0, [x19]               // the kernel's own tables
+    msr     ttbr1_el1, x0
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    mov_q   x0, {SCTLR_EL1_MMU_ON}
+    ldr     x1, =secondary_switched
     b       enable_mmu
 
 /* Invalidate [x0, x1) to the PoC by D-cache line. Clobbers x0, x2, x3. */
@@ -307,6 +355,7 @@ primary_switched:
     ldr     x0, =vectors_el1
     msr     vbar_el1, x0
     ldr     x0, =__exception_stack_top
+    msr     tpidr_el1, x0           // the exception vectors reset SP_EL1 from here
     mov     sp, x0                  // SP_EL1: exception stack
     ldr     x0, =__boot_stack_top
     msr     spsel, #0               // run on SP_EL0 from here on
@@ -335,4 +384,31 @@ primary_switched:
     bl      kernel_main
 12: wfe
     b       12b
+
+secondary_switched:
+    ldr     x0, =vectors_el1
+    msr     vbar_el1, x0
+    mov_q   x1, {LINEAR_BASE}
+    add     x19, x19, x1            // the boot block through the linear map
+    ldr     x0, [x19, #16]
+    msr     tpidr_el1, x0           // the exception vectors reset SP_EL1 from here
+    mov     sp, x0                  // SP_EL1
+    ldr     x0, [x19, #8]
+    msr     spsel, #0
+    mov     sp, x0                  // SP_EL0
+    /* TTBR0 is no longer needed: turn its walks off as on the boot CPU. */
+    mrs     x0, tcr_el1
+    orr     x0, x0, #{TCR_EPD0}
+    msr     tcr_el1, x0
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    mov     x0, x19
+    mov     x1, x21
+    mov     x29, xzr
+    mov     x30, xzr
+    bl      secondary_main
+13: wfe
+    b       13b
     .ltorg

@@ -52,6 +52,8 @@ core::arch::global_asm!(
     KERNEL_BLOCK_ATTRS = const KERNEL_BLOCK_ATTRS,
     FDT_BLOCK_ATTRS = const FDT_BLOCK_ATTRS,
     IDMAP_BLOCK_ATTRS = const IDMAP_BLOCK_ATTRS,
+    LINEAR_BASE = const mm::layout::LINEAR_BASE,
+    TCR_EPD0 = const regs::tcr_el1::EPD0,
 );
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
@@ -104,6 +106,8 @@ pub mod symbols {
         pub static el2_stub_vectors: u8;
         /// Start of `.idmap.text`.
         pub static __idmap_text_start: u8;
+        /// Where a secondary CPU starts (physical address; see entry.S for its contract).
+        pub static secondary_entry: u8;
     }
     unsafe extern "C" {
         /// Switches `TTBR1_EL1` to `ttbr1` with break-before-make. Must be called at its

@@ -15,6 +15,8 @@ pub const HEADER_PAGE: usize = 4096;
 pub const STAMP_OFFSET: usize = 8 + 8 * 10;
 /// Offset of `exec_ticks` inside the header.
 pub const EXEC_TICKS_OFFSET: usize = 8 + 8 * 9;
+/// Offset of `smp_down_us` inside the header.
+pub const SMP_DOWN_OFFSET: usize = 8 + 8 * 12;
 
 /// What one generation tells the next. All fields little-endian `u64`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,6 +45,8 @@ pub struct Header {
     pub reloc_start: u64,
     /// Counter when it finished (written by the relocation page).
     pub reloc_end: u64,
+    /// µs the sender took to turn its other CPUs off (written at `kexec -e`).
+    pub smp_down_us: u64,
 }
 
 /// Why a hand-over block cannot be read.
@@ -77,7 +81,7 @@ impl fmt::Display for HeaderError {
 }
 
 impl Header {
-    const FIELDS: usize = 12;
+    const FIELDS: usize = 13;
 
     fn words(&self) -> [u64; Self::FIELDS] {
         [
@@ -93,6 +97,7 @@ impl Header {
             self.exec_ticks,
             self.reloc_start,
             self.reloc_end,
+            self.smp_down_us,
         ]
     }
 
@@ -138,6 +143,7 @@ impl Header {
             exec_ticks: w(10),
             reloc_start: w(11),
             reloc_end: w(12),
+            smp_down_us: w(13),
         };
         Ok((h, ()))
     }

@@ -82,6 +82,8 @@ pub enum KexecError {
         /// Bytes free.
         free: u64,
     },
+    /// Another CPU could not be stopped.
+    Cpus(String),
     /// An Image.gz whose trailer announces more than free memory (truncated or corrupt).
     GzipSize {
         /// The file.
@@ -122,6 +124,7 @@ impl fmt::Display for KexecError {
             Self::NoControlPage => write!(f, "out of memory for control pages"),
             Self::NoMemory(n) => write!(f, "out of memory for a {n}-byte buffer"),
             Self::Gzip(file, e) => write!(f, "{file}: Image.gz: {e}"),
+            Self::Cpus(e) => write!(f, "stopping the other CPUs: {e}"),
             Self::GzipSize { file, announced, free } => write!(
                 f,
                 "{file}: Image.gz: its trailer announces {announced} bytes, more than the {free} bytes free (truncated or corrupt?)"
@@ -690,6 +693,11 @@ pub fn show() {
 /// `kexec -e`: hands the machine to the loaded image. Returns only if nothing is loaded.
 pub fn execute() -> Result<(), KexecError> {
     let gic = gic();
+    if LOADED.lock().is_none() {
+        return Err(KexecError::NotLoaded);
+    }
+    // No CPU may stay behind in memory the next kernel owns.
+    let smp_down_us = crate::smp::stop_secondaries().map_err(KexecError::Cpus)?;
     let l = LOADED.lock().take().ok_or(KexecError::NotLoaded)?;
     println!(
         "kexec: entering {:#x} with DTB {:#x} ({}, MMU {} relocation)",
@@ -708,6 +716,8 @@ pub fn execute() -> Result<(), KexecError> {
         let page = pages.page(src);
         page[chain::EXEC_TICKS_OFFSET..chain::EXEC_TICKS_OFFSET + 8]
             .copy_from_slice(&arch::ticks().to_le_bytes());
+        page[chain::SMP_DOWN_OFFSET..chain::SMP_DOWN_OFFSET + 8]
+            .copy_from_slice(&smp_down_us.to_le_bytes());
         arch::clean_inval_dcache(phys_to_virt(src), PAGE_SIZE);
     }
     if let Some(g) = gic {
@@ -807,7 +817,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
 
 /// The kexec-chain self-test (`kexec.chain=N`): reports this generation, checks what the
 /// previous one handed over, and unless this is the last hop, kexecs the next.
-pub fn chain_step(ready_ticks: u64) {
+pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
     let sys = SYSTEM.get().expect("booted");
     let Some(n) = sys.cmdline.get("kexec.chain") else {
         return;
@@ -841,18 +851,18 @@ pub fn chain_step(ready_ticks: u64) {
         Some(Ok((h, ok))) => (h.hop, if *ok { "ok" } else { "bad" }, Some(*h)),
         Some(Err(e)) => return println!("chain: FAIL {e}"),
     };
-    let (ttpages, reloc_us, rate, hop_us, reloc_mmu) = match prev_h {
+    let (ttpages, reloc_us, rate, hop_us, reloc_mmu, smp_down_us) = match prev_h {
         Some(h) => {
             let us = arch::ticks_to_us(h.reloc_end.saturating_sub(h.reloc_start)).max(1);
             let rate = h.copied * 1_000_000 / us / MIB;
             let hop_us = arch::ticks_to_us(ready_ticks.saturating_sub(h.exec_ticks));
             let m = if h.mmu_off != 0 { "off" } else { "on" };
-            (h.ttpages, us, rate, hop_us, m)
+            (h.ttpages, us, rate, hop_us, m, h.smp_down_us)
         }
-        None => (0, 0, 0, 0, "-"),
+        None => (0, 0, 0, 0, "-", 0),
     };
     println!(
-        "chain: hop={hop}/{total} el={} load={:#x} free={free} image={image_hash} payload={payload} ttpages={ttpages} reloc_us={reloc_us} reloc_rate={rate}MiB/s reloc_mmu={reloc_mmu} hop_us={hop_us}",
+        "chain: hop={hop}/{total} el={} cpus={cpus} load={:#x} free={free} image={image_hash} payload={payload} ttpages={ttpages} reloc_us={reloc_us} reloc_rate={rate}MiB/s reloc_mmu={reloc_mmu} hop_us={hop_us} smp_up_us={smp_up_us} smp_down_us={smp_down_us}",
         sys.entry_el, sys.image_pa
     );
     if let Some(h) = prev_h {

@@ -27,11 +27,13 @@ mod memory;
 #[cfg(target_os = "none")]
 mod shell;
 #[cfg(target_os = "none")]
+mod smp;
+#[cfg(target_os = "none")]
 pub use bare::*;
 
 #[cfg(target_os = "none")]
 mod bare {
-    use crate::{arch, console, files, kexec, memory, println, shell};
+    use crate::{arch, console, files, kexec, memory, println, shell, smp};
     use fdt::Fdt;
     use kernel::cmdline::Cmdline;
     use kernel::platform::Platform;
@@ -165,17 +167,20 @@ mod bare {
             None => log::info!("initramfs: none"),
         }
 
+        let (cpus, smp_us) = smp::start_secondaries();
+        log::info!("smp: {cpus} CPUs online ({smp_us} us to start the others)");
+
         let now = arch::ticks();
         let since = now.wrapping_sub(entry_ticks);
         println!(
-            "ready el={} cpus=1 mem={} ticks={} us={}",
+            "ready el={} cpus={cpus} mem={} ticks={} us={}",
             sys.entry_el,
             mem.total >> 20,
             since,
             arch::ticks_to_us(since)
         );
 
-        kexec::chain_step(now);
+        kexec::chain_step(now, cpus, smp_us);
 
         let init = sys.cmdline.get("init").unwrap_or("/init.rc");
         match files::find(init) {

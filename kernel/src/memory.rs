@@ -55,6 +55,7 @@ struct KernelMap {
     pt: PageTable,
     alloc: KernelTables,
     next_device_va: u64,
+    next_stack_va: u64,
     usage: TableUse,
 }
 
@@ -214,6 +215,7 @@ pub fn init(
         pt,
         alloc,
         next_device_va: DEVICE_BASE,
+        next_stack_va: mm::layout::STACKS_BASE,
         usage: TableUse::default(),
     };
     let console_va = console.map(|r| map_device_locked(&mut km, r).expect("mapping the console"));
@@ -312,4 +314,35 @@ impl kexec::kimage::PhysPages for FramePages {
         // SAFETY: `pa` is a frame the loader allocated and owns, mapped by the linear map.
         unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, PAGE_SIZE as usize) }
     }
+}
+
+/// Allocates a stack of `bytes` (a multiple of 4 KiB) in frames, maps it in the stack window
+/// above an unmapped guard page, and returns its top VA.
+pub fn map_stack(bytes: u64) -> Result<u64, MapError> {
+    let mut km = KERNEL_MAP.lock();
+    let km = km.as_mut().expect("memory::init ran");
+    let pa = FRAMES
+        .alloc(bytes / PAGE_SIZE)
+        .ok_or(MapError::OutOfTables {
+            va: km.next_stack_va,
+        })?;
+    let va = km.next_stack_va + PAGE_SIZE; // the guard page stays unmapped
+    assert!(
+        va + bytes <= mm::layout::STACKS_BASE + mm::layout::STACKS_SIZE,
+        "stack window full"
+    );
+    km.pt.map(&mut km.alloc, va, pa, bytes, Attrs::DATA)?;
+    km.next_stack_va = va + bytes;
+    arch::publish_tables();
+    Ok(va + bytes)
+}
+
+/// Physical address of the kernel's root table (for a secondary CPU's TTBR1).
+pub fn kernel_root() -> u64 {
+    KERNEL_MAP
+        .lock()
+        .as_ref()
+        .expect("memory::init ran")
+        .pt
+        .root()
 }

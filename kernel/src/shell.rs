@@ -21,6 +21,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "cat", usage: "cat FILE...", help: "print initramfs files", run: cmd_cat },
     Command { name: "echo", usage: "echo [WORD...]", help: "print the words", run: cmd_echo },
     Command { name: "fault", usage: "fault [ADDR]", help: "read from an unmapped address (default 0xffff_dead_0000_0000) to test the exception report", run: cmd_fault },
+    Command { name: "cpus", usage: "cpus", help: "list the CPUs: MPIDR, EL of entry, state", run: |_| { crate::smp::list(); Ok(()) } },
     Command { name: "kexec", usage: "kexec -l IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--base=ADDR] | -e | -u", help: "load, execute or unload a new kernel; alone: show what is loaded", run: crate::kexec::command },
     Command { name: "poweroff", usage: "poweroff", help: "PSCI SYSTEM_OFF", run: cmd_poweroff },
     Command { name: "reboot", usage: "reboot", help: "PSCI SYSTEM_RESET", run: cmd_reboot },

@@ -74,6 +74,8 @@ struct Boot {
     el: u8,
     mem: &'static str,
     cpu: &'static str,
+    /// CPUs (`-smp`); 0 = 1.
+    smp: u32,
     initrd: Option<PathBuf>,
     dtb: Option<PathBuf>,
     /// Hand the kernel this DTB exactly as it is (see `loader_args`), instead of `-kernel`.
@@ -131,6 +133,7 @@ fn boot(b: Boot) -> Run {
         },
     ]);
     cmd.args(["-m", if b.mem.is_empty() { "1G" } else { b.mem }]);
+    cmd.args(["-smp", &b.smp.max(1).to_string()]);
     cmd.args(["-nographic", "-nic", "none", "-no-reboot"]);
     if let Some((kernel, initrd, append)) = &b.linux {
         cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
@@ -1212,4 +1215,61 @@ fn bad_linux_images_are_named() {
         assert!(run.out.contains(e), "missing '{e}' in:\n{}", run.out);
     }
     assert_eq!(run.status, Some(0));
+}
+
+/// `virt` with 4 CPUs: a 10-hop chain with every CPU up at every hop, then Linux, which
+/// brings all four up again.
+fn smp_chain_then_linux(el: u8) -> Run {
+    let linux_rd = linux_initramfs("", false, &[]);
+    let rd = initramfs(
+        &format!("smp-el{el}.cpio"),
+        Some("cpus\nkexec -l /Image --initrd=/linux.cpio --append=\"console=ttyAMA0 panic=-1\"\nkexec -e\n"),
+        &[("Image", &linux_image()), ("linux.cpio", &linux_rd)],
+    );
+    let run = boot(Boot {
+        el,
+        smp: 4,
+        initrd: Some(rd),
+        append: Some("kexec.chain=10 kexec.payload=16M".into()),
+        ..Default::default()
+    });
+    let lines = check_chain(&run, 10, &el.to_string());
+    for l in &lines {
+        assert_eq!(l["cpus"], "4", "every CPU up at every hop: {l:?}");
+    }
+    for i in 1..4 {
+        assert!(
+            run.out
+                .contains(&format!("cpu{i}  mpidr={i:#x}  el={el}  online")),
+            "{}",
+            run.out
+        );
+    }
+    assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 4"), "{}", run.out);
+    assert!(
+        run.out.contains("SMP: Total of 4 processors activated"),
+        "{}",
+        run.out
+    );
+    run
+}
+
+#[test]
+fn smp_4_cpus_chain_and_linux_at_el2() {
+    let run = smp_chain_then_linux(2);
+    assert!(
+        run.out.contains("CPU: All CPU(s) started at EL2"),
+        "{}",
+        run.out
+    );
+}
+
+#[test]
+fn smp_4_cpus_chain_and_linux_at_el1() {
+    let run = smp_chain_then_linux(1);
+    assert!(
+        run.out.contains("CPU: All CPU(s) started at EL1"),
+        "{}",
+        run.out
+    );
 }

@@ -8,6 +8,7 @@
 //! 0xffff_8000_0000_0000 ┐ kernel image, as linked (W^X, guard pages under the stacks)
 //!   + 512 MiB           │ early DTB window (boot only)
 //! 0xffff_8000_4000_0000 ┘ device window: MMIO mapped on demand, Device-nGnRnE
+//! 0xffff_8000_8000_0000   stack window: secondary CPUs' stacks, each above an unmapped guard
 //! ```
 
 /// Base of the linear map: `VA = PA + LINEAR_BASE`.
@@ -25,6 +26,10 @@ pub const EARLY_FDT_VADDR: u64 = KIMAGE_VADDR + KIMAGE_MAX_SIZE;
 pub const DEVICE_BASE: u64 = KIMAGE_VADDR + (1 << 30);
 /// Size of the device window.
 pub const DEVICE_SIZE: u64 = 1 << 30;
+/// Start of the window where secondary CPUs' stacks are mapped, each above a guard page.
+pub const STACKS_BASE: u64 = DEVICE_BASE + DEVICE_SIZE;
+/// Size of the stack window.
+pub const STACKS_SIZE: u64 = 1 << 30;
 
 /// The linear-map address of a physical address.
 pub const fn phys_to_virt(pa: u64) -> u64 {

@@ -48,6 +48,37 @@ pub mod psci {
     pub const SYSTEM_OFF: u32 = 0x8400_0008;
     /// `SYSTEM_RESET`.
     pub const SYSTEM_RESET: u32 = 0x8400_0009;
+    /// `CPU_ON`, SMC64: (target MPIDR, entry PA, context ID).
+    pub const CPU_ON: u32 = 0xc400_0003;
+    /// `CPU_OFF`: the calling CPU leaves; does not return on success.
+    pub const CPU_OFF: u32 = 0x8400_0002;
+    /// `AFFINITY_INFO`, SMC64: (target MPIDR, lowest affinity level) → 0 on, 1 off, 2 pending.
+    pub const AFFINITY_INFO: u32 = 0xc400_0004;
+    /// `AFFINITY_INFO` result: the CPU is off.
+    pub const AFFINITY_OFF: i64 = 1;
+}
+
+/// This CPU's affinity fields of `MPIDR_EL1` (Aff3..Aff0), as the DTB's `reg` of a CPU.
+pub fn mpidr() -> u64 {
+    let m: u64;
+    // SAFETY: reading MPIDR_EL1 has no side effects.
+    unsafe { asm!("mrs {}, mpidr_el1", out(reg) m, options(nomem, nostack)) };
+    m & MPIDR_AFFINITY_MASK
+}
+
+/// Aff3 (bits 39:32) and Aff2..Aff0 (bits 23:0) of `MPIDR_EL1`.
+const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
+/// Wakes CPUs waiting in `wfe`.
+pub fn sev() {
+    // SAFETY: an event has no memory effects (the dsb orders earlier stores before it).
+    unsafe { asm!("dsb ish", "sev", options(nostack)) };
+}
+
+/// Waits for an event (or an interrupt, or a spurious wake-up).
+pub fn wfe() {
+    // SAFETY: waiting has no memory effects.
+    unsafe { asm!("wfe", options(nomem, nostack)) };
 }
 
 /// Issues a PSCI call through `conduit` and returns x0.

@@ -28,7 +28,7 @@
     .macro slot_spx, n
     .org vectors_el1 + \n * 0x80
     msr     tpidrro_el0, x0         // scratch: the frame below records x0 from here
-    ldr     x0, =__exception_stack_top
+    mrs     x0, tpidr_el1           // this CPU's exception stack top
     sub     x0, x0, #FRAME_SIZE
     mov     sp, x0
     mrs     x0, tpidrro_el0
