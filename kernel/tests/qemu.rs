@@ -82,6 +82,11 @@ struct Boot {
     dtb_as_is: Option<PathBuf>,
     /// Boot this (kernel, initrd, command line) with `-kernel` instead of our Image: Linux.
     linux: Option<(PathBuf, PathBuf, String)>,
+    /// Where `dtb_as_is` puts things: the start of the DTB's first bank (0 = virt's RAM).
+    load_base: u64,
+    /// A sparse file as guest RAM (`memory-backend-file`), for machines whose RAM reaches
+    /// far beyond what the host could allocate.
+    sparse_ram: bool,
     append: Option<String>,
     /// Bytes typed once the prompt appears.
     typed: Option<&'static str>,
@@ -133,13 +138,37 @@ fn boot(b: Boot) -> Run {
         },
     ]);
     cmd.args(["-m", if b.mem.is_empty() { "1G" } else { b.mem }]);
+    if b.sparse_ram {
+        let file = scratch("sparse-ram");
+        let _ = std::fs::remove_file(&file);
+        cmd.args([
+            "-object",
+            &format!(
+                "memory-backend-file,id=ram,size={},mem-path={},share=on",
+                b.mem,
+                file.display()
+            ),
+            "-machine",
+            "memory-backend=ram",
+        ]);
+    }
     cmd.args(["-smp", &b.smp.max(1).to_string()]);
     cmd.args(["-nographic", "-nic", "none", "-no-reboot"]);
     if let Some((kernel, initrd, append)) = &b.linux {
         cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
         cmd.args(["-append", append]);
     } else if let Some(dtb) = &b.dtb_as_is {
-        cmd.args(loader_args(dtb, b.initrd.as_deref(), b.append.as_deref()));
+        let base = if b.load_base == 0 {
+            0x4000_0000
+        } else {
+            b.load_base
+        };
+        cmd.args(loader_args(
+            dtb,
+            base,
+            b.initrd.as_deref(),
+            b.append.as_deref(),
+        ));
     } else {
         cmd.arg("-kernel").arg(image());
         if let Some(i) = &b.initrd {
@@ -204,12 +233,12 @@ fn boot(b: Boot) -> Run {
     Run { out, status }
 }
 
-/// Where `loader_args` puts things: all in the first 512 MiB of `virt`'s RAM.
-/// (QEMU keeps its own DTB in the first MiB even without `-kernel`.)
-const SHIM_PA: u64 = 0x4010_0000;
-const IMAGE_PA: u64 = 0x4020_0000;
-const DTB_PA: u64 = 0x4400_0000;
-const INITRD_PA: u64 = 0x4800_0000;
+/// Where `loader_args` puts things, from the start of RAM: all in the first 512 MiB.
+/// (QEMU keeps its own DTB in virt's first MiB even without `-kernel`.)
+const SHIM_OFFSET: u64 = 0x10_0000;
+const IMAGE_OFFSET: u64 = 0x20_0000;
+const DTB_OFFSET: u64 = 0x400_0000;
+const INITRD_OFFSET: u64 = 0x800_0000;
 
 /// QEMU arguments that boot the kernel with `dtb` unchanged.
 ///
@@ -217,7 +246,9 @@ const INITRD_PA: u64 = 0x4800_0000;
 /// Image, a copy of the DTB (with `/chosen` bootargs and initrd set by `fdtput`) and the
 /// initrd with `-device loader`, and starts the CPU (at its highest EL) in a four-instruction
 /// shim that enters the Image as the boot protocol asks: x0 = DTB, x1..x3 = 0 (from reset).
-fn loader_args(dtb: &Path, initrd: Option<&Path>, append: Option<&str>) -> Vec<String> {
+fn loader_args(dtb: &Path, base: u64, initrd: Option<&Path>, append: Option<&str>) -> Vec<String> {
+    let (shim_pa, image_pa) = (base + SHIM_OFFSET, base + IMAGE_OFFSET);
+    let (dtb_pa, initrd_pa) = (base + DTB_OFFSET, base + INITRD_OFFSET);
     let copy = scratch(&format!(
         "as-is-{}",
         dtb.file_name().unwrap().to_string_lossy()
@@ -235,7 +266,7 @@ fn loader_args(dtb: &Path, initrd: Option<&Path>, append: Option<&str>) -> Vec<S
     let mut args = Vec::new();
     if let Some(rd) = initrd {
         let len = std::fs::metadata(rd).unwrap().len();
-        let (start, end) = (INITRD_PA, INITRD_PA + len);
+        let (start, end) = (initrd_pa, initrd_pa + len);
         for (prop, v) in [("linux,initrd-start", start), ("linux,initrd-end", end)] {
             fdtput(&[
                 "-t",
@@ -251,25 +282,25 @@ fn loader_args(dtb: &Path, initrd: Option<&Path>, append: Option<&str>) -> Vec<S
             rd.display()
         ));
     }
-    // ldr x0, [pc, #16]; ldr x4, [pc, #20]; br x4; nop; .quad DTB_PA; .quad IMAGE_PA
+    // ldr x0, [pc, #16]; ldr x4, [pc, #20]; br x4; nop; .quad dtb_pa; .quad image_pa
     let mut shim = Vec::new();
     for insn in [0x5800_0080u32, 0x5800_00a4, 0xd61f_0080, 0xd503_201f] {
         shim.extend_from_slice(&insn.to_le_bytes());
     }
-    shim.extend_from_slice(&DTB_PA.to_le_bytes());
-    shim.extend_from_slice(&IMAGE_PA.to_le_bytes());
+    shim.extend_from_slice(&dtb_pa.to_le_bytes());
+    shim.extend_from_slice(&image_pa.to_le_bytes());
     let shim_path = scratch("boot-shim.bin");
     std::fs::write(&shim_path, shim).unwrap();
     args.push(format!(
-        "loader,file={},addr={DTB_PA:#x},force-raw=on",
+        "loader,file={},addr={dtb_pa:#x},force-raw=on",
         copy.display()
     ));
     args.push(format!(
-        "loader,file={},addr={IMAGE_PA:#x},force-raw=on",
+        "loader,file={},addr={image_pa:#x},force-raw=on",
         image().display()
     ));
     args.push(format!(
-        "loader,file={},addr={SHIM_PA:#x},force-raw=on,cpu-num=0",
+        "loader,file={},addr={shim_pa:#x},force-raw=on,cpu-num=0",
         shim_path.display()
     ));
     args.into_iter()
@@ -1269,6 +1300,129 @@ fn smp_4_cpus_chain_and_linux_at_el1() {
     let run = smp_chain_then_linux(1);
     assert!(
         run.out.contains("CPU: All CPU(s) started at EL1"),
+        "{}",
+        run.out
+    );
+}
+
+/// QEMU `virt` shaped like a Juno r2: RAM at 0x8000_0000 (2 GiB less the 16 MiB the
+/// firmware keeps) and at 0x8_8000_0000 (6 GiB), from QEMU's own DTB with its memory
+/// rewritten, over 39 GiB of sparse guest RAM (virt's RAM starts at 0x4000_0000).
+fn juno_shaped_dtb() -> PathBuf {
+    let dtb = scratch("juno-shaped.dtb");
+    let ram = scratch("sparse-ram-dump");
+    let st = Command::new("qemu-system-aarch64")
+        .args([
+            "-M",
+            &format!("virt,virtualization=on,dumpdtb={}", dtb.display()),
+        ])
+        .args([
+            "-cpu",
+            "cortex-a72",
+            "-smp",
+            "2",
+            "-m",
+            "39G",
+            "-nographic",
+            "-nic",
+            "none",
+        ])
+        .args([
+            "-object",
+            &format!(
+                "memory-backend-file,id=ram,size=39G,mem-path={},share=on",
+                ram.display()
+            ),
+            "-machine",
+            "memory-backend=ram",
+        ])
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _ = std::fs::remove_file(&ram);
+    let fdtput = |args: &[&str]| {
+        assert!(Command::new("fdtput")
+            .arg(&dtb)
+            .args(args)
+            .status()
+            .unwrap()
+            .success());
+    };
+    fdtput(&[
+        "-t",
+        "x",
+        "/memory@40000000",
+        "reg",
+        "0",
+        "80000000",
+        "0",
+        "7f000000",
+    ]);
+    fdtput(&["-c", "/memory@880000000"]);
+    fdtput(&["-t", "s", "/memory@880000000", "device_type", "memory"]);
+    fdtput(&[
+        "-t",
+        "x",
+        "/memory@880000000",
+        "reg",
+        "8",
+        "80000000",
+        "1",
+        "80000000",
+    ]);
+    dtb
+}
+
+#[test]
+fn juno_shaped_virt_chain_then_linux() {
+    let linux_rd = linux_initramfs("", false, &[]);
+    let rd = initramfs(
+        "juno.cpio",
+        Some("mem\nkexec -l /Image --initrd=/linux.cpio --append=\"console=ttyAMA0 panic=-1\"\nkexec -e\n"),
+        &[("Image", &linux_image()), ("linux.cpio", &linux_rd)],
+    );
+    let run = boot(Boot {
+        el: 2,
+        mem: "39G",
+        smp: 2,
+        sparse_ram: true,
+        dtb_as_is: Some(juno_shaped_dtb()),
+        load_base: 0x8000_0000,
+        initrd: Some(rd),
+        append: Some("kexec.chain=4 kexec.payload=32M".into()),
+        ..Default::default()
+    });
+    // 2 GiB - 16 MiB + 6 GiB, two CPUs.
+    let ready = run.fields("ready ");
+    assert_eq!(
+        (ready["el"].as_str(), ready["mem"].as_str()),
+        ("2", "8176"),
+        "{}",
+        run.out
+    );
+    assert_eq!(ready["cpus"], "2");
+    let lines = check_chain(&run, 4, "2");
+    for l in &lines {
+        assert_eq!(l["cpus"], "2");
+        // Both banks are 1 GiB-block mapped: still 2 + 4 transitional pages.
+        if l["hop"] != "0/4" {
+            assert_eq!(l["ttpages"], "7", "{l:?}");
+        }
+    }
+    assert!(
+        run.out.contains("bank      0x0080000000-0x00ff000000"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out.contains("bank      0x0880000000-0x0a00000000"),
+        "{}",
+        run.out
+    );
+    assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 2"), "{}", run.out);
+    assert!(
+        run.out.contains("CPU: All CPU(s) started at EL2"),
         "{}",
         run.out
     );
