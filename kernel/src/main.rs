@@ -17,6 +17,8 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
+mod board;
+#[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
 mod files;

@@ -44,6 +44,11 @@ pub struct Platform {
     pub bootargs: String,
     /// The interrupt controller, if it is one this kernel can quiesce.
     pub gic: Option<Gic>,
+    /// For each of `cpus`: its spin-table `cpu-release-addr`, if its `enable-method` is
+    /// `spin-table` (`None`: PSCI or unknown).
+    pub release_addrs: Vec<Option<u64>>,
+    /// The BCM2835-style PM watchdog's registers (power-off and reset on a Raspberry Pi).
+    pub pm_watchdog: Option<Region>,
     /// Memory a previous kernel handed over through kexec
     /// (`/chosen/kexec,handover-start`/`-end`).
     pub handover: Option<Region>,
@@ -68,27 +73,22 @@ const GICS: &[(&str, u8)] = &[
     ("arm,cortex-a9-gic", 2),
 ];
 
-/// Finds the first enabled node compatible with one of `GICS`, depth first, with its path.
-fn find_gic(fdt: &Fdt<'_>) -> Result<Option<Gic>, PlatformError> {
-    fn walk<'b, 'a>(
+/// Depth first, the first enabled node for which `f` (given the node's chain from the root and
+/// its path) returns `Some`.
+fn find_node<T>(
+    fdt: &Fdt<'_>,
+    f: &mut impl FnMut(&[FdtNode<'_, '_>], &str) -> Result<Option<T>, PlatformError>,
+) -> Result<Option<T>, PlatformError> {
+    fn walk<'b, 'a, T>(
         chain: &mut Vec<FdtNode<'b, 'a>>,
         path: &mut String,
-    ) -> Result<Option<Gic>, PlatformError> {
+        f: &mut impl FnMut(&[FdtNode<'_, '_>], &str) -> Result<Option<T>, PlatformError>,
+    ) -> Result<Option<T>, PlatformError> {
         let node = chain[chain.len() - 1];
-        let version = node
-            .compatible()
-            .and_then(|c| c.all().find_map(|s| GICS.iter().find(|g| g.0 == s)))
-            .map(|g| g.1);
-        if let (Some(version), true) = (version, is_enabled(&node)) {
-            let Some(dist) = translate_reg_at(chain, path, 0)? else {
-                return Ok(None);
-            };
-            let cpu = if version == 2 {
-                translate_reg_at(chain, path, 1)?
-            } else {
-                None
-            };
-            return Ok(Some(Gic { version, dist, cpu }));
+        if is_enabled(&node) {
+            if let Some(found) = f(chain, path)? {
+                return Ok(Some(found));
+            }
         }
         for child in node.children() {
             let len = path.len();
@@ -97,7 +97,7 @@ fn find_gic(fdt: &Fdt<'_>) -> Result<Option<Gic>, PlatformError> {
             }
             path.push_str(child.name);
             chain.push(child);
-            let found = walk(chain, path)?;
+            let found = walk(chain, path, f)?;
             chain.pop();
             path.truncate(len);
             if found.is_some() {
@@ -109,7 +109,45 @@ fn find_gic(fdt: &Fdt<'_>) -> Result<Option<Gic>, PlatformError> {
     let Some(root) = fdt.find_node("/") else {
         return Ok(None);
     };
-    walk(&mut alloc::vec![root], &mut String::from("/"))
+    walk(&mut alloc::vec![root], &mut String::from("/"), f)
+}
+
+fn compatible_with(node: &FdtNode<'_, '_>, names: &[&str]) -> Option<usize> {
+    node.compatible()
+        .and_then(|c| c.all().find_map(|s| names.iter().position(|n| *n == s)))
+}
+
+/// The first GIC this kernel knows (`GICS`).
+fn find_gic(fdt: &Fdt<'_>) -> Result<Option<Gic>, PlatformError> {
+    let names: Vec<&str> = GICS.iter().map(|g| g.0).collect();
+    find_node(fdt, &mut |chain, path| {
+        let Some(i) = compatible_with(&chain[chain.len() - 1], &names) else {
+            return Ok(None);
+        };
+        let version = GICS[i].1;
+        let Some(dist) = translate_reg_at(chain, path, 0)? else {
+            return Ok(None);
+        };
+        let cpu = if version == 2 {
+            translate_reg_at(chain, path, 1)?
+        } else {
+            None
+        };
+        Ok(Some(Gic { version, dist, cpu }))
+    })
+}
+
+/// The BCM2835/BCM2711 power-management watchdog (how a Raspberry Pi powers off or resets
+/// without PSCI): its `pm` registers.
+fn find_pm_watchdog(fdt: &Fdt<'_>) -> Result<Option<Region>, PlatformError> {
+    find_node(fdt, &mut |chain, path| {
+        if compatible_with(&chain[chain.len() - 1], &["brcm,bcm2835-pm-wdt", "brcm,bcm2835-pm"])
+            .is_none()
+        {
+            return Ok(None);
+        }
+        translate_reg_at(chain, path, 0)
+    })
 }
 
 /// Why a DTB property could not be used.
@@ -330,6 +368,7 @@ impl Platform {
             }
         });
         let mut cpus = Vec::new();
+        let mut release_addrs = Vec::new();
         if let Some(cpus_node) = fdt.find_node("/cpus") {
             let (ac, _) = cell_counts(&cpus_node);
             for cpu in cpus_node.children() {
@@ -340,6 +379,14 @@ impl Platform {
                 if let Some(reg) = cpu.property("reg") {
                     if reg.value.len() >= 4 * ac && ac > 0 {
                         cpus.push(be(&reg.value[..4 * ac]));
+                        let spin = cpu.property("enable-method").and_then(|p| p.as_str())
+                            == Some("spin-table");
+                        let release = if spin {
+                            read_u32_or_u64(&cpu, "/cpus/cpu", "cpu-release-addr")?
+                        } else {
+                            None
+                        };
+                        release_addrs.push(release);
                     }
                 }
             }
@@ -375,6 +422,8 @@ impl Platform {
             initrd,
             bootargs,
             gic: find_gic(fdt)?,
+            release_addrs,
+            pm_watchdog: find_pm_watchdog(fdt)?,
             handover,
         })
     }
@@ -424,6 +473,8 @@ pub(crate) mod tests {
         let c = p.console.expect("a PL011 console");
         assert_eq!(c.path, "/soc/serial@7e201000");
         assert_eq!(c.regs, Region::new(0xfe20_1000, 0x200));
+        assert_eq!(p.release_addrs, [Some(0xd8), Some(0xe0), Some(0xe8), Some(0xf0)]);
+        assert_eq!(p.pm_watchdog.as_ref().unwrap().start, 0xfe10_0000);
         // The GIC-400 sits behind the same bus translation.
         let gic = p.gic.as_ref().unwrap();
         assert_eq!((gic.version, gic.dist.start), (2, 0xff84_1000));

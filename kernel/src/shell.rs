@@ -181,14 +181,21 @@ fn cmd_fault(w: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Powers off or resets through PSCI, or on a Raspberry Pi without PSCI through the PM
+/// watchdog.
 fn psci_system(name: &str, function: u32) -> Result<(), String> {
-    let conduit = SYSTEM
-        .get()
-        .and_then(|s| s.platform.psci)
-        .ok_or("no PSCI in the DTB")?;
-    println!("{name}");
-    let r = arch::psci_call(conduit, function, 0, 0, 0);
-    Err(alloc::format!("PSCI {name} call returned {r}"))
+    let platform = &SYSTEM.get().ok_or("not booted")?.platform;
+    if let Some(conduit) = platform.psci {
+        println!("{name}");
+        let r = arch::psci_call(conduit, function, 0, 0, 0);
+        return Err(alloc::format!("PSCI {name} call returned {r}"));
+    }
+    if let Some(regs) = platform.pm_watchdog {
+        println!("{name}");
+        let halt = function == arch::psci::SYSTEM_OFF;
+        return crate::board::bcm2835_watchdog_reset(regs, halt).map_err(String::from);
+    }
+    Err("no PSCI and no PM watchdog in the DTB".into())
 }
 
 fn cmd_poweroff(_: &[String]) -> Result<(), String> {

@@ -1,0 +1,60 @@
+//! What the DTB cannot express in a generic way: how a Raspberry Pi without PSCI powers off or
+//! resets. Its firmware reads the BCM2835 PM block's `RSTS` "partition" field after a
+//! watchdog reset: partition 63 means "halt" (QEMU's `raspi4b` turns it into a power-off).
+
+use crate::memory;
+use core::ptr::{read_volatile, write_volatile};
+use mm::memmap::Region;
+
+/// BCM2835 PM watchdog registers (offsets in the `pm` block) and fields.
+mod pm {
+    /// Reset control.
+    pub const RSTC: usize = 0x1c;
+    /// Reset status: the partition to boot after the reset.
+    pub const RSTS: usize = 0x20;
+    /// Watchdog timer, in 16 µs ticks.
+    pub const WDOG: usize = 0x24;
+    /// Every write must carry this in bits 31:24.
+    pub const PASSWORD: u32 = 0x5a00_0000;
+    /// `RSTC.WRCFG`: what the watchdog does when it fires.
+    pub const RSTC_WRCFG_CLR: u32 = !0x30;
+    /// `RSTC.WRCFG` = full reset.
+    pub const RSTC_WRCFG_FULL_RESET: u32 = 0x20;
+    /// `WDOG` timer field.
+    pub const WDOG_TIME_SET: u32 = 0x000f_ffff;
+    /// Partition 63 spread over `RSTS` bits 0, 2, 4, 6, 8 and 10: the firmware halts.
+    pub const RSTS_PARTITION_HALT: u32 = 0x555;
+    /// A few ticks: fire almost at once.
+    pub const WDOG_TICKS: u32 = 10;
+}
+
+/// Resets the machine through the PM watchdog at `regs`, asking the firmware to halt (power
+/// off) instead of booting again if `halt`. Returns only if the watchdog does not fire.
+pub fn bcm2835_watchdog_reset(regs: Region, halt: bool) -> Result<(), &'static str> {
+    let base = memory::map_device(regs).map_err(|_| "cannot map the PM watchdog")? as usize;
+    // SAFETY: `base` maps the PM block as device memory; the offsets and password protocol
+    // are the BCM2835 PM watchdog's.
+    unsafe {
+        if halt {
+            let rsts = read_volatile((base + pm::RSTS) as *const u32);
+            write_volatile(
+                (base + pm::RSTS) as *mut u32,
+                pm::PASSWORD | (rsts & 0x00ff_ffff) | pm::RSTS_PARTITION_HALT,
+            );
+        }
+        write_volatile(
+            (base + pm::WDOG) as *mut u32,
+            pm::PASSWORD | (pm::WDOG_TICKS & pm::WDOG_TIME_SET),
+        );
+        let rstc = read_volatile((base + pm::RSTC) as *const u32);
+        write_volatile(
+            (base + pm::RSTC) as *mut u32,
+            pm::PASSWORD | (rstc & pm::RSTC_WRCFG_CLR) | pm::RSTC_WRCFG_FULL_RESET,
+        );
+    }
+    let t0 = crate::arch::ticks();
+    while crate::arch::ticks_to_us(crate::arch::ticks() - t0) < 1_000_000 {
+        core::hint::spin_loop();
+    }
+    Err("the PM watchdog did not reset the machine")
+}
