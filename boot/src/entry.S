@@ -76,6 +76,10 @@ el2_setup:
     mov_q   x0, {SCTLR_EL2_INIT}
     msr     sctlr_el2, x0
     isb
+    /* EL1's MMU off before the ERET: a CPU parked by a previous kernel (or that kernel
+     * itself, through a stub) may arrive with the old EL1 translation regime still on. */
+    mov_q   x0, {SCTLR_EL1_MMU_OFF}
+    msr     sctlr_el1, x0
     mov     x0, #{CNTHCTL_EL2_INIT}
     msr     cnthctl_el2, x0
     msr     cntvoff_el2, xzr
@@ -285,6 +289,28 @@ secondary_entry:
 1:  wfe
     b       1b
 
+/*
+ * A secondary CPU released from a spin table (x0..x3 = 0): finds its boot block in
+ * spin_boot_blocks by MPIDR, then goes on as secondary_entry. MMU off: PC-relative only.
+ */
+    .global secondary_spin_entry
+secondary_spin_entry:
+    mrs     x1, mpidr_el1
+    mov_q   x3, {MPIDR_AFFINITY_MASK}
+    and     x1, x1, x3
+    adrp    x2, spin_boot_blocks
+    add     x2, x2, :lo12:spin_boot_blocks
+    mov     x3, #{SPIN_SLOTS}
+2:  ldp     x4, x0, [x2], #16       // (MPIDR, boot block PA)
+    cmp     x4, x1
+    b.eq    3f
+    subs    x3, x3, #1
+    b.ne    2b
+4:  wfe                             // not ours to start: stay out of the way
+    b       4b
+3:  cbz     x0, 4b
+    b       secondary_entry
+
 secondary_el1:
     el1_regs_init
     mair_tcr_init
@@ -384,6 +410,13 @@ primary_switched:
     bl      kernel_main
 12: wfe
     b       12b
+
+    .section .bss.spin_boot_blocks, "aw", %nobits
+    .balign 64
+    .global spin_boot_blocks
+spin_boot_blocks:
+    .space  {SPIN_SLOTS} * 16
+    .text
 
 secondary_switched:
     ldr     x0, =vectors_el1

@@ -54,7 +54,12 @@ core::arch::global_asm!(
     IDMAP_BLOCK_ATTRS = const IDMAP_BLOCK_ATTRS,
     LINEAR_BASE = const mm::layout::LINEAR_BASE,
     TCR_EPD0 = const regs::tcr_el1::EPD0,
+    MPIDR_AFFINITY_MASK = const regs::MPIDR_AFFINITY_MASK,
+    SPIN_SLOTS = const SPIN_SLOTS,
 );
+
+/// Entries in `spin_boot_blocks`: CPUs that can be released from a spin table.
+pub const SPIN_SLOTS: usize = 16;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 core::arch::global_asm!(
@@ -108,6 +113,10 @@ pub mod symbols {
         pub static __idmap_text_start: u8;
         /// Where a secondary CPU starts (physical address; see entry.S for its contract).
         pub static secondary_entry: u8;
+        /// Where a spin-table CPU is released to (physical address).
+        pub static secondary_spin_entry: u8;
+        /// `SPIN_SLOTS` pairs of (MPIDR, boot block PA) for `secondary_spin_entry`.
+        pub static mut spin_boot_blocks: [[u64; 2]; super::SPIN_SLOTS];
     }
     unsafe extern "C" {
         /// Switches `TTBR1_EL1` to `ttbr1` with break-before-make. Must be called at its

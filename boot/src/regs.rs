@@ -202,3 +202,6 @@ pub mod esr {
     /// HVC from AArch64.
     pub const EC_HVC64: u64 = 0x16;
 }
+
+/// `MPIDR_EL1` affinity fields Aff3 (39:32) and Aff2..Aff0 (23:0): what a DTB's CPU `reg` holds.
+pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;

@@ -6,6 +6,7 @@
 //! makes a compact copy without them: header, memory reservation block, structure block
 //! (`FDT_NOP`s dropped) and strings block, in that order, with no padding.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -281,10 +282,37 @@ pub fn compact(blob: &[u8]) -> Result<Vec<u8>, DtbError> {
 /// A change to a property of `/chosen`: `Some(value)` sets it, `None` removes it.
 pub type ChosenEdit<'a> = (&'a str, Option<&'a [u8]>);
 
+/// A change to a property of the node at a path (`/cpus/cpu@1`): `Some(value)` sets it,
+/// `None` removes it.
+#[derive(Clone, Copy, Debug)]
+pub struct Edit<'a> {
+    /// Full path of the node, from the root.
+    pub node: &'a str,
+    /// Property name.
+    pub prop: &'a str,
+    /// New value, or `None` to remove it.
+    pub value: Option<&'a [u8]>,
+}
+
 /// Copies `blob` with `/chosen`'s properties changed as `edits` say (and `/chosen` created
-/// if it is missing), dropping `FDT_NOP`s on the way. Everything else is kept as it is,
-/// reservations and boot CPU included.
+/// if it is missing). See [`edit`].
 pub fn edit_chosen(blob: &[u8], edits: &[ChosenEdit<'_>]) -> Result<Vec<u8>, DtbError> {
+    let edits: Vec<Edit<'_>> = edits
+        .iter()
+        .map(|&(prop, value)| Edit {
+            node: "/chosen",
+            prop,
+            value,
+        })
+        .collect();
+    edit(blob, &edits, &[])
+}
+
+/// Copies `blob` with properties changed as `edits` say and `reserve` appended to the
+/// memory reservation block (as `/memreserve/` entries: address, size), dropping `FDT_NOP`s
+/// on the way. Edits to `/chosen` create it if it is missing; edits to other missing nodes
+/// are ignored. Everything else is kept as it is, reservations and boot CPU included.
+pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<Vec<u8>, DtbError> {
     let compact = compact(blob)?;
     let h = header(&compact)?;
     let st = &compact[h.off_dt_struct as usize..][..h.size_dt_struct as usize];
@@ -310,70 +338,75 @@ pub fn edit_chosen(blob: &[u8], edits: &[ChosenEdit<'_>]) -> Result<Vec<u8>, Dtb
         out.extend_from_slice(value);
         out.resize(mm::align_up(out.len() as u64, 4) as usize, 0);
     };
-    // Resolve every edit's name offset first (this may grow the strings block).
-    let edit_offs: Vec<u32> = edits.iter().map(|(n, _)| name_off(n)).collect();
-    let old_strings_len = h.size_dt_strings as usize;
+    // Every edit's name offset first (this may grow the strings block).
+    let offs: Vec<u32> = edits.iter().map(|e| name_off(e.prop)).collect();
+    let chosen_edited = edits.iter().any(|e| e.node == "/chosen");
     let mut out_struct = Vec::with_capacity(st.len() + 256);
-    let mut depth = 0usize;
-    let mut in_chosen = false;
+    // The path of the node being copied, and whether /chosen exists.
+    let mut path = String::new();
+    let mut depth_lens: Vec<usize> = Vec::new();
     let mut chosen_seen = false;
-    let mut walk_err = None;
-    walk(st, |tok, t| {
-        match tok {
-            FDT_BEGIN_NODE => {
-                depth += 1;
-                in_chosen = depth == 2 && t[4..].starts_with(b"chosen\0");
-                chosen_seen |= in_chosen;
-                out_struct.extend_from_slice(t);
-            }
-            FDT_PROP if in_chosen && depth == 2 => {
-                let nameoff = be32(t, 8) as usize;
-                let is_edited = edits.iter().zip(&edit_offs).any(|((n, _), &off)| {
-                    off as usize == nameoff
-                        || (nameoff < old_strings_len
-                            && strings[nameoff..].starts_with(n.as_bytes())
-                            && strings.get(nameoff + n.len()) == Some(&0))
-                });
-                if !is_edited {
-                    out_struct.extend_from_slice(t);
+    walk(st, |tok, t| match tok {
+        FDT_BEGIN_NODE => {
+            let name_end = t[4..].iter().position(|&c| c == 0).unwrap_or(0);
+            let name = core::str::from_utf8(&t[4..4 + name_end]).unwrap_or("");
+            depth_lens.push(path.len());
+            if depth_lens.len() > 1 {
+                if !path.ends_with('/') {
+                    path.push('/');
                 }
+                path.push_str(name);
+            } else {
+                path.push('/');
             }
-            FDT_END_NODE => {
-                if in_chosen && depth == 2 || (!chosen_seen && depth == 1) {
-                    if !in_chosen {
-                        // No /chosen: add one at the end of the root node.
-                        out_struct.extend_from_slice(&FDT_BEGIN_NODE.to_be_bytes());
-                        out_struct.extend_from_slice(b"chosen\0\0");
-                    }
-                    for ((_, v), &off) in edits.iter().zip(&edit_offs) {
-                        if let Some(v) = v {
-                            prop(&mut out_struct, off, v);
-                        }
-                    }
-                    if !in_chosen {
-                        out_struct.extend_from_slice(&FDT_END_NODE.to_be_bytes());
-                    }
-                    chosen_seen = true;
-                    in_chosen = false;
-                }
-                if depth == 0 {
-                    walk_err = Some(DtbError::BadToken {
-                        token: tok,
-                        offset: 0,
-                    });
-                }
-                depth = depth.saturating_sub(1);
-                out_struct.extend_from_slice(t);
-            }
-            FDT_NOP => {}
-            _ => out_struct.extend_from_slice(t),
+            chosen_seen |= path == "/chosen";
+            out_struct.extend_from_slice(t);
         }
+        FDT_PROP => {
+            let nameoff = be32(t, 8) as usize;
+            let name_end = strings[nameoff..].iter().position(|&c| c == 0).unwrap_or(0);
+            let name = &strings[nameoff..nameoff + name_end];
+            let edited = edits
+                .iter()
+                .any(|e| e.node == path && e.prop.as_bytes() == name);
+            if !edited {
+                out_struct.extend_from_slice(t);
+            }
+        }
+        FDT_END_NODE => {
+            let closing_root = depth_lens.len() == 1;
+            if closing_root && chosen_edited && !chosen_seen {
+                // No /chosen: add one at the end of the root node.
+                out_struct.extend_from_slice(&FDT_BEGIN_NODE.to_be_bytes());
+                out_struct.extend_from_slice(b"chosen\0\0");
+                for (e, &off) in edits.iter().zip(&offs) {
+                    if let (Some(v), "/chosen") = (e.value, e.node) {
+                        prop(&mut out_struct, off, v);
+                    }
+                }
+                out_struct.extend_from_slice(&FDT_END_NODE.to_be_bytes());
+            }
+            for (e, &off) in edits.iter().zip(&offs) {
+                if let (Some(v), true) = (e.value, e.node == path) {
+                    prop(&mut out_struct, off, v);
+                }
+            }
+            if let Some(len) = depth_lens.pop() {
+                path.truncate(len);
+            }
+            out_struct.extend_from_slice(t);
+        }
+        FDT_NOP => {}
+        _ => out_struct.extend_from_slice(t),
     })?;
-    if let Some(e) = walk_err {
-        return Err(e);
+    // Reassemble: header, reservations (old ones, new ones, terminator), structure, strings.
+    let old_rsv = &compact[h.off_mem_rsvmap as usize..h.off_dt_struct as usize - 16];
+    let mut rsv = old_rsv.to_vec();
+    for &(addr, size) in reserve {
+        rsv.extend_from_slice(&addr.to_be_bytes());
+        rsv.extend_from_slice(&size.to_be_bytes());
     }
-    // Reassemble: header, reservations, structure, strings.
-    let rsv = &compact[h.off_mem_rsvmap as usize..h.off_dt_struct as usize];
+    rsv.extend_from_slice(&[0; 16]);
     let off_rsv = HEADER_SIZE;
     let off_struct = off_rsv + rsv.len();
     let off_strings = off_struct + out_struct.len();
@@ -393,7 +426,7 @@ pub fn edit_chosen(blob: &[u8], edits: &[ChosenEdit<'_>]) -> Result<Vec<u8>, Dtb
     ] {
         out.extend_from_slice(&word.to_be_bytes());
     }
-    out.extend_from_slice(rsv);
+    out.extend_from_slice(&rsv);
     out.extend_from_slice(&out_struct);
     out.extend_from_slice(&strings);
     Ok(out)
@@ -517,6 +550,31 @@ mod tests {
             MemoryMap::from_fdt(&Fdt::new(&j).unwrap()),
             MemoryMap::from_fdt(&Fdt::new(&juno).unwrap())
         );
+    }
+
+    #[test]
+    fn cpu_properties_and_memreserve() {
+        let blob = fixture("bcm2711-rpi-4-b.dtb");
+        let v = 0x3b3f_f880u64.to_be_bytes();
+        let out = edit(
+            &blob,
+            &[Edit {
+                node: "/cpus/cpu@1",
+                prop: "cpu-release-addr",
+                value: Some(&v),
+            }],
+            &[(0x3b3f_f000, 0x1000)],
+        )
+        .unwrap();
+        let p = Platform::from_fdt(&Fdt::new(&out).unwrap()).unwrap();
+        assert_eq!(
+            p.release_addrs,
+            [Some(0xd8), Some(0x3b3f_f880), Some(0xe8), Some(0xf0)]
+        );
+        let rsv: Vec<_> = Fdt::new(&out).unwrap().memory_reservations().collect();
+        assert_eq!(rsv.len(), 2, "the firmware's page 0 and the new one");
+        assert_eq!(rsv[1].address() as u64, 0x3b3f_f000);
+        assert_eq!(rsv[1].size(), 0x1000);
     }
 
     #[test]

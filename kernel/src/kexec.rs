@@ -213,6 +213,9 @@ struct Loaded {
     ttpages: usize,
     /// The source page holding the chain header, to stamp `exec_ticks` into.
     handover_src: Option<u64>,
+    /// The spin-table pen: its PA, and whether this load allocated it (else it is the one the
+    /// DTB already reserves).
+    pen: Option<(u64, bool)>,
 }
 
 static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
@@ -412,13 +415,14 @@ fn load_image(
             end: r.end.min(window.end),
         })
         .collect();
-    let mut put = |what: &'static str,
-                   bytes: u64,
-                   align: u64,
-                   within: &[Region]|
+    let put = |taken: &mut Vec<Region>,
+               what: &'static str,
+               bytes: u64,
+               align: u64,
+               within: &[Region]|
      -> Result<Region, KexecError> {
         let size = mm::align_up(bytes.max(1), PAGE_SIZE);
-        let at = place::highest(within, &taken, size, align).ok_or(KexecError::NoRoom {
+        let at = place::highest(within, taken, size, align).ok_or(KexecError::NoRoom {
             what,
             bytes,
             usable: usable_bytes,
@@ -428,11 +432,18 @@ fn load_image(
         Ok(r)
     };
     let initrd_dest = match &initrd {
-        Some((_, d)) => Some(put("initrd", d.len() as u64, PAGE_SIZE, &initrd_usable)?),
+        Some((_, d)) => Some(put(
+            &mut taken,
+            "initrd",
+            d.len() as u64,
+            PAGE_SIZE,
+            &initrd_usable,
+        )?),
         None => None,
     };
     let handover_dest = match &req.handover {
         Some(h) => Some(put(
+            &mut taken,
             "chain hand-over block",
             h.len() as u64,
             PAGE_SIZE,
@@ -480,12 +491,58 @@ fn load_image(
     let rng_seed = random_bytes::<64>();
     edits.push(("kaslr-seed", kaslr_seed.as_ref().map(|v| &v[..])));
     edits.push(("rng-seed", rng_seed.as_ref().map(|v| &v[..])));
-    let next_dtb =
-        dtb::edit_chosen(base_dtb, &edits).map_err(|e| KexecError::Dtb(dtb_name.clone(), e))?;
+    // CPUs from a spin table wait for the next kernel in a pen: their cpu-release-addr
+    // become its mailboxes, and a fresh pen page becomes a /memreserve/.
+    let pen = if crate::smp::spin_cpus().map_err(KexecError::Cpus)? {
+        let p = prepare_pen(sys, &taken)?;
+        taken.push(Region::new(p.0, PAGE_SIZE));
+        Some(p)
+    } else {
+        None
+    };
+    let mailboxes: Vec<(usize, [u8; 8])> = match pen {
+        Some((pa, _)) => crate::smp::spin_slots()
+            .iter()
+            .map(|&(slot, _)| {
+                let mailbox = pa + (kexec::pen::MAILBOXES + 8 * slot) as u64;
+                (slot, mailbox.to_be_bytes())
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut all_edits: Vec<dtb::Edit<'_>> = edits
+        .iter()
+        .map(|&(prop, value)| dtb::Edit {
+            node: "/chosen",
+            prop,
+            value,
+        })
+        .collect();
+    for (slot, v) in &mailboxes {
+        all_edits.push(dtb::Edit {
+            node: &sys.platform.cpu_nodes[*slot],
+            prop: "cpu-release-addr",
+            value: Some(v),
+        });
+    }
+    let reserve: Vec<(u64, u64)> = match pen {
+        Some((pa, true)) => alloc::vec![(pa, PAGE_SIZE)],
+        _ => Vec::new(),
+    };
+    let built = dtb::edit(base_dtb, &all_edits, &reserve);
+    let next_dtb = match built {
+        Ok(d) => d,
+        Err(e) => {
+            if let Some((pa, true)) = pen {
+                FRAMES.free(pa, 1);
+            }
+            return Err(KexecError::Dtb(dtb_name.clone(), e));
+        }
+    };
     if next_dtb.len() as u64 > DTB_MAX {
         return Err(KexecError::DtbTooLarge(next_dtb.len() as u64));
     }
-    let dtb_dest = put("DTB", next_dtb.len() as u64, DTB_MAX, usable)?;
+    let dtb_dest = put(&mut taken, "DTB", next_dtb.len() as u64, DTB_MAX, usable)?;
 
     // Segments, in the order the list copies them.
     let mut segments = alloc::vec![Segment {
@@ -577,6 +634,7 @@ fn load_image(
                 idmap_root,
                 ttpages,
                 handover_src,
+                pen,
             });
             Ok(())
         }
@@ -664,7 +722,76 @@ fn build_control(
 pub fn unload() {
     if let Some(mut l) = LOADED.lock().take() {
         l.kimage.free(&mut FramePages);
+        if let Some((pa, true)) = l.pen {
+            FRAMES.free(pa, 1);
+        }
     }
+}
+
+/// Prepares the pen for spin-table CPUs: reuses the page the DTB's `cpu-release-addr`s already
+/// point into if it holds a pen under a `/memreserve/`, or takes a fresh page that overlaps
+/// none of `taken`. Writes the code and tables, and returns (PA, freshly allocated).
+fn prepare_pen(sys: &crate::System, taken: &[Region]) -> Result<(u64, bool), KexecError> {
+    use kexec::pen;
+    let map = memory::memory_map().expect("memory::init ran");
+    let slots = crate::smp::spin_slots();
+    let pages: Vec<u64> = slots
+        .iter()
+        .filter_map(|&(slot, _)| sys.platform.release_addrs.get(slot).copied().flatten())
+        .map(|a| mm::align_down(a, PAGE_SIZE))
+        .collect();
+    let reserved = |pa: u64| {
+        map.reserved.iter().any(|r| {
+            r.kind == mm::memmap::ReservedKind::MemReserve
+                && r.region.contains(&Region::new(pa, PAGE_SIZE))
+        })
+    };
+    let holds_pen = |pa: u64| {
+        let magic = phys_to_virt(pa) + pen::MAGIC_OFFSET as u64;
+        // SAFETY: reserved RAM, mapped by the linear map.
+        unsafe { core::ptr::read_volatile(magic as *const u64) == pen::MAGIC }
+    };
+    let reuse = pages
+        .first()
+        .copied()
+        .filter(|&p| pages.iter().all(|&q| q == p) && reserved(p) && holds_pen(p));
+    let (pa, fresh) = match reuse {
+        Some(p) => (p, false),
+        None => {
+            let mut rejected = Vec::new();
+            let found = loop {
+                match FRAMES.alloc(1) {
+                    None => break None,
+                    Some(p) if taken.iter().any(|t| t.overlaps(&Region::new(p, PAGE_SIZE))) => {
+                        rejected.push(p)
+                    }
+                    Some(p) => break Some(p),
+                }
+            };
+            for p in rejected {
+                FRAMES.free(p, 1);
+            }
+            (found.ok_or(KexecError::NoControlPage)?, true)
+        }
+    };
+    // SAFETY: a page this kernel owns (fresh) or that the DTB reserves for the pen (reused),
+    // mapped by the linear map; no CPU is in the pen now (they all run this kernel).
+    let page =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, PAGE_SIZE as usize) };
+    page.fill(0);
+    let code = pen::code();
+    page[..code.len()].copy_from_slice(code);
+    let mut put = |off: usize, v: u64| page[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    for i in 0..pen::SLOTS {
+        put(pen::MPIDRS + 8 * i, u64::MAX);
+    }
+    for &(slot, mpidr) in &slots {
+        put(pen::MPIDRS + 8 * slot, mpidr);
+    }
+    put(pen::MAGIC_OFFSET, pen::MAGIC);
+    arch::clean_inval_dcache(phys_to_virt(pa), PAGE_SIZE);
+    arch::invalidate_icache();
+    Ok((pa, fresh))
 }
 
 /// `kexec` alone: what is loaded.
@@ -697,7 +824,8 @@ pub fn execute() -> Result<(), KexecError> {
         return Err(KexecError::NotLoaded);
     }
     // No CPU may stay behind in memory the next kernel owns.
-    let smp_down_us = crate::smp::stop_secondaries().map_err(KexecError::Cpus)?;
+    let pen = LOADED.lock().as_ref().and_then(|l| l.pen.map(|p| p.0));
+    let smp_down_us = crate::smp::stop_secondaries(pen).map_err(KexecError::Cpus)?;
     let l = LOADED.lock().take().ok_or(KexecError::NotLoaded)?;
     println!(
         "kexec: entering {:#x} with DTB {:#x} ({}, MMU {} relocation)",

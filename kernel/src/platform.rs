@@ -44,6 +44,8 @@ pub struct Platform {
     pub bootargs: String,
     /// The interrupt controller, if it is one this kernel can quiesce.
     pub gic: Option<Gic>,
+    /// For each of `cpus`: its node's path.
+    pub cpu_nodes: Vec<String>,
     /// For each of `cpus`: its spin-table `cpu-release-addr`, if its `enable-method` is
     /// `spin-table` (`None`: PSCI or unknown).
     pub release_addrs: Vec<Option<u64>>,
@@ -141,8 +143,11 @@ fn find_gic(fdt: &Fdt<'_>) -> Result<Option<Gic>, PlatformError> {
 /// without PSCI): its `pm` registers.
 fn find_pm_watchdog(fdt: &Fdt<'_>) -> Result<Option<Region>, PlatformError> {
     find_node(fdt, &mut |chain, path| {
-        if compatible_with(&chain[chain.len() - 1], &["brcm,bcm2835-pm-wdt", "brcm,bcm2835-pm"])
-            .is_none()
+        if compatible_with(
+            &chain[chain.len() - 1],
+            &["brcm,bcm2835-pm-wdt", "brcm,bcm2835-pm"],
+        )
+        .is_none()
         {
             return Ok(None);
         }
@@ -369,6 +374,7 @@ impl Platform {
         });
         let mut cpus = Vec::new();
         let mut release_addrs = Vec::new();
+        let mut cpu_nodes = Vec::new();
         if let Some(cpus_node) = fdt.find_node("/cpus") {
             let (ac, _) = cell_counts(&cpus_node);
             for cpu in cpus_node.children() {
@@ -387,6 +393,7 @@ impl Platform {
                             None
                         };
                         release_addrs.push(release);
+                        cpu_nodes.push(alloc::format!("/cpus/{}", cpu.name));
                     }
                 }
             }
@@ -423,6 +430,7 @@ impl Platform {
             bootargs,
             gic: find_gic(fdt)?,
             release_addrs,
+            cpu_nodes,
             pm_watchdog: find_pm_watchdog(fdt)?,
             handover,
         })
@@ -473,7 +481,10 @@ pub(crate) mod tests {
         let c = p.console.expect("a PL011 console");
         assert_eq!(c.path, "/soc/serial@7e201000");
         assert_eq!(c.regs, Region::new(0xfe20_1000, 0x200));
-        assert_eq!(p.release_addrs, [Some(0xd8), Some(0xe0), Some(0xe8), Some(0xf0)]);
+        assert_eq!(
+            p.release_addrs,
+            [Some(0xd8), Some(0xe0), Some(0xe8), Some(0xf0)]
+        );
         assert_eq!(p.pm_watchdog.as_ref().unwrap().start, 0xfe10_0000);
         // The GIC-400 sits behind the same bus translation.
         let gic = p.gic.as_ref().unwrap();

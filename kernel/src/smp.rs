@@ -1,7 +1,9 @@
-//! Secondary CPUs: brought up with PSCI `CPU_ON`, each on its own stacks (above unmapped guard
-//! pages) with the kernel's vectors, and taken down again with `CPU_OFF` before a kexec, the
-//! boot CPU polling `AFFINITY_INFO` until each one is off, so that no CPU is left running in
-//! memory the next kernel owns.
+//! Secondary CPUs: brought up with PSCI `CPU_ON` or from a spin table (`cpu-release-addr`),
+//! each on its own stacks (above unmapped guard pages) with the kernel's vectors, and taken
+//! down again before a kexec so that no CPU is left running in memory the next kernel owns:
+//! PSCI CPUs with `CPU_OFF` (the boot CPU polls `AFFINITY_INFO` until each is off),
+//! spin-table CPUs by parking them in a pen (`kexec::pen`) in a page the next kernel's DTB
+//! reserves, whose mailboxes become their new `cpu-release-addr`.
 
 use crate::arch::{self, psci};
 use crate::memory::{self, FRAMES};
@@ -10,7 +12,6 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::platform::PsciConduit;
 use mm::layout::phys_to_virt;
 use mm::PAGE_SIZE;
 use spin::Mutex;
@@ -44,6 +45,22 @@ struct SecondaryBoot {
     index: u64,
     state: AtomicU64,
     el: AtomicU64,
+    /// Where to park on `STOP` (a pen's PA), or 0 for PSCI `CPU_OFF`.
+    pen: AtomicU64,
+}
+
+/// How a CPU was started, and so how it leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// The boot CPU.
+    Boot,
+    /// PSCI `CPU_ON` / `CPU_OFF`.
+    Psci,
+    /// A spin table; parked in a pen at kexec. `slot` is its DTB index.
+    Spin {
+        /// Index among the DTB's CPUs (its pen slot).
+        slot: usize,
+    },
 }
 
 /// One CPU, as `cpus` lists it.
@@ -55,6 +72,8 @@ pub struct Cpu {
     pub el: u64,
     /// `online`, `off`, `failed`, ...
     pub state: &'static str,
+    /// How it was started.
+    pub method: Method,
     block: usize,
 }
 
@@ -75,35 +94,52 @@ pub fn start_secondaries() -> (usize, u64) {
         mpidr: me,
         el: sys.entry_el,
         state: "online (boot)",
+        method: Method::Boot,
         block: 0,
     });
     let t0 = arch::ticks();
-    let Some(conduit) = sys.platform.psci else {
-        if sys.platform.cpus.len() > 1 {
-            println!("smp: no /psci node: the other CPUs stay where the firmware keeps them");
-        }
-        return (1, 0);
-    };
-    let entry_pa = {
-        use boot::symbols::{_text, secondary_entry};
-        (&raw const secondary_entry) as u64 - (&raw const _text) as u64 + sys.image_pa
-    };
+    let pa_of =
+        |sym: *const u8| sym as u64 - (&raw const boot::symbols::_text) as u64 + sys.image_pa;
+    let entry_pa = pa_of(&raw const boot::symbols::secondary_entry);
+    let spin_entry_pa = pa_of(&raw const boot::symbols::secondary_spin_entry);
     for (index, &mpidr) in sys.platform.cpus.iter().enumerate() {
         if mpidr == me {
             continue;
         }
-        let cpu = match start_one(conduit, entry_pa, index, mpidr) {
-            Ok(c) => c,
-            Err(e) => {
-                println!("smp: cpu {mpidr:#x}: {e}");
-                Cpu {
+        let release = sys.platform.release_addrs.get(index).copied().flatten();
+        let started = match (release, sys.platform.psci) {
+            (Some(addr), _) => start_one(index, mpidr, Method::Spin { slot: index }, |block_pa| {
+                release_from_spin_table(addr, spin_entry_pa, index, mpidr, block_pa)
+            }),
+            (None, Some(conduit)) => {
+                start_one(
+                    index,
                     mpidr,
-                    el: 0,
-                    state: "failed",
-                    block: 0,
-                }
+                    Method::Psci,
+                    |block_pa| match arch::psci_call(
+                        conduit,
+                        psci::CPU_ON,
+                        mpidr,
+                        entry_pa,
+                        block_pa,
+                    ) {
+                        0 => Ok(()),
+                        r => Err(format!("PSCI CPU_ON returned {r}")),
+                    },
+                )
             }
+            (None, None) => Err("no enable method: neither PSCI nor a spin table".into()),
         };
+        let cpu = started.unwrap_or_else(|e| {
+            println!("smp: cpu {mpidr:#x}: {e}");
+            Cpu {
+                mpidr,
+                el: 0,
+                state: "failed",
+                method: Method::Psci,
+                block: 0,
+            }
+        });
         cpus.push(cpu);
     }
     let online = cpus
@@ -113,7 +149,43 @@ pub fn start_secondaries() -> (usize, u64) {
     (online, arch::ticks_to_us(arch::ticks() - t0))
 }
 
-fn start_one(conduit: PsciConduit, entry_pa: u64, index: usize, mpidr: u64) -> Result<Cpu, String> {
+/// Spin-table release: records (MPIDR, boot block) for `secondary_spin_entry`, then writes
+/// its address to the CPU's `cpu-release-addr`, cleans both to the PoC and wakes the CPU.
+fn release_from_spin_table(
+    release: u64,
+    spin_entry_pa: u64,
+    index: usize,
+    mpidr: u64,
+    block_pa: u64,
+) -> Result<(), String> {
+    if index >= boot::SPIN_SLOTS {
+        return Err(format!(
+            "only {} spin-table CPUs are supported",
+            boot::SPIN_SLOTS
+        ));
+    }
+    let table = &raw mut boot::symbols::spin_boot_blocks;
+    // SAFETY: only the boot CPU writes the table, one slot per CPU, before releasing it.
+    unsafe { (*table)[index] = [mpidr, block_pa] };
+    arch::clean_inval_dcache(
+        table as u64,
+        (boot::SPIN_SLOTS * core::mem::size_of::<[u64; 2]>()) as u64,
+    );
+    let mailbox = phys_to_virt(release);
+    // SAFETY: cpu-release-addr is RAM the firmware reserved for exactly this write; the
+    // linear map covers it (a /memreserve/ is mapped, only no-map is not).
+    unsafe { core::ptr::write_volatile(mailbox as *mut u64, spin_entry_pa) };
+    arch::clean_inval_dcache(mailbox, 8);
+    arch::sev();
+    Ok(())
+}
+
+fn start_one(
+    index: usize,
+    mpidr: u64,
+    method: Method,
+    kick: impl FnOnce(u64) -> Result<(), String>,
+) -> Result<Cpu, String> {
     let block_pa = FRAMES.alloc(1).ok_or("no memory for its boot block")?;
     let sp0 = memory::map_stack(STACK_SIZE).map_err(|e| format!("stack: {e}"))?;
     let sp1 = memory::map_stack(STACK_SIZE).map_err(|e| format!("stack: {e}"))?;
@@ -127,18 +199,17 @@ fn start_one(conduit: PsciConduit, entry_pa: u64, index: usize, mpidr: u64) -> R
             index: index as u64,
             state: AtomicU64::new(state::STARTING),
             el: AtomicU64::new(0),
+            pen: AtomicU64::new(0),
         })
     };
     // The CPU reads the block with its MMU (and caches) off.
     arch::clean_inval_dcache(va, PAGE_SIZE);
-    let r = arch::psci_call(conduit, psci::CPU_ON, mpidr, entry_pa, block_pa);
-    if r != 0 {
-        return Err(format!("PSCI CPU_ON returned {r}"));
-    }
+    kick(block_pa)?;
     let cpu = Cpu {
         mpidr,
         el: 0,
         state: "starting",
+        method,
         block: va as usize,
     };
     let b = block(&cpu);
@@ -165,8 +236,13 @@ extern "C" fn secondary_main(block: &'static SecondaryBoot, entry_el: u64) -> ! 
     loop {
         if block.state.load(Ordering::Acquire) == state::STOP {
             block.state.store(state::LEAVING, Ordering::Release);
+            let pen = block.pen.load(Ordering::Acquire);
+            if pen != 0 && entry_el == 2 {
+                // Into the pen at EL2, MMU off, through the (still intact) EL2 stub.
+                arch::hyp_soft_restart(pen);
+            }
             let conduit = SYSTEM.get().and_then(|s| s.platform.psci);
-            if let Some(c) = conduit {
+            if let (Some(c), 0) = (conduit, pen) {
                 arch::psci_call(c, psci::CPU_OFF, 0, 0, 0);
             }
             // CPU_OFF returned (or there is no PSCI): this CPU cannot leave.
@@ -177,22 +253,72 @@ extern "C" fn secondary_main(block: &'static SecondaryBoot, entry_el: u64) -> ! 
     }
 }
 
-/// Asks every secondary CPU to leave (`CPU_OFF`) and waits until PSCI reports each one off.
-/// Returns the time it took in µs. Allocates nothing (kexec -e calls it).
-pub fn stop_secondaries() -> Result<u64, String> {
-    let Some(conduit) = SYSTEM.get().and_then(|s| s.platform.psci) else {
-        return Ok(0);
-    };
+/// Whether any CPU runs that only a pen can take out of the kernel (spin table), and
+/// whether each of those can get there (entered at EL2, where the stub can restart it).
+pub fn spin_cpus() -> Result<bool, String> {
+    let cpus = CPUS.lock();
+    let mut any = false;
+    for c in cpus.iter().filter(|c| c.state == "online") {
+        if let Method::Spin { .. } = c.method {
+            if c.el != 2 {
+                return Err(format!(
+                    "cpu {:#x} came from a spin table at EL{}: only an EL2 stub can move it to a pen",
+                    c.mpidr, c.el
+                ));
+            }
+            any = true;
+        }
+    }
+    Ok(any)
+}
+
+/// (pen slot, MPIDR) of every spin-table CPU online.
+pub fn spin_slots() -> Vec<(usize, u64)> {
+    CPUS.lock()
+        .iter()
+        .filter_map(|c| match (c.method, c.state) {
+            (Method::Spin { slot }, "online") => Some((slot, c.mpidr)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Asks every secondary CPU to leave — PSCI CPUs through `CPU_OFF` (polling `AFFINITY_INFO`
+/// until each is off), spin-table CPUs into the pen at `pen` (waiting until each has
+/// arrived) — and returns the time it took in µs. Allocates nothing (kexec -e calls it).
+pub fn stop_secondaries(pen: Option<u64>) -> Result<u64, String> {
+    let conduit = SYSTEM.get().and_then(|s| s.platform.psci);
     let mut cpus = CPUS.lock();
     let t0 = arch::ticks();
     for c in cpus.iter().filter(|c| c.state == "online") {
+        if let Method::Spin { .. } = c.method {
+            let pen = pen.ok_or(format!(
+                "cpu {:#x} needs a pen and none was prepared",
+                c.mpidr
+            ))?;
+            block(c).pen.store(pen, Ordering::Release);
+        }
         block(c).state.store(state::STOP, Ordering::Release);
     }
     arch::sev();
     for c in cpus.iter_mut().filter(|c| c.state == "online") {
         loop {
-            let r = arch::psci_call(conduit, psci::AFFINITY_INFO, c.mpidr, 0, 0);
-            if r == psci::AFFINITY_OFF {
+            let off = match (c.method, conduit) {
+                (Method::Spin { slot }, _) => {
+                    let flag =
+                        phys_to_virt(pen.unwrap_or(0)) + (kexec::pen::ARRIVED + 8 * slot) as u64;
+                    // The CPU writes the flag with its MMU off: read memory, not a stale line.
+                    arch::clean_inval_dcache(flag, 8);
+                    // SAFETY: the pen page is mapped by the linear map (it is RAM).
+                    unsafe { core::ptr::read_volatile(flag as *const u64) == 1 }
+                }
+                (_, Some(conduit)) => {
+                    arch::psci_call(conduit, psci::AFFINITY_INFO, c.mpidr, 0, 0)
+                        == psci::AFFINITY_OFF
+                }
+                (_, None) => return Err(format!("cpu {:#x}: no way to stop it", c.mpidr)),
+            };
+            if off {
                 c.state = "off";
                 break;
             }
@@ -201,8 +327,9 @@ pub fn stop_secondaries() -> Result<u64, String> {
             }
             if arch::ticks_to_us(arch::ticks() - t0) > TIMEOUT_US {
                 return Err(format!(
-                    "cpu {:#x} did not turn off (AFFINITY_INFO {r})",
-                    c.mpidr
+                    "cpu {:#x} did not leave within {} ms",
+                    c.mpidr,
+                    TIMEOUT_US / 1000
                 ));
             }
         }

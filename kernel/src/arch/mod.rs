@@ -63,11 +63,8 @@ pub fn mpidr() -> u64 {
     let m: u64;
     // SAFETY: reading MPIDR_EL1 has no side effects.
     unsafe { asm!("mrs {}, mpidr_el1", out(reg) m, options(nomem, nostack)) };
-    m & MPIDR_AFFINITY_MASK
+    m & boot::regs::MPIDR_AFFINITY_MASK
 }
-
-/// Aff3 (bits 39:32) and Aff2..Aff0 (bits 23:0) of `MPIDR_EL1`.
-const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
 /// Wakes CPUs waiting in `wfe`.
 pub fn sev() {
@@ -184,6 +181,17 @@ pub fn hyp_set_vectors(vectors: u64) -> u64 {
     // SAFETY: the stub preserves every register but x0 and touches no kernel memory.
     unsafe { asm!("hvc #0", inout("x0") x0, in("x1") vectors, options(nostack)) };
     x0
+}
+
+/// Leaves this CPU for `target` at EL2 with the MMU off, through the EL2 stub's
+/// `HVC_SOFT_RESTART` (x0..x3 = 0 at the target). Returns only if the stub refuses.
+pub fn hyp_soft_restart(target: u64) {
+    // SAFETY: the stub branches to `target` at EL2 and never returns; if it does return
+    // (an error in x0), only x0 changed.
+    unsafe {
+        asm!("hvc #0", inout("x0") boot::regs::hvc::SOFT_RESTART => _, in("x1") target,
+             in("x2") 0u64, in("x3") 0u64, in("x4") 0u64, options(nostack))
+    };
 }
 
 /// Enters the kexec relocation page: installs `idmap_root` in TTBR0 (walks re-enabled) and

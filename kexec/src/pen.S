@@ -1,0 +1,56 @@
+/*
+ * The spin-table pen: where kexec parks CPUs that have no PSCI CPU_OFF (a Raspberry Pi 4
+ * without TF-A), in a page that the next kernel's DTB reserves (/memreserve/), so that the
+ * next kernel can release them as the spin-table protocol says.
+ *
+ * Copied into that page at load time; entered at its physical address, MMU off, at EL2
+ * (through HVC_SOFT_RESTART) or EL1, interrupts masked, any registers.
+ * Page layout (kexec::pen):
+ *   +0x000  this code
+ *   +MPIDRS    16 x u64: the MPIDR of the CPU each slot belongs to
+ *   +MAILBOXES 16 x u64: each CPU's cpu-release-addr; 0 until the next kernel writes its entry
+ *   +ARRIVED   16 x u64: set to 1 by a CPU when it is in the pen
+ * Exit: to the mailbox's address with x0 = x1 = x2 = x3 = 0 (the spin-table protocol).
+ * Registers: x1 MPIDR, x2 page base, x3 slot, x4 pointer, x5 value.
+ */
+    .macro pen_mov64, reg, val
+    movz    \reg, #(((\val) >> 48) & 0xffff), lsl #48
+    movk    \reg, #(((\val) >> 32) & 0xffff), lsl #32
+    movk    \reg, #(((\val) >> 16) & 0xffff), lsl #16
+    movk    \reg, #((\val) & 0xffff)
+    .endm
+
+    .section .rodata.kexec_pen, "a"
+    .balign 8
+    .global kexec_pen
+kexec_pen:
+    mrs     x1, mpidr_el1
+    pen_mov64 x3, {MPIDR_AFFINITY_MASK}
+    and     x1, x1, x3
+    adr     x2, kexec_pen
+    mov     x3, #0
+1:  add     x4, x2, #{MPIDRS}
+    ldr     x5, [x4, x3, lsl #3]
+    cmp     x5, x1
+    b.eq    2f
+    add     x3, x3, #1
+    cmp     x3, #{SLOTS}
+    b.lo    1b
+3:  wfe                                 /* not one of ours: stay parked */
+    b       3b
+2:  add     x4, x2, #{ARRIVED}
+    mov     x5, #1
+    str     x5, [x4, x3, lsl #3]
+    dsb     sy
+    add     x4, x2, #{MAILBOXES}
+    add     x4, x4, x3, lsl #3
+4:  wfe
+    ldr     x5, [x4]
+    cbz     x5, 4b
+    mov     x0, xzr
+    mov     x1, xzr
+    mov     x2, xzr
+    mov     x3, xzr
+    br      x5
+    .global kexec_pen_end
+kexec_pen_end:

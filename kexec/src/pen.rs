@@ -1,0 +1,40 @@
+//! The spin-table pen (`pen.S`): its page layout, and the code as linked.
+
+/// Slots (CPUs) a pen holds.
+pub const SLOTS: usize = 16;
+/// Offset of the MPIDR table in the pen page.
+pub const MPIDRS: usize = 0x800;
+/// Offset of the mailboxes (each CPU's `cpu-release-addr`).
+pub const MAILBOXES: usize = MPIDRS + 8 * SLOTS;
+/// Offset of the "arrived" flags.
+pub const ARRIVED: usize = MAILBOXES + 8 * SLOTS;
+/// Offset of [`MAGIC`], which marks a page holding a pen.
+pub const MAGIC_OFFSET: usize = ARRIVED + 8 * SLOTS;
+/// `"KXPEN001"`.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"KXPEN001");
+
+const _: () = assert!(MAGIC_OFFSET + 8 <= 4096);
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+core::arch::global_asm!(
+    include_str!("pen.S"),
+    MPIDR_AFFINITY_MASK = const boot::regs::MPIDR_AFFINITY_MASK,
+    MPIDRS = const MPIDRS,
+    MAILBOXES = const MAILBOXES,
+    ARRIVED = const ARRIVED,
+    SLOTS = const SLOTS,
+);
+
+/// The pen's code, to be copied to the start of its page.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub fn code() -> &'static [u8] {
+    unsafe extern "C" {
+        static kexec_pen: u8;
+        static kexec_pen_end: u8;
+    }
+    let (start, end) = (&raw const kexec_pen, &raw const kexec_pen_end);
+    let len = end as usize - start as usize;
+    assert!(len <= MPIDRS, "the pen's code overlaps its tables");
+    // SAFETY: the two symbols delimit the pen's code in the kernel's read-only data.
+    unsafe { core::slice::from_raw_parts(start, len) }
+}
