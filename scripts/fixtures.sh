@@ -7,6 +7,7 @@
 #   userland/         Debian's busybox-static and kexec-tools (with its library closure, as
 #                     ../shared/reference/qemu-notes.md §5 lists it), unpacked: the QEMU tests
 #                     build Linux initramfs images from it
+#   rpi4-qemu.dtb     the Pi 4 DTB with what QEMU raspi4b does not model disabled (for Linux)
 #   virt-runtime.dtb  what a -kernel sees after `-dtb` with two /memory nodes: QEMU turns them
 #                     into FDT_NOPs and appends its own (a DTB with NOPs, as boot loaders make)
 # Prints nothing but progress; a second run only checks.
@@ -60,6 +61,19 @@ if [ ! -f "$out/rpi4-4g.dtb" ]; then
     # VideoCore carve-out, and the RAM above 1 GiB up to the peripherals.
     cp "$out/bcm2711-rpi-4-b.dtb" "$out/rpi4-4g.dtb"
     fdtput -t x "$out/rpi4-4g.dtb" /memory@0 reg 0 0 3b400000 0 40000000 bc000000
+fi
+if [ ! -f "$out/rpi4-qemu.dtb" ]; then
+    # For Linux on QEMU raspi4b: the devices QEMU does not model disabled (qemu-notes §2b),
+    # or Linux dies probing them.
+    cp "$out/bcm2711-rpi-4-b.dtb" "$out/rpi4-qemu.dtb.tmp"
+    for n in /soc/txp@7e004000 /soc/hvs@7e400000 /soc/pixelvalve@7e206000 /soc/pixelvalve@7e207000 \
+        /soc/pixelvalve@7e20a000 /soc/pixelvalve@7e216000 /soc/clock@7ef00000 \
+        /soc/interrupt-controller@7ef00100 /soc/hdmi@7ef00700 /soc/i2c@7ef04500 /soc/hdmi@7ef05700 \
+        /soc/i2c@7ef09500 /soc/avs-monitor@7d5d2000 /gpu /scb/gpu@7ec00000 /soc/mailbox@7e00b840 \
+        /soc/pwm@7e20c800; do
+        fdtput -t s "$out/rpi4-qemu.dtb.tmp" "$n" status disabled
+    done
+    mv "$out/rpi4-qemu.dtb.tmp" "$out/rpi4-qemu.dtb"
 fi
 if [ ! -f "$out/virt-1g.dtb" ]; then
     qemu-system-aarch64 -M virt,virtualization=on,dumpdtb="$out/virt-1g.dtb" -cpu cortex-a72 -m 1G \

@@ -76,6 +76,9 @@ struct Boot {
     cpu: &'static str,
     /// CPUs (`-smp`); 0 = 1.
     smp: u32,
+    /// `raspi4b` instead of `virt` (its own CPUs and RAM; single-threaded TCG, since its
+    /// spinning secondaries otherwise starve the boot CPU).
+    raspi4b: bool,
     initrd: Option<PathBuf>,
     dtb: Option<PathBuf>,
     /// Hand the kernel this DTB exactly as it is (see `loader_args`), instead of `-kernel`.
@@ -127,17 +130,23 @@ fn boot(b: Boot) -> Run {
         "virt,virtualization=on"
     };
     let mut cmd = Command::new("qemu-system-aarch64");
-    cmd.args([
-        "-M",
-        machine,
-        "-cpu",
-        if b.cpu.is_empty() {
-            "cortex-a72"
-        } else {
-            b.cpu
-        },
-    ]);
-    cmd.args(["-m", if b.mem.is_empty() { "1G" } else { b.mem }]);
+    if b.raspi4b {
+        // Its CPUs and RAM are fixed; single-threaded TCG (see the test).
+        cmd.args(["-M", "raspi4b", "-accel", "tcg,thread=single"]);
+    } else {
+        cmd.args([
+            "-M",
+            machine,
+            "-cpu",
+            if b.cpu.is_empty() {
+                "cortex-a72"
+            } else {
+                b.cpu
+            },
+        ]);
+        cmd.args(["-m", if b.mem.is_empty() { "1G" } else { b.mem }]);
+        cmd.args(["-smp", &b.smp.max(1).to_string()]);
+    }
     if b.sparse_ram {
         let file = scratch("sparse-ram");
         let _ = std::fs::remove_file(&file);
@@ -152,7 +161,7 @@ fn boot(b: Boot) -> Run {
             "memory-backend=ram",
         ]);
     }
-    cmd.args(["-smp", &b.smp.max(1).to_string()]);
+
     cmd.args(["-nographic", "-nic", "none", "-no-reboot"]);
     if let Some((kernel, initrd, append)) = &b.linux {
         cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
@@ -1421,6 +1430,67 @@ fn juno_shaped_virt_chain_then_linux() {
         run.out
     );
     assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 2"), "{}", run.out);
+    assert!(
+        run.out.contains("CPU: All CPU(s) started at EL2"),
+        "{}",
+        run.out
+    );
+}
+
+/// QEMU raspi4b with Debian's real Pi 4 DTB (what QEMU does not model disabled, so that
+/// Linux can boot on it too): 4 spin-table CPUs, a 10-hop chain with all four up and parked
+/// in the pen at every hop, then Linux, which releases all four from the pen.
+#[test]
+fn raspi4b_chain_then_linux() {
+    let wdt = std::fs::read(
+        fixtures()
+            .join("linux/root/lib/modules")
+            .join(
+                std::fs::read_to_string(fixtures().join("linux/version"))
+                    .unwrap()
+                    .trim(),
+            )
+            .join("kernel/drivers/watchdog/bcm2835_wdt.ko"),
+    )
+    .unwrap();
+    // Linux powers a Pi off through the watchdog driver, a module in Debian.
+    let linux_rd = linux_initramfs(
+        "/bin/busybox insmod /bcm2835_wdt.ko",
+        false,
+        &[("bcm2835_wdt.ko", &wdt)],
+    );
+    let rd = initramfs(
+        "rpi4.cpio",
+        Some("cpus\nmem\nkexec -l /Image --initrd=/linux.cpio --append=\"console=ttyAMA0,115200 panic=-1\"\nkexec -e\n"),
+        &[("Image", &linux_image()), ("linux.cpio", &linux_rd)],
+    );
+    let run = boot(Boot {
+        el: 2,
+        raspi4b: true,
+        dtb: Some(fixtures().join("rpi4-qemu.dtb")),
+        initrd: Some(rd),
+        append: Some("kexec.chain=10 kexec.payload=16M".into()),
+        ..Default::default()
+    });
+    let lines = check_chain(&run, 10, "2");
+    for l in &lines {
+        assert_eq!(l["cpus"], "4", "every CPU up at every hop: {l:?}");
+    }
+    // The firmware's page 0 and the pen page stay reserved; the console is the PL011 at its
+    // translated address.
+    assert!(
+        run.out.contains("reserved  0x0000000000-0x0000001000"),
+        "{}",
+        run.out
+    );
+    let rsv = run
+        .out
+        .lines()
+        .filter(|l| l.starts_with("reserved") && l.contains("memreserve"))
+        .count();
+    assert_eq!(rsv, 2, "{}", run.out);
+    assert!(run.out.contains("machine: Raspberry Pi 4 Model B"));
+    assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 4"), "{}", run.out);
     assert!(
         run.out.contains("CPU: All CPU(s) started at EL2"),
         "{}",
