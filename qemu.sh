@@ -11,7 +11,8 @@ usage: ./qemu.sh [options] [-- extra QEMU arguments]
   --mem SIZE        RAM, QEMU syntax: 128M, 1G, 8G (default 1G)
   --smp N           CPUs (default 1)
   --cpu MODEL       CPU model (default cortex-a72, as on the Raspberry Pi 4)
-  --machine NAME    QEMU machine (default virt)
+  --machine NAME    QEMU machine: virt (default) or raspi4b (uses Debian's Pi 4 DTB unless
+                    --dtb; ignores --el, --mem, --smp and --cpu: the board fixes them)
   --initrd FILE     initramfs (cpio newc, plain or gzip); default: scripts/rootfs packed
   --append "ARGS"   kernel command line, e.g. "loglevel=8 init=/other.rc"
   --dtb FILE        use this DTB instead of QEMU's generated one
@@ -54,8 +55,18 @@ fi
 
 mach=$machine
 [ "$machine" = virt ] && [ "$el" = 2 ] && mach="virt,virtualization=on"
-args=(-M "$mach" -cpu "$cpu" -m "$mem" -smp "$smp" -nographic -nic none -no-reboot
-      -kernel "$image" -initrd "$initrd")
+if [ "$machine" = raspi4b ]; then
+    # Fixed CPUs (4 x Cortex-A72) and RAM; entered at EL2. Single-threaded TCG: otherwise the
+    # secondaries spinning in the firmware stub starve the boot CPU.
+    if [ -z "$dtb" ]; then
+        scripts/fixtures.sh >&2
+        dtb=target/fixtures/bcm2711-rpi-4-b.dtb
+    fi
+    args=(-M raspi4b -accel tcg,thread=single -nographic -no-reboot -kernel "$image" -initrd "$initrd")
+else
+    args=(-M "$mach" -cpu "$cpu" -m "$mem" -smp "$smp" -nographic -nic none -no-reboot
+          -kernel "$image" -initrd "$initrd")
+fi
 [ -n "$append" ] && args+=(-append "$append")
 [ -n "$dtb" ] && args+=(-dtb "$dtb")
 if [ "$gdb" = 1 ]; then
