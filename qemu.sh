@@ -62,7 +62,13 @@ if [ "$machine" = raspi4b ]; then
         scripts/fixtures.sh >&2
         dtb=target/fixtures/bcm2711-rpi-4-b.dtb
     fi
-    args=(-M raspi4b -accel tcg,thread=single -nographic -no-reboot -kernel "$image" -initrd "$initrd")
+    # console=ttyS0 puts the console on the mini UART, QEMU's second serial port.
+    if [[ " $append " =~ \ console=ttyS0[,\ ] ]]; then
+        serial=(-display none -serial null -serial mon:stdio)
+    else
+        serial=(-nographic)
+    fi
+    args=(-M raspi4b -accel tcg,thread=single "${serial[@]}" -no-reboot -kernel "$image" -initrd "$initrd")
 else
     args=(-M "$mach" -cpu "$cpu" -m "$mem" -smp "$smp" -nographic -nic none -no-reboot
           -kernel "$image" -initrd "$initrd")

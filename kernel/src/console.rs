@@ -1,5 +1,6 @@
-//! The serial console: a PL011 UART found in the DTB, `print!`/`println!`, the `log` backend,
-//! and a lock-free emergency path for exceptions and panics.
+//! The serial console: a PL011 UART found in the DTB (or, if asked for, a BCM2835 mini UART),
+//! `print!`/`println!`, the `log` backend, and a lock-free emergency path for exceptions and
+//! panics.
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -39,8 +40,22 @@ mod pl011 {
     pub const ICR_ALL: u32 = 0x7ff;
 }
 
+/// BCM2835 auxiliary mini UART registers, from `AUX_MU_IO` (BCM2835 ARM Peripherals §2.2).
+mod mini {
+    /// `AUX_MU_IO_REG`: data.
+    pub const IO: usize = 0x00;
+    /// `AUX_MU_LSR_REG`: line status.
+    pub const LSR: usize = 0x14;
+    /// LSR: a byte is waiting.
+    pub const LSR_DATA_READY: u32 = 1 << 0;
+    /// LSR: the transmitter can take a byte.
+    pub const LSR_TX_EMPTY: u32 = 1 << 5;
+}
+
 /// Virtual address of the UART's registers; 0 until [`init`].
 static BASE: AtomicUsize = AtomicUsize::new(0);
+/// Set when the console is a mini UART (the firmware has set it up; this kernel only uses it).
+static MINI: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// Serialises normal output so that lines do not interleave.
 static LOCK: Mutex<()> = Mutex::new(());
 
@@ -49,6 +64,14 @@ fn reg(base: usize, off: usize) -> *mut u32 {
 }
 
 fn put_raw(base: usize, b: u8) {
+    if MINI.load(Ordering::Relaxed) {
+        // SAFETY: `base` is the mapped mini UART (set by `init_mini`).
+        unsafe {
+            while reg(base, mini::LSR).read_volatile() & mini::LSR_TX_EMPTY == 0 {}
+            reg(base, mini::IO).write_volatile(b as u32);
+        }
+        return;
+    }
     // SAFETY: `base` is the mapped PL011 (set by `init`); MMIO accesses are volatile.
     unsafe {
         while reg(base, pl011::FR).read_volatile() & pl011::FR_TXFF != 0 {}
@@ -74,11 +97,28 @@ pub unsafe fn init(base: usize) {
     BASE.store(base, Ordering::Release);
 }
 
+/// Uses the BCM2835 mini UART mapped at `base` as the console, as the firmware set it up.
+///
+/// # Safety
+/// `base` must be the virtual address of a mini UART's `AUX_MU_IO` register block, mapped as
+/// Device memory.
+pub unsafe fn init_mini(base: usize) {
+    MINI.store(true, Ordering::Relaxed);
+    BASE.store(base, Ordering::Release);
+}
+
 /// Reads a byte if one is waiting.
 pub fn try_read() -> Option<u8> {
     let base = BASE.load(Ordering::Acquire);
     if base == 0 {
         return None;
+    }
+    if MINI.load(Ordering::Relaxed) {
+        // SAFETY: `base` is the mapped mini UART.
+        return unsafe {
+            (reg(base, mini::LSR).read_volatile() & mini::LSR_DATA_READY != 0)
+                .then(|| reg(base, mini::IO).read_volatile() as u8)
+        };
     }
     // SAFETY: `base` is the mapped PL011.
     unsafe {

@@ -119,9 +119,15 @@ mod bare {
             handover,
             console_regs,
         );
+        let mini = matches!(&platform, Ok(p) if p.console.as_ref().is_some_and(|c| c.kind == kernel::platform::UartKind::MiniUart));
         if let Some(va) = console_va {
-            // SAFETY: `va` maps the PL011 the DTB names, as Device memory.
-            unsafe { console::init(va as usize) };
+            if mini {
+                // SAFETY: `va` maps the mini UART the DTB names, as Device memory.
+                unsafe { console::init_mini(va as usize) };
+            } else {
+                // SAFETY: `va` maps the PL011 the DTB names, as Device memory.
+                unsafe { console::init(va as usize) };
+            }
         }
         // From here on the DTB is read through the linear map.
         println!();

@@ -25,6 +25,18 @@ pub struct Console {
     pub path: String,
     /// Physical address and size of its registers, after `ranges` translation.
     pub regs: Region,
+    /// Which kind of UART.
+    pub kind: UartKind,
+}
+
+/// The UARTs the console drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartKind {
+    /// Arm PL011 (`arm,pl011`): QEMU virt, Juno, the Pi 4's UART0.
+    Pl011,
+    /// The BCM2835 auxiliary "mini UART" (`brcm,bcm2835-aux-uart`), the Pi's default
+    /// `serial1`; used when the command line says `console=ttyS0` (its Linux name).
+    MiniUart,
 }
 
 /// Everything the kernel reads from the DTB at boot, apart from memory.
@@ -351,10 +363,36 @@ pub fn find_console(fdt: &Fdt<'_>) -> Result<Option<Console>, PlatformError> {
             continue;
         }
         if let Some(regs) = translate_reg(&chain, &path)? {
-            return Ok(Some(Console { path, regs }));
+            return Ok(Some(Console {
+                path,
+                regs,
+                kind: UartKind::Pl011,
+            }));
         }
     }
     Ok(None)
+}
+
+/// The first enabled BCM2835 mini UART.
+pub fn find_mini_uart(fdt: &Fdt<'_>) -> Result<Option<Console>, PlatformError> {
+    find_node(fdt, &mut |chain, path| {
+        if compatible_with(&chain[chain.len() - 1], &["brcm,bcm2835-aux-uart"]).is_none() {
+            return Ok(None);
+        }
+        Ok(translate_reg(chain, path)?.map(|regs| Console {
+            path: path.into(),
+            regs,
+            kind: UartKind::MiniUart,
+        }))
+    })
+}
+
+/// Whether the command line asks for the mini UART (`console=ttyS0[,options]`).
+fn wants_mini_uart(bootargs: &str) -> bool {
+    bootargs
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("console="))
+        .any(|c| c.split(',').next() == Some("ttyS0"))
 }
 
 impl Platform {
@@ -423,7 +461,11 @@ impl Platform {
         }
         Ok(Platform {
             model,
-            console: find_console(fdt)?,
+            console: if wants_mini_uart(&bootargs) {
+                find_mini_uart(fdt)?
+            } else {
+                find_console(fdt)?
+            },
             psci,
             cpus,
             initrd,

@@ -76,6 +76,8 @@ struct Boot {
     cpu: &'static str,
     /// CPUs (`-smp`); 0 = 1.
     smp: u32,
+    /// Route the second UART (the Pi's mini UART) to stdout instead of the first.
+    serial1: bool,
     /// `raspi4b` instead of `virt` (its own CPUs and RAM; single-threaded TCG, since its
     /// spinning secondaries otherwise starve the boot CPU).
     raspi4b: bool,
@@ -162,7 +164,12 @@ fn boot(b: Boot) -> Run {
         ]);
     }
 
-    cmd.args(["-nographic", "-nic", "none", "-no-reboot"]);
+    if b.serial1 {
+        cmd.args(["-display", "none", "-serial", "null", "-serial", "stdio"]);
+    } else {
+        cmd.arg("-nographic");
+    }
+    cmd.args(["-nic", "none", "-no-reboot"]);
     if let Some((kernel, initrd, append)) = &b.linux {
         cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
         cmd.args(["-append", append]);
@@ -1496,4 +1503,21 @@ fn raspi4b_chain_then_linux() {
         "{}",
         run.out
     );
+}
+
+#[test]
+fn raspi4b_console_on_the_mini_uart() {
+    let rd = initramfs("mini.cpio", Some("echo on the mini uart\npoweroff\n"), &[]);
+    let run = boot(Boot {
+        el: 2,
+        raspi4b: true,
+        serial1: true,
+        dtb: Some(fixtures().join("bcm2711-rpi-4-b.dtb")),
+        initrd: Some(rd),
+        append: Some("console=ttyS0,115200".into()),
+        ..Default::default()
+    });
+    assert!(run.line("ready el=2 cpus=4").is_some(), "{}", run.out);
+    assert!(run.out.contains("\non the mini uart"), "{}", run.out);
+    assert_eq!(run.status, Some(0));
 }
