@@ -240,18 +240,28 @@ pub fn compact(blob: &[u8]) -> Result<Vec<u8>, DtbError> {
     let strings =
         &total[h.off_dt_strings as usize..(h.off_dt_strings + h.size_dt_strings) as usize];
 
-    let mut size_struct = 0usize;
+    let mut out_struct = Vec::with_capacity(st.len());
     walk(st, |tok, t| {
         if tok != FDT_NOP {
-            size_struct += t.len()
+            out_struct.extend_from_slice(t)
         }
     })?;
-    // The reservation block must be 8-byte aligned; the header is 40 bytes.
-    let off_rsv = mm::align_up(HEADER_SIZE as u64, 8) as usize;
-    let off_struct = off_rsv + (rsv_end - rsv_start);
-    let off_strings = off_struct + size_struct;
-    let totalsize = off_strings + strings.len();
+    Ok(assemble(
+        h.boot_cpuid_phys,
+        &total[rsv_start..rsv_end],
+        &out_struct,
+        strings,
+    ))
+}
 
+/// A version-17 blob from its parts: header, reservation block (with its terminator),
+/// structure block, strings block, in that order and without gaps (40 is a multiple of 8,
+/// as the reservation block's alignment needs).
+fn assemble(boot_cpuid_phys: u32, rsv: &[u8], st: &[u8], strings: &[u8]) -> Vec<u8> {
+    let off_rsv = HEADER_SIZE;
+    let off_struct = off_rsv + rsv.len();
+    let off_strings = off_struct + st.len();
+    let totalsize = off_strings + strings.len();
     let mut out = Vec::with_capacity(totalsize);
     for word in [
         FDT_MAGIC,
@@ -261,22 +271,16 @@ pub fn compact(blob: &[u8]) -> Result<Vec<u8>, DtbError> {
         off_rsv as u32,
         VERSION,
         LAST_COMP_VERSION,
-        h.boot_cpuid_phys,
+        boot_cpuid_phys,
         strings.len() as u32,
-        size_struct as u32,
+        st.len() as u32,
     ] {
         out.extend_from_slice(&word.to_be_bytes());
     }
-    out.resize(off_rsv, 0);
-    out.extend_from_slice(&total[rsv_start..rsv_end]);
-    walk(st, |tok, t| {
-        if tok != FDT_NOP {
-            out.extend_from_slice(t)
-        }
-    })?;
+    out.extend_from_slice(rsv);
+    out.extend_from_slice(st);
     out.extend_from_slice(strings);
-    debug_assert_eq!(out.len(), totalsize);
-    Ok(out)
+    out
 }
 
 /// A change to a property of `/chosen`: `Some(value)` sets it, `None` removes it.
@@ -407,29 +411,7 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
         rsv.extend_from_slice(&size.to_be_bytes());
     }
     rsv.extend_from_slice(&[0; 16]);
-    let off_rsv = HEADER_SIZE;
-    let off_struct = off_rsv + rsv.len();
-    let off_strings = off_struct + out_struct.len();
-    let totalsize = off_strings + strings.len();
-    let mut out = Vec::with_capacity(totalsize);
-    for word in [
-        FDT_MAGIC,
-        totalsize as u32,
-        off_struct as u32,
-        off_strings as u32,
-        off_rsv as u32,
-        VERSION,
-        LAST_COMP_VERSION,
-        h.boot_cpuid_phys,
-        strings.len() as u32,
-        out_struct.len() as u32,
-    ] {
-        out.extend_from_slice(&word.to_be_bytes());
-    }
-    out.extend_from_slice(&rsv);
-    out.extend_from_slice(&out_struct);
-    out.extend_from_slice(&strings);
-    Ok(out)
+    Ok(assemble(h.boot_cpuid_phys, &rsv, &out_struct, &strings))
 }
 
 #[cfg(test)]

@@ -545,50 +545,31 @@ fn load_image(
     let dtb_dest = put(&mut taken, "DTB", next_dtb.len() as u64, DTB_MAX, usable)?;
 
     // Segments, in the order the list copies them.
-    let mut segments = alloc::vec![Segment {
-        data: image_bytes,
-        dest: image_dest.start,
-        memsz: image_dest.size(),
-    }];
-    let mut segs = alloc::vec![SegInfo {
-        what: format!("image ({name})"),
-        dest: image_dest,
-        bytes: image_bytes.len() as u64,
-    }];
+    let mut parts: Vec<(String, &[u8], Region)> =
+        alloc::vec![(format!("image ({name})"), image_bytes, image_dest)];
     if let (Some((n, d)), Some(r)) = (&initrd, initrd_dest) {
-        segments.push(Segment {
-            data: d,
-            dest: r.start,
-            memsz: r.size(),
-        });
-        segs.push(SegInfo {
-            what: format!("initrd ({n})"),
-            dest: r,
-            bytes: d.len() as u64,
-        });
+        parts.push((format!("initrd ({n})"), d, r));
     }
     if let (Some(h), Some(r)) = (&req.handover, handover_dest) {
-        segments.push(Segment {
-            data: h,
+        parts.push(("chain hand-over".into(), h, r));
+    }
+    parts.push((format!("DTB (from {dtb_name})"), &next_dtb, dtb_dest));
+    let segments: Vec<Segment<'_>> = parts
+        .iter()
+        .map(|(_, data, r)| Segment {
+            data,
             dest: r.start,
             memsz: r.size(),
-        });
-        segs.push(SegInfo {
-            what: "chain hand-over".into(),
-            dest: r,
-            bytes: h.len() as u64,
-        });
-    }
-    segments.push(Segment {
-        data: &next_dtb,
-        dest: dtb_dest.start,
-        memsz: dtb_dest.size(),
-    });
-    segs.push(SegInfo {
-        what: format!("DTB (from {dtb_name})"),
-        dest: dtb_dest,
-        bytes: next_dtb.len() as u64,
-    });
+        })
+        .collect();
+    let segs: Vec<SegInfo> = parts
+        .iter()
+        .map(|(what, data, dest)| SegInfo {
+            what: what.clone(),
+            dest: *dest,
+            bytes: data.len() as u64,
+        })
+        .collect();
 
     // Every destination page needs a source page now: say so plainly if they cannot fit.
     let need: u64 = segments.iter().map(|s| s.range().size()).sum();

@@ -445,27 +445,40 @@ fn boots_with_8g_using_1g_blocks() {
     assert!((2_090_000..2_097_152).contains(&free), "free frames {free}");
 }
 
-/// QEMU's own DTB for 2 GiB, with /memory changed into two banks (two nodes) and a hole.
-fn two_bank_dtb() -> PathBuf {
-    let dtb = scratch("two-bank.dtb");
-    let st = Command::new("qemu-system-aarch64")
-        .args([
-            "-M",
-            &format!("virt,virtualization=on,dumpdtb={}", dtb.display()),
-        ])
-        .args([
-            "-cpu",
-            "cortex-a72",
-            "-m",
-            "2G",
-            "-nographic",
-            "-nic",
-            "none",
-        ])
-        .stdin(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+/// QEMU's own virt DTB for `mem` of RAM (`-machine dumpdtb`, over sparse guest RAM if
+/// `sparse`), with its /memory replaced by `banks` (one node each), as `fdtput` edits it.
+fn qemu_dtb_with_banks(name: &str, mem: &str, sparse: bool, banks: &[(u64, u64)]) -> PathBuf {
+    let dtb = scratch(name);
+    let ram = scratch(&format!("{name}.ram"));
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args([
+        "-M",
+        &format!("virt,virtualization=on,dumpdtb={}", dtb.display()),
+    ])
+    .args([
+        "-cpu",
+        "cortex-a72",
+        "-smp",
+        "2",
+        "-m",
+        mem,
+        "-nographic",
+        "-nic",
+        "none",
+    ]);
+    if sparse {
+        cmd.args([
+            "-object",
+            &format!(
+                "memory-backend-file,id=ram,size={mem},mem-path={},share=on",
+                ram.display()
+            ),
+            "-machine",
+            "memory-backend=ram",
+        ]);
+    }
+    assert!(cmd.stdin(Stdio::null()).status().unwrap().success());
+    let _ = std::fs::remove_file(&ram);
     let fdtput = |args: &[&str]| {
         let st = Command::new("fdtput")
             .arg(&dtb)
@@ -474,30 +487,33 @@ fn two_bank_dtb() -> PathBuf {
             .expect("fdtput (device-tree-compiler)");
         assert!(st.success(), "fdtput {args:?}");
     };
-    // Bank 1: 0x4000_0000 + 512 MiB. Hole: 0x6000_0000..0x8000_0000. Bank 2: 0x8000_0000 + 768 MiB.
-    fdtput(&[
-        "-t",
-        "x",
-        "/memory@40000000",
-        "reg",
-        "0",
-        "40000000",
-        "0",
-        "20000000",
-    ]);
-    fdtput(&["-c", "/memory@80000000"]);
-    fdtput(&["-t", "s", "/memory@80000000", "device_type", "memory"]);
-    fdtput(&[
-        "-t",
-        "x",
-        "/memory@80000000",
-        "reg",
-        "0",
-        "80000000",
-        "0",
-        "30000000",
-    ]);
+    let cells = |v: u64| [format!("{:x}", v >> 32), format!("{:x}", v & 0xffff_ffff)];
+    for (i, &(start, size)) in banks.iter().enumerate() {
+        // The first bank reuses QEMU's node; the others get new ones.
+        let node = if i == 0 {
+            "/memory@40000000".to_string()
+        } else {
+            let n = format!("/memory@{start:x}");
+            fdtput(&["-c", &n]);
+            fdtput(&["-t", "s", &n, "device_type", "memory"]);
+            n
+        };
+        let [a0, a1] = cells(start);
+        let [s0, s1] = cells(size);
+        fdtput(&["-t", "x", &node, "reg", &a0, &a1, &s0, &s1]);
+    }
     dtb
+}
+
+/// QEMU's own DTB for 2 GiB, with /memory changed into two banks and a hole:
+/// 0x4000_0000 + 512 MiB, then 0x8000_0000 + 768 MiB.
+fn two_bank_dtb() -> PathBuf {
+    qemu_dtb_with_banks(
+        "two-bank.dtb",
+        "2G",
+        false,
+        &[(0x4000_0000, 512 << 20), (0x8000_0000, 768 << 20)],
+    )
 }
 
 #[test]
@@ -1325,69 +1341,15 @@ fn smp_4_cpus_chain_and_linux_at_el1() {
 /// firmware keeps) and at 0x8_8000_0000 (6 GiB), from QEMU's own DTB with its memory
 /// rewritten, over 39 GiB of sparse guest RAM (virt's RAM starts at 0x4000_0000).
 fn juno_shaped_dtb() -> PathBuf {
-    let dtb = scratch("juno-shaped.dtb");
-    let ram = scratch("sparse-ram-dump");
-    let st = Command::new("qemu-system-aarch64")
-        .args([
-            "-M",
-            &format!("virt,virtualization=on,dumpdtb={}", dtb.display()),
-        ])
-        .args([
-            "-cpu",
-            "cortex-a72",
-            "-smp",
-            "2",
-            "-m",
-            "39G",
-            "-nographic",
-            "-nic",
-            "none",
-        ])
-        .args([
-            "-object",
-            &format!(
-                "memory-backend-file,id=ram,size=39G,mem-path={},share=on",
-                ram.display()
-            ),
-            "-machine",
-            "memory-backend=ram",
-        ])
-        .stdin(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let _ = std::fs::remove_file(&ram);
-    let fdtput = |args: &[&str]| {
-        assert!(Command::new("fdtput")
-            .arg(&dtb)
-            .args(args)
-            .status()
-            .unwrap()
-            .success());
-    };
-    fdtput(&[
-        "-t",
-        "x",
-        "/memory@40000000",
-        "reg",
-        "0",
-        "80000000",
-        "0",
-        "7f000000",
-    ]);
-    fdtput(&["-c", "/memory@880000000"]);
-    fdtput(&["-t", "s", "/memory@880000000", "device_type", "memory"]);
-    fdtput(&[
-        "-t",
-        "x",
-        "/memory@880000000",
-        "reg",
-        "8",
-        "80000000",
-        "1",
-        "80000000",
-    ]);
-    dtb
+    qemu_dtb_with_banks(
+        "juno-shaped.dtb",
+        "39G",
+        true,
+        &[
+            (0x8000_0000, (2 << 30) - (16 << 20)),
+            (0x8_8000_0000, 6 << 30),
+        ],
+    )
 }
 
 #[test]
