@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the kernel and boots it in QEMU, serial on this terminal. QEMU exits when the kernel
-# powers off (PSCI SYSTEM_OFF), with status 0. Ctrl-A X quits QEMU at any time.
+# powers off (status 0), panics (1) or takes an unexpected exception (2). Ctrl-A X quits QEMU
+# at any time.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -53,6 +54,9 @@ if [ -z "$initrd" ]; then
     scripts/mkinitramfs.sh scripts/rootfs "$initrd"
 fi
 
+# Semihosting lets a panic or an unexpected exception end QEMU with a non-zero status (the
+# kernel uses it only when its command line says `semihosting`).
+append="semihosting${append:+ $append}"
 mach=$machine
 [ "$machine" = virt ] && [ "$el" = 2 ] && mach="virt,virtualization=on"
 if [ "$machine" = raspi4b ]; then
@@ -73,7 +77,7 @@ else
     args=(-M "$mach" -cpu "$cpu" -m "$mem" -smp "$smp" -nographic -nic none -no-reboot
           -kernel "$image" -initrd "$initrd")
 fi
-[ -n "$append" ] && args+=(-append "$append")
+args+=(-semihosting-config enable=on,target=native -append "$append")
 [ -n "$dtb" ] && args+=(-dtb "$dtb")
 if [ "$gdb" = 1 ]; then
     elf=${image%.Image}

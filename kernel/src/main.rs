@@ -148,6 +148,10 @@ mod bare {
             .and_then(|v| v.parse().ok())
             .unwrap_or(7);
         console::init_log(console::level_from_loglevel(loglevel));
+        arch::SEMIHOSTING.store(
+            cmdline.has("semihosting"),
+            core::sync::atomic::Ordering::Relaxed,
+        );
         log::info!(
             "kernel {}: entered at EL{entry_el}, image at {image_pa:#x}, DTB at {dtb_pa:#x}",
             env!("CARGO_PKG_VERSION")
@@ -202,12 +206,15 @@ mod bare {
         shell::interactive();
     }
 
+    /// Exit status (under `semihosting`) after a panic.
+    const EXIT_PANIC: u32 = 1;
+
     #[panic_handler]
     fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         use core::fmt::Write;
         let mut out = console::emergency_print();
         let _ = writeln!(out, "\r\nPANIC: {info}");
         let _ = writeln!(out, "halted");
-        arch::halt();
+        arch::fatal_stop(EXIT_PANIC);
     }
 }

@@ -170,6 +170,11 @@ fn boot(b: Boot) -> Run {
         cmd.arg("-nographic");
     }
     cmd.args(["-nic", "none", "-no-reboot"]);
+    // Our kernel ends QEMU with a status on a panic (1) or an unexpected exception (2).
+    let append = format!("semihosting {}", b.append.as_deref().unwrap_or(""));
+    if b.linux.is_none() {
+        cmd.args(["-semihosting-config", "enable=on,target=native"]);
+    }
     if let Some((kernel, initrd, append)) = &b.linux {
         cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
         cmd.args(["-append", append]);
@@ -193,9 +198,7 @@ fn boot(b: Boot) -> Run {
         if let Some(d) = &b.dtb {
             cmd.arg("-dtb").arg(d);
         }
-        if let Some(a) = &b.append {
-            cmd.args(["-append", a]);
-        }
+        cmd.args(["-append", &append]);
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -546,9 +549,10 @@ fn fault_reports_a_data_abort_with_its_address() {
     let run = boot(Boot {
         el: 2,
         initrd: Some(rd),
-        until: Some("halted"),
         ..Default::default()
     });
+    // Under `semihosting` the report ends QEMU with status 2.
+    assert_eq!(run.status, Some(2), "{}", run.out);
     let ex = run
         .line("EXCEPTION:")
         .unwrap_or_else(|| panic!("no report:\n{}", run.out));

@@ -121,5 +121,8 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, slot: u64) {
         let _ = writeln!(out);
     }
     let _ = writeln!(out, "halted");
-    crate::arch::halt();
+    crate::arch::fatal_stop(EXIT_EXCEPTION);
 }
+
+/// Exit status (under `semihosting`) after an unexpected exception.
+pub const EXIT_EXCEPTION: u32 = 2;

@@ -42,6 +42,31 @@ pub fn halt() -> ! {
     }
 }
 
+/// Set by the `semihosting` boot parameter: the machine is an emulator with Arm semihosting
+/// enabled (QEMU `-semihosting-config enable=on`), so a fatal error can end it with a status.
+pub static SEMIHOSTING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Semihosting `SYS_EXIT` and its AArch64 reason `ADP_Stopped_ApplicationExit`.
+mod semihosting {
+    pub const SYS_EXIT: u64 = 0x18;
+    pub const APPLICATION_EXIT: u64 = 0x20026;
+}
+
+/// After a fatal error: ends the emulator with exit status `code` if the `semihosting`
+/// parameter says it can, else halts.
+pub fn fatal_stop(code: u32) -> ! {
+    if SEMIHOSTING.load(core::sync::atomic::Ordering::Relaxed) {
+        let block = [semihosting::APPLICATION_EXIT, code as u64];
+        // SAFETY: a semihosting call (HLT #0xF000, enabled in the emulator as the parameter
+        // promised) reads the two-word block and ends the machine.
+        unsafe {
+            asm!("hlt #0xf000", in("x0") semihosting::SYS_EXIT, in("x1") block.as_ptr(),
+                 options(nostack))
+        };
+    }
+    halt()
+}
+
 /// PSCI function identifiers (Arm DEN 0022), SMC32 calling convention.
 pub mod psci {
     /// `SYSTEM_OFF`.
