@@ -29,6 +29,8 @@ struct HeapSpace(UnsafeCell<[u8; HEAP_SIZE]>);
 // SAFETY: given once to the heap allocator, which has its own lock.
 unsafe impl Sync for HeapSpace {}
 
+/// In its own section (`boot/kernel.ld`), outside the BSS that the boot code zeroes.
+#[link_section = ".bss.kernel_heap"]
 static HEAP_SPACE: HeapSpace = HeapSpace(UnsafeCell::new([0; HEAP_SIZE]));
 static TABLE_POOL: Pool<BOOT_TABLES> = Pool(UnsafeCell::new([[0; ENTRIES]; BOOT_TABLES]));
 
