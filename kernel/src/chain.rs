@@ -111,7 +111,7 @@ impl Header {
 
     /// Reads a hand-over block: its header and its payload.
     pub fn read(block: &[u8]) -> Result<(Header, &[u8]), HeaderError> {
-        let (h, _) = Self::read_header(block)?;
+        let h = Self::read_header(block)?;
         let payload = block[HEADER_PAGE..].get(..h.payload_len as usize).ok_or(
             HeaderError::PayloadOutside {
                 len: h.payload_len,
@@ -122,7 +122,7 @@ impl Header {
     }
 
     /// Reads the header page alone (the payload is not checked).
-    pub fn read_header(block: &[u8]) -> Result<(Header, ()), HeaderError> {
+    pub fn read_header(block: &[u8]) -> Result<Header, HeaderError> {
         if block.len() < HEADER_PAGE {
             return Err(HeaderError::Short(block.len()));
         }
@@ -145,7 +145,7 @@ impl Header {
             reloc_end: w(12),
             smp_down_us: w(13),
         };
-        Ok((h, ()))
+        Ok(h)
     }
 }
 

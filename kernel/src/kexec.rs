@@ -525,20 +525,14 @@ fn load_image(
             value: Some(v),
         });
     }
+    // A fresh pen page goes back to the allocator if the load fails from here on.
+    let mut pen_guard = FrameGuard(pen.filter(|p| p.1).map(|p| p.0));
     let reserve: Vec<(u64, u64)> = match pen {
         Some((pa, true)) => alloc::vec![(pa, PAGE_SIZE)],
         _ => Vec::new(),
     };
-    let built = dtb::edit(base_dtb, &all_edits, &reserve);
-    let next_dtb = match built {
-        Ok(d) => d,
-        Err(e) => {
-            if let Some((pa, true)) = pen {
-                FRAMES.free(pa, 1);
-            }
-            return Err(KexecError::Dtb(dtb_name.clone(), e));
-        }
-    };
+    let next_dtb = dtb::edit(base_dtb, &all_edits, &reserve)
+        .map_err(|e| KexecError::Dtb(dtb_name.clone(), e))?;
     if next_dtb.len() as u64 > DTB_MAX {
         return Err(KexecError::DtbTooLarge(next_dtb.len() as u64));
     }
@@ -581,7 +575,6 @@ fn load_image(
     match build_control(
         &mut kimage,
         req,
-        &hdr,
         image_dest,
         dtb_dest,
         handover_dest,
@@ -594,7 +587,7 @@ fn load_image(
                 // The header's sender-side fields, now that they are known.
                 let mut pages = FramePages;
                 let page = pages.page(src);
-                let (mut h, _) = Header::read_header(page).expect("built by chain_next");
+                let mut h = Header::read_header(page).expect("built by chain_next");
                 h.ttpages = ttpages as u64;
                 h.copied = segs.iter().map(|s| s.dest.size()).sum();
                 h.mmu_off = req.mmu_off as u64;
@@ -606,6 +599,7 @@ fn load_image(
                     arch::clean_inval_dcache(phys_to_virt(pa), PAGE_SIZE);
                 }
             }
+            pen_guard.0 = None; // the loaded image owns it now
             *LOADED.lock() = Some(Loaded {
                 kimage,
                 segs,
@@ -631,13 +625,11 @@ type Control = (reloc::Args, u64, u64, u64, usize);
 fn build_control(
     kimage: &mut Kimage,
     req: &LoadRequest,
-    hdr: &ImageHeader,
     image_dest: Region,
     dtb_dest: Region,
     handover_dest: Option<Region>,
     entry_el: u64,
 ) -> Result<Control, KexecError> {
-    let _ = hdr;
     // The relocation page: code and vectors.
     let code = reloc::code();
     let (reloc_pa, page) = control_page(kimage)?;
@@ -704,6 +696,17 @@ pub fn unload() {
     if let Some(mut l) = LOADED.lock().take() {
         l.kimage.free(&mut FramePages);
         if let Some((pa, true)) = l.pen {
+            FRAMES.free(pa, 1);
+        }
+    }
+}
+
+/// A frame that is freed when this is dropped, unless its field has been taken.
+struct FrameGuard(Option<u64>);
+
+impl Drop for FrameGuard {
+    fn drop(&mut self) {
+        if let Some(pa) = self.0 {
             FRAMES.free(pa, 1);
         }
     }
