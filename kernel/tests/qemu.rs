@@ -249,6 +249,10 @@ fn boot(b: Boot) -> Run {
             break None;
         }
     };
+    if b.sparse_ram {
+        // The guest's RAM file: sparse, but what the guest touched takes disk space.
+        let _ = std::fs::remove_file(scratch("sparse-ram"));
+    }
     Run { out, status }
 }
 
