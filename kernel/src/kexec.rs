@@ -377,7 +377,7 @@ fn load_image(
         InitrdSource::File(p) => Some((p.clone(), file(p)?)),
         InitrdSource::Current => sys.platform.initrd.map(|r| {
             // SAFETY: the boot initrd is reserved RAM that nothing writes.
-            ("initrd (current)".to_string(), unsafe {
+            ("the current one".to_string(), unsafe {
                 memory::phys_slice(r)
             })
         }),
