@@ -777,16 +777,16 @@ fn chain_of_20_hops_at_el1() {
 
 #[test]
 fn chain_on_8g() {
-    let run = chain_boot(2, "8G", "kexec.chain=4 kexec.payload=64M");
-    let lines = check_chain(&run, 4, "2");
+    let run = chain_boot(2, "8G", "kexec.chain=20 kexec.payload=64M");
+    let lines = check_chain(&run, 20, "2");
     // Eight 1 GiB blocks still fit in one level-1 table.
     assert_eq!(lines[1]["ttpages"], "6");
 }
 
 #[test]
 fn chain_with_the_mmu_off() {
-    let run = chain_boot(2, "1G", "kexec.chain=4 kexec.payload=16M kexec.mmu=off");
-    check_chain(&run, 4, "2");
+    let run = chain_boot(2, "1G", "kexec.chain=20 kexec.payload=64M kexec.mmu=off");
+    check_chain(&run, 20, "2");
     assert!(run.out.contains("MMU off relocation"), "{}", run.out);
 }
 
@@ -798,10 +798,10 @@ fn chain_on_two_banks() {
         mem: "2G",
         dtb_as_is: Some(two_bank_dtb()),
         initrd: Some(rd),
-        append: Some("kexec.chain=6 kexec.payload=32M".into()),
+        append: Some("kexec.chain=20 kexec.payload=64M".into()),
         ..Default::default()
     });
-    let lines = check_chain(&run, 6, "2");
+    let lines = check_chain(&run, 20, "2");
     for l in &lines {
         let load = hex(&l["load"]);
         assert!(
