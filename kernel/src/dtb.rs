@@ -350,8 +350,22 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
     let mut path = String::new();
     let mut depth_lens: Vec<usize> = Vec::new();
     let mut chosen_seen = false;
+    // New properties go after a node's existing ones and before its first subnode, as the
+    // format requires; `pending` says the current node's have not been written yet.
+    let new_props = |out: &mut Vec<u8>, path: &str| {
+        for (e, &off) in edits.iter().zip(&offs) {
+            if let (Some(v), true) = (e.value, e.node == path) {
+                prop(out, off, v);
+            }
+        }
+    };
+    let mut pending = false;
     walk(st, |tok, t| match tok {
         FDT_BEGIN_NODE => {
+            if pending {
+                new_props(&mut out_struct, &path);
+                pending = false;
+            }
             let name_end = t[4..].iter().position(|&c| c == 0).unwrap_or(0);
             let name = core::str::from_utf8(&t[4..4 + name_end]).unwrap_or("");
             depth_lens.push(path.len());
@@ -365,6 +379,7 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
             }
             chosen_seen |= path == "/chosen";
             out_struct.extend_from_slice(t);
+            pending = true;
         }
         FDT_PROP => {
             let nameoff = be32(t, 8) as usize;
@@ -378,22 +393,17 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
             }
         }
         FDT_END_NODE => {
+            if pending {
+                new_props(&mut out_struct, &path);
+                pending = false;
+            }
             let closing_root = depth_lens.len() == 1;
             if closing_root && chosen_edited && !chosen_seen {
-                // No /chosen: add one at the end of the root node.
+                // No /chosen: add one as the root's last subnode.
                 out_struct.extend_from_slice(&FDT_BEGIN_NODE.to_be_bytes());
                 out_struct.extend_from_slice(b"chosen\0\0");
-                for (e, &off) in edits.iter().zip(&offs) {
-                    if let (Some(v), "/chosen") = (e.value, e.node) {
-                        prop(&mut out_struct, off, v);
-                    }
-                }
+                new_props(&mut out_struct, "/chosen");
                 out_struct.extend_from_slice(&FDT_END_NODE.to_be_bytes());
-            }
-            for (e, &off) in edits.iter().zip(&offs) {
-                if let (Some(v), true) = (e.value, e.node == path) {
-                    prop(&mut out_struct, off, v);
-                }
             }
             if let Some(len) = depth_lens.pop() {
                 path.truncate(len);
@@ -532,6 +542,54 @@ mod tests {
             MemoryMap::from_fdt(&Fdt::new(&j).unwrap()),
             MemoryMap::from_fdt(&Fdt::new(&juno).unwrap())
         );
+    }
+
+    #[test]
+    fn new_properties_come_before_subnodes() {
+        let blob = fixture("virt-1g.dtb");
+        let out = edit(
+            &blob,
+            &[
+                Edit {
+                    node: "/",
+                    prop: "model",
+                    value: Some(b"custom\0"),
+                },
+                Edit {
+                    node: "/",
+                    prop: "x-new",
+                    value: Some(&[1, 2, 3, 4]),
+                },
+            ],
+            &[],
+        )
+        .unwrap();
+        let fdt = Fdt::new(&out).unwrap();
+        let root = fdt.find_node("/").unwrap();
+        assert_eq!(root.property("model").unwrap().as_str(), Some("custom"));
+        assert_eq!(root.property("x-new").unwrap().value, [1, 2, 3, 4]);
+        // Every node is still found, and the platform reads as before.
+        assert_eq!(
+            Platform::from_fdt(&fdt).unwrap().console,
+            Platform::from_fdt(&Fdt::new(&blob).unwrap())
+                .unwrap()
+                .console
+        );
+        // In the token stream, no property follows the root's first subnode.
+        let h = header(&out).unwrap();
+        let st = &out[h.off_dt_struct as usize..][..h.size_dt_struct as usize];
+        let mut depth = 0;
+        let mut seen_child = false;
+        walk(st, |tok, _| match tok {
+            FDT_BEGIN_NODE => {
+                depth += 1;
+                seen_child |= depth == 2;
+            }
+            FDT_END_NODE => depth -= 1,
+            FDT_PROP => assert!(!(depth == 1 && seen_child), "root property after a subnode"),
+            _ => {}
+        })
+        .unwrap();
     }
 
     #[test]

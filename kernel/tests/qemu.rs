@@ -812,7 +812,18 @@ fn chain_on_two_banks() {
 }
 
 #[test]
-fn kexec_a_file_with_its_own_initrd_and_command_line() {
+fn kexec_a_file_with_its_own_initrd_dtb_and_command_line() {
+    // A DTB file for the next kernel: QEMU's own (1 GiB, as this machine) with another /model.
+    let custom_dtb = kernel::dtb::edit(
+        &std::fs::read(fixtures().join("virt-1g.dtb")).unwrap(),
+        &[kernel::dtb::Edit {
+            node: "/",
+            prop: "model",
+            value: Some(b"custom kexec DTB\0"),
+        }],
+        &[],
+    )
+    .unwrap();
     let next = cpio::build(&[(
         "init.rc",
         S_IFREG | 0o644,
@@ -821,8 +832,12 @@ fn kexec_a_file_with_its_own_initrd_and_command_line() {
     let image_bytes = std::fs::read(image()).unwrap();
     let rd = initramfs(
         "kfile.cpio",
-        Some("kexec -l /Image --initrd=/next.cpio --append=\"loglevel=7 marker=42\"\nkexec\nkexec -e\n"),
-        &[("Image", &image_bytes), ("next.cpio", &next)],
+        Some("kexec -l /Image --initrd=/next.cpio --dtb=/custom.dtb --append=\"loglevel=7 marker=42\"\nkexec\nkexec -e\n"),
+        &[
+            ("Image", &image_bytes),
+            ("next.cpio", &next),
+            ("custom.dtb", &custom_dtb),
+        ],
     );
     let run = boot(Boot {
         el: 2,
@@ -843,6 +858,13 @@ fn kexec_a_file_with_its_own_initrd_and_command_line() {
         run.out
     );
     assert!(run.out.contains("second kernel here"), "{}", run.out);
+    assert!(run.out.contains("DTB (from /custom.dtb)"), "{}", run.out);
+    assert!(
+        run.out
+            .contains("machine: custom kexec DTB; command line: loglevel=7 marker=42"),
+        "{}",
+        run.out
+    );
     // The second kernel came up at EL2 as well.
     let readies: Vec<&str> = run
         .out
