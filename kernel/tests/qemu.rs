@@ -76,6 +76,8 @@ struct Boot {
     cpu: &'static str,
     /// CPUs (`-smp`); 0 = 1.
     smp: u32,
+    /// `virt` with a GICv3 instead of the default GICv2.
+    gic3: bool,
     /// Route the second UART (the Pi's mini UART) to stdout instead of the first.
     serial1: bool,
     /// `raspi4b` instead of `virt` (its own CPUs and RAM; single-threaded TCG, since its
@@ -126,10 +128,11 @@ impl Run {
 }
 
 fn boot(b: Boot) -> Run {
-    let machine = if b.el == 1 {
-        "virt"
-    } else {
-        "virt,virtualization=on"
+    let machine = match (b.el, b.gic3) {
+        (1, false) => "virt",
+        (1, true) => "virt,gic-version=3",
+        (_, false) => "virt,virtualization=on",
+        (_, true) => "virt,virtualization=on,gic-version=3",
     };
     let mut cmd = Command::new("qemu-system-aarch64");
     if b.raspi4b {
@@ -1312,7 +1315,7 @@ fn bad_linux_images_are_named() {
 
 /// `virt` with 4 CPUs: a 10-hop chain with every CPU up at every hop, then Linux, which
 /// brings all four up again.
-fn smp_chain_then_linux(el: u8) -> Run {
+fn smp_chain_then_linux(el: u8, gic3: bool) -> Run {
     let linux_rd = linux_initramfs("", false, &[]);
     let rd = initramfs(
         &format!("smp-el{el}.cpio"),
@@ -1322,6 +1325,7 @@ fn smp_chain_then_linux(el: u8) -> Run {
     let run = boot(Boot {
         el,
         smp: 4,
+        gic3,
         initrd: Some(rd),
         append: Some("kexec.chain=10 kexec.payload=16M".into()),
         ..Default::default()
@@ -1349,7 +1353,7 @@ fn smp_chain_then_linux(el: u8) -> Run {
 
 #[test]
 fn smp_4_cpus_chain_and_linux_at_el2() {
-    let run = smp_chain_then_linux(2);
+    let run = smp_chain_then_linux(2, false);
     assert!(
         run.out.contains("CPU: All CPU(s) started at EL2"),
         "{}",
@@ -1359,7 +1363,7 @@ fn smp_4_cpus_chain_and_linux_at_el2() {
 
 #[test]
 fn smp_4_cpus_chain_and_linux_at_el1() {
-    let run = smp_chain_then_linux(1);
+    let run = smp_chain_then_linux(1, false);
     assert!(
         run.out.contains("CPU: All CPU(s) started at EL1"),
         "{}",
@@ -1512,4 +1516,12 @@ fn raspi4b_console_on_the_mini_uart() {
     assert!(run.line("ready el=2 cpus=4").is_some(), "{}", run.out);
     assert!(run.out.contains("\non the mini uart"), "{}", run.out);
     assert_eq!(run.status, Some(0));
+}
+
+#[test]
+fn smp_4_cpus_chain_and_linux_with_gicv3() {
+    // The GICv3 distributor and CPU interface (system registers) are quiesced at every hop;
+    // Linux then sets up its GICv3 from scratch.
+    let run = smp_chain_then_linux(2, true);
+    assert!(run.out.contains("GICv3"), "{}", run.out);
 }
