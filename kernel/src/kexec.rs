@@ -6,8 +6,9 @@
 //! relocation page, its argument block, a zero table, the EL2 stub vectors (when entered at
 //! EL2), the linear-map copy and the one-page identity map.
 //!
-//! **Execute** (`kexec -e`) allocates nothing: it masks interrupts, quiesces the GIC and the
-//! timers, points EL2 at the copied stub, and jumps to the relocation page.
+//! **Execute** (`kexec -e`) allocates nothing: it takes the other CPUs out of the kernel, masks
+//! interrupts, quiesces the GIC and the timers, points EL2 at the copied stub, and jumps to the
+//! relocation page. The chain self-test that drives all this is in `kexec_chain.rs`.
 
 use crate::memory::{self, FramePages, FRAMES};
 use crate::{arch, files, println, SYSTEM};
@@ -25,12 +26,11 @@ use mm::layout::{phys_to_virt, LINEAR_BASE};
 use mm::memmap::Region;
 use mm::paging::{MapError, TableAlloc, ENTRIES};
 use mm::PAGE_SIZE;
-use sha2::{Digest, Sha256};
 use spin::Mutex;
 
-const MIB: u64 = 1 << 20;
+pub(crate) const MIB: u64 = 1 << 20;
 /// Images are placed at 2 MiB-aligned bases (booting.rst).
-const IMAGE_ALIGN: u64 = 2 * MIB;
+pub(crate) const IMAGE_ALIGN: u64 = 2 * MIB;
 /// A DTB may be at most 2 MiB and must not cross a 2 MiB boundary: place it 2 MiB aligned.
 const DTB_MAX: u64 = 2 * MIB;
 
@@ -238,13 +238,6 @@ pub fn pristine_image() -> Vec<u8> {
         ));
         v
     }
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn file(path: &str) -> Result<&'static [u8], KexecError> {
@@ -925,191 +918,4 @@ pub fn command(args: &[String]) -> Result<(), String> {
             Ok(())
         }
     }
-}
-
-/// The kexec-chain self-test (`kexec.chain=N`): reports this generation, checks what the
-/// previous one handed over, and unless this is the last hop, kexecs the next.
-pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
-    let sys = SYSTEM.get().expect("booted");
-    let Some(n) = sys.cmdline.get("kexec.chain") else {
-        return;
-    };
-    let Ok(total) = n.parse::<u64>() else {
-        return println!("chain: FAIL kexec.chain={n} is not a number");
-    };
-    let payload_len = match sys.cmdline.get_size("kexec.payload") {
-        None => 16 * MIB,
-        Some(Ok(v)) => v,
-        Some(Err(e)) => return println!("chain: FAIL kexec.payload: {e}"),
-    };
-    // kexec.mmu=on (default), off, or both (alternate, to compare the two in one run).
-    let mmu = sys.cmdline.get("kexec.mmu").unwrap_or("on");
-    let mmu_off = match mmu {
-        "on" => false,
-        "off" => true,
-        "both" => false,
-        other => return println!("chain: FAIL kexec.mmu={other}: expected on, off or both"),
-    };
-
-    let prev = sys.platform.handover.map(|r| {
-        // SAFETY: the hand-over block is reserved RAM that nothing else uses.
-        let block = unsafe { memory::phys_slice(r) };
-        Header::read(block).map(|(h, p)| (h, chain::hash(p) == h.payload_hash))
-    });
-    let free = FRAMES.free_frames();
-    let image_hash = sha256_hex(&pristine_image());
-    let (hop, payload, prev_h) = match &prev {
-        None => (0, "none", None),
-        Some(Ok((h, ok))) => (h.hop, if *ok { "ok" } else { "bad" }, Some(*h)),
-        Some(Err(e)) => return println!("chain: FAIL {e}"),
-    };
-    let (ttpages, reloc_us, rate, hop_us, reloc_mmu, smp_down_us) = match prev_h {
-        Some(h) => {
-            let us = arch::ticks_to_us(h.reloc_end.saturating_sub(h.reloc_start)).max(1);
-            let rate = h.copied * 1_000_000 / us / MIB;
-            let hop_us = arch::ticks_to_us(ready_ticks.saturating_sub(h.exec_ticks));
-            let m = if h.mmu_off != 0 { "off" } else { "on" };
-            (h.ttpages, us, rate, hop_us, m, h.smp_down_us)
-        }
-        None => (0, 0, 0, 0, "-", 0),
-    };
-    println!(
-        "chain: hop={hop}/{total} el={} cpus={cpus} load={:#x} free={free} image={image_hash} payload={payload} ttpages={ttpages} reloc_us={reloc_us} reloc_rate={rate}MiB/s reloc_mmu={reloc_mmu} hop_us={hop_us} smp_up_us={smp_up_us} smp_down_us={smp_down_us}",
-        sys.entry_el, sys.image_pa
-    );
-    if let Some(h) = prev_h {
-        let fail = if payload != "ok" {
-            Some(format!("payload hash mismatch at hop {hop}"))
-        } else if sys.entry_el != h.first_el {
-            Some(format!(
-                "entered at EL{} but the chain started at EL{}",
-                sys.entry_el, h.first_el
-            ))
-        } else if h.free_ref != 0 && h.free_ref != free {
-            Some(format!(
-                "free frames {free} at hop {hop}, {} at hop 1: a leak",
-                h.free_ref
-            ))
-        } else {
-            None
-        };
-        if let Some(f) = fail {
-            return println!("chain: FAIL {f}");
-        }
-    }
-    if hop == 0 {
-        memcpy_benchmark();
-    }
-    if hop >= total {
-        return println!("chain: PASS");
-    }
-    let mmu_off = mmu_off || (mmu == "both" && hop % 2 == 1);
-    if let Err(e) = chain_next(hop, total, payload_len, mmu_off, free, prev_h) {
-        println!("chain: FAIL hop {} load: {e}", hop + 1);
-    }
-}
-
-fn chain_next(
-    hop: u64,
-    total: u64,
-    payload_len: u64,
-    mmu_off: bool,
-    free: u64,
-    prev: Option<Header>,
-) -> Result<(), KexecError> {
-    let sys = SYSTEM.get().expect("booted");
-    let header = Header {
-        hop: hop + 1,
-        total,
-        first_el: prev.map_or(sys.entry_el, |h| h.first_el),
-        // The reference for free= is the second generation's (hop 1's) count.
-        free_ref: match prev {
-            Some(h) if h.free_ref != 0 => h.free_ref,
-            Some(_) => free,
-            None => 0,
-        },
-        payload_len,
-        ..Default::default()
-    };
-    // The block is built in frames (it can be far larger than the heap) and copied into the
-    // entry list's source pages by the load; then its frames go back.
-    let block_len = chain::HEADER_PAGE as u64 + payload_len;
-    let (block_pa, block) =
-        memory::alloc_contiguous(block_len).ok_or(KexecError::NoMemory(block_len))?;
-    let (head, payload) = block.split_at_mut(chain::HEADER_PAGE);
-    chain::fill(payload, hop + 1);
-    let header = Header {
-        payload_hash: chain::hash(payload),
-        ..header
-    };
-    header.write(head);
-
-    let base = next_base(hop + 1)?;
-    let mut req = LoadRequest::new(ImageSource::Itself);
-    req.mmu_off = mmu_off;
-    req.base = Some(base);
-    req.handover = Some(block);
-    let loaded = load(&req);
-    FRAMES.free(block_pa, mm::align_up(block_len, PAGE_SIZE) / PAGE_SIZE);
-    loaded?;
-    execute()
-}
-
-/// Where hop `hop` puts the next kernel: on odd hops the 2 MiB slot next to the running
-/// kernel (overlapping its pages whenever its image_size exceeds 2 MiB), otherwise slots
-/// spread over all of usable memory.
-fn next_base(hop: u64) -> Result<u64, KexecError> {
-    let sys = SYSTEM.get().expect("booted");
-    let map = memory::memory_map().expect("memory::init ran");
-    let usable = place::usable(map);
-    // The running image's image_size (linker symbols: only their addresses are used).
-    let size = mm::align_up(
-        (&raw const boot::symbols::_end) as u64 - (&raw const boot::symbols::_text) as u64,
-        PAGE_SIZE,
-    );
-    let slots: Vec<u64> = place::slots(&usable, &[], size, IMAGE_ALIGN, 0).collect();
-    let others: Vec<u64> = slots
-        .iter()
-        .copied()
-        .filter(|&s| s != sys.image_pa)
-        .collect();
-    if others.is_empty() {
-        return Err(KexecError::NoRoom {
-            what: "image",
-            bytes: size,
-            usable: usable.iter().map(Region::size).sum(),
-        });
-    }
-    if hop % 2 == 1 {
-        let near = others
-            .iter()
-            .copied()
-            .min_by_key(|&s| s.abs_diff(sys.image_pa))
-            .expect("non-empty");
-        return Ok(near);
-    }
-    // A multiplicative walk over the slots: a different slot each even hop.
-    let i = (hop / 2).wrapping_mul(0x9e37_79b9) as usize % others.len();
-    Ok(others[i])
-}
-
-/// Copies 16 MiB between two buffers and reports the rate, for comparison with the
-/// relocation's rate in the same run.
-fn memcpy_benchmark() {
-    const LEN: u64 = 16 * MIB;
-    let (Some((a_pa, a)), Some((b_pa, b))) =
-        (memory::alloc_contiguous(LEN), memory::alloc_contiguous(LEN))
-    else {
-        return println!("memcpy: not enough memory for 2 x 16 MiB");
-    };
-    chain::fill(a, 1);
-    let t0 = arch::ticks();
-    b.copy_from_slice(a);
-    let us = arch::ticks_to_us(arch::ticks() - t0).max(1);
-    println!(
-        "memcpy: {LEN} bytes in {us} us = {} MiB/s",
-        LEN * 1_000_000 / us / MIB
-    );
-    FRAMES.free(a_pa, LEN / PAGE_SIZE);
-    FRAMES.free(b_pa, LEN / PAGE_SIZE);
 }

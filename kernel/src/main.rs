@@ -25,6 +25,8 @@ mod files;
 #[cfg(target_os = "none")]
 mod kexec;
 #[cfg(target_os = "none")]
+mod kexec_chain;
+#[cfg(target_os = "none")]
 mod memory;
 #[cfg(target_os = "none")]
 mod shell;
@@ -35,7 +37,7 @@ pub use bare::*;
 
 #[cfg(target_os = "none")]
 mod bare {
-    use crate::{arch, console, files, kexec, memory, println, shell, smp};
+    use crate::{arch, console, files, kexec_chain, memory, println, shell, smp};
     use fdt::Fdt;
     use kernel::cmdline::Cmdline;
     use kernel::platform::Platform;
@@ -192,7 +194,7 @@ mod bare {
             arch::ticks_to_us(since)
         );
 
-        kexec::chain_step(now, cpus, smp_us);
+        kexec_chain::chain_step(now, cpus, smp_us);
 
         let init = sys.cmdline.get("init").unwrap_or("/init.rc");
         match files::find(init) {
