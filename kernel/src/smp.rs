@@ -19,7 +19,7 @@ use spin::Mutex;
 /// Each stack: kernel (SP_EL0) and exception (SP_EL1).
 const STACK_SIZE: u64 = 16 * 1024;
 /// How long a CPU may take to report in or to turn off.
-const TIMEOUT_US: u64 = 2_000_000;
+const TIMEOUT_US: u64 = 10_000_000;
 
 /// States in [`SecondaryBoot::state`].
 mod state {
