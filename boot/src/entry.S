@@ -23,11 +23,14 @@
  * The kernel replaces the TTBR1 tables with its own W^X tables as soon as it can.
  */
 
-    .macro mov_q, reg, val
-    movz    \reg, #(((\val) >> 48) & 0xffff), lsl #48
-    movk    \reg, #(((\val) >> 32) & 0xffff), lsl #32
-    movk    \reg, #(((\val) >> 16) & 0xffff), lsl #16
-    movk    \reg, #((\val) & 0xffff)
+    /* TTBR0 := \ttbr0, TTBR1 := \ttbr1 (registers), then drop every stale EL1 translation. */
+    .macro install_ttbrs, ttbr0, ttbr1
+    msr     ttbr0_el1, \ttbr0
+    msr     ttbr1_el1, \ttbr1
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
     .endm
 
     /* Write table entry: [\table + \index * 8] = \value. */
@@ -254,13 +257,8 @@ el1_setup:
     /* MAIR, TCR, TTBRs. */
     mair_tcr_init
     add     x0, x23, #1 * 4096
-    msr     ttbr0_el1, x0
-    add     x0, x23, #4 * 4096
-    msr     ttbr1_el1, x0
-    isb
-    tlbi    vmalle1
-    dsb     nsh
-    isb
+    add     x1, x23, #4 * 4096
+    install_ttbrs x0, x1
 
     mov_q   x0, {SCTLR_EL1_MMU_ON}
     ldr     x1, =primary_switched
@@ -316,13 +314,8 @@ secondary_el1:
     mair_tcr_init
     adrp    x23, __early_tables
     add     x0, x23, #1 * 4096      // the early identity map
-    msr     ttbr0_el1, x0
-    ldr     x0, [x19]               // the kernel's own tables
-    msr     ttbr1_el1, x0
-    isb
-    tlbi    vmalle1
-    dsb     nsh
-    isb
+    ldr     x1, [x19]               // the kernel's own tables
+    install_ttbrs x0, x1
     mov_q   x0, {SCTLR_EL1_MMU_ON}
     ldr     x1, =secondary_switched
     b       enable_mmu

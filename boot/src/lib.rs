@@ -30,7 +30,7 @@ pub const IDMAP_BLOCK_ATTRS: u64 = Attrs::TEXT.bits() | desc::VALID;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 core::arch::global_asm!(
-    include_str!("entry.S"),
+    concat!(include_str!("macros.S"), include_str!("entry.S")),
     IMAGE_FLAGS = const regs::image::FLAGS,
     IMAGE_MAGIC = const regs::image::MAGIC,
     HCR_EL2_INIT = const regs::hcr_el2::INIT,

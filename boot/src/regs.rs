@@ -205,3 +205,11 @@ pub mod esr {
 
 /// `MPIDR_EL1` affinity fields Aff3 (39:32) and Aff2..Aff0 (23:0): what a DTB's CPU `reg` holds.
 pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
+/// `CTR_EL0`: cache type.
+pub mod ctr_el0 {
+    /// `DminLine` (bits 19:16): log2 of the smallest D-cache line, in 4-byte words.
+    pub const DMINLINE_SHIFT: u64 = 16;
+    /// Width of `DminLine`.
+    pub const DMINLINE_MASK: u64 = 0xf;
+}

@@ -608,7 +608,7 @@ mod tests {
         .unwrap();
         let p = Platform::from_fdt(&Fdt::new(&out).unwrap()).unwrap();
         assert_eq!(
-            p.release_addrs,
+            p.release_addrs(),
             [Some(0xd8), Some(0x3b3f_f880), Some(0xe8), Some(0xf0)]
         );
         let rsv: Vec<_> = Fdt::new(&out).unwrap().memory_reservations().collect();

@@ -262,10 +262,8 @@ fn control_page(kimage: &mut Kimage) -> Result<(u64, &'static mut [u8]), KexecEr
     let pa = kimage
         .alloc_control(&mut FramePages)
         .ok_or(KexecError::NoControlPage)?;
-    // SAFETY: a fresh control page, owned by `kimage`, mapped by the linear map.
-    let page =
-        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, PAGE_SIZE as usize) };
-    Ok((pa, page))
+    // SAFETY: a fresh control page, owned by `kimage`.
+    Ok((pa, unsafe { memory::page_mut(pa) }))
 }
 
 fn gic() -> Option<arch::gic::MappedGic> {
@@ -513,7 +511,7 @@ fn load_image(
         .collect();
     for (slot, v) in &mailboxes {
         all_edits.push(dtb::Edit {
-            node: &sys.platform.cpu_nodes[*slot],
+            node: &sys.platform.cpus[*slot].path,
             prop: "cpu-release-addr",
             value: Some(v),
         });
@@ -714,7 +712,7 @@ fn prepare_pen(sys: &crate::System, taken: &[Region]) -> Result<(u64, bool), Kex
     let slots = crate::smp::spin_slots();
     let pages: Vec<u64> = slots
         .iter()
-        .filter_map(|&(slot, _)| sys.platform.release_addrs.get(slot).copied().flatten())
+        .filter_map(|&(slot, _)| sys.platform.cpus.get(slot).and_then(|c| c.release_addr))
         .map(|a| mm::align_down(a, PAGE_SIZE))
         .collect();
     let reserved = |pa: u64| {
@@ -751,10 +749,8 @@ fn prepare_pen(sys: &crate::System, taken: &[Region]) -> Result<(u64, bool), Kex
             (found.ok_or(KexecError::NoControlPage)?, true)
         }
     };
-    // SAFETY: a page this kernel owns (fresh) or that the DTB reserves for the pen (reused),
-    // mapped by the linear map; no CPU is in the pen now (they all run this kernel).
-    let page =
-        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, PAGE_SIZE as usize) };
+    // SAFETY: fresh, or the DTB-reserved pen page that no CPU is in now (all run this kernel).
+    let page = unsafe { memory::page_mut(pa) };
     page.fill(0);
     let code = pen::code();
     page[..code.len()].copy_from_slice(code);
@@ -836,14 +832,12 @@ pub fn execute() -> Result<(), KexecError> {
             panic!("kexec: the EL2 stub refused HVC_SET_VECTORS ({r:#x})");
         }
     }
-    // SAFETY: everything was built at load time: the relocation page at reloc_pa (cleaned to
-    // the PoC, I-cache invalidated), mapped by idmap_root; the argument block in a control
-    // page; interrupts are masked. `l` is leaked on purpose: its pages are the next kernel's.
-    unsafe {
-        let (reloc_pa, args_va, root) = (l.reloc_pa, phys_to_virt(l.args_pa), l.idmap_root);
-        core::mem::forget(l);
-        arch::kexec_jump(reloc_pa, args_va, root)
-    }
+    let (reloc_pa, args_va, root) = (l.reloc_pa, phys_to_virt(l.args_pa), l.idmap_root);
+    // Leaked on purpose: its pages are the next kernel's.
+    core::mem::forget(l);
+    // SAFETY: built at load time: code at reloc_pa (at the PoC) mapped by root, args in a
+    // control page; interrupts are masked.
+    unsafe { arch::kexec_jump(reloc_pa, args_va, root) }
 }
 
 /// The `kexec` shell command.

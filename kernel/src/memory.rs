@@ -271,6 +271,16 @@ pub unsafe fn phys_slice(r: Region) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(phys_to_virt(r.start) as *const u8, r.size() as usize) }
 }
 
+/// The 4 KiB page at physical address `pa`, through the linear map.
+///
+/// # Safety
+/// `pa` must be a page-aligned RAM page that the caller owns (or that nothing else uses) for
+/// as long as the slice lives.
+pub unsafe fn page_mut(pa: u64) -> &'static mut [u8] {
+    // SAFETY: the caller guarantees the page is RAM (so in the linear map) and not aliased.
+    unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, PAGE_SIZE as usize) }
+}
+
 /// Allocates `bytes` of physically contiguous memory in frames and returns it through the
 /// linear map.
 pub fn alloc_contiguous(bytes: u64) -> Option<(u64, &'static mut [u8])> {
@@ -313,8 +323,8 @@ impl kexec::kimage::PhysPages for FramePages {
         FRAMES.free(pa, 1)
     }
     fn page(&mut self, pa: u64) -> &mut [u8] {
-        // SAFETY: `pa` is a frame the loader allocated and owns, mapped by the linear map.
-        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, PAGE_SIZE as usize) }
+        // SAFETY: `pa` is a frame the loader allocated and owns.
+        unsafe { page_mut(pa) }
     }
 }
 

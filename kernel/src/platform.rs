@@ -48,24 +48,43 @@ pub struct Platform {
     pub console: Option<Console>,
     /// The PSCI conduit, if the DTB has a `/psci` node.
     pub psci: Option<PsciConduit>,
-    /// CPUs listed under `/cpus` (their MPIDR `reg` values).
-    pub cpus: Vec<u64>,
+    /// The enabled CPUs listed under `/cpus`, in DTB order.
+    pub cpus: Vec<CpuNode>,
     /// The initrd (`/chosen/linux,initrd-start`/`-end`), if any.
     pub initrd: Option<Region>,
     /// `/chosen/bootargs`, or empty.
     pub bootargs: String,
     /// The interrupt controller, if it is one this kernel can quiesce.
     pub gic: Option<Gic>,
-    /// For each of `cpus`: its node's path.
-    pub cpu_nodes: Vec<String>,
-    /// For each of `cpus`: its spin-table `cpu-release-addr`, if its `enable-method` is
-    /// `spin-table` (`None`: PSCI or unknown).
-    pub release_addrs: Vec<Option<u64>>,
     /// The BCM2835-style PM watchdog's registers (power-off and reset on a Raspberry Pi).
     pub pm_watchdog: Option<Region>,
     /// Memory a previous kernel handed over through kexec
     /// (`/chosen/kexec,handover-start`/`-end`).
     pub handover: Option<Region>,
+}
+
+/// One CPU node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuNode {
+    /// Its MPIDR affinity (`reg`).
+    pub mpidr: u64,
+    /// Its spin-table `cpu-release-addr`, if its `enable-method` is `spin-table` (`None`: PSCI
+    /// or unknown).
+    pub release_addr: Option<u64>,
+    /// The node's path.
+    pub path: String,
+}
+
+impl Platform {
+    /// Every CPU's MPIDR, in DTB order.
+    pub fn mpidrs(&self) -> Vec<u64> {
+        self.cpus.iter().map(|c| c.mpidr).collect()
+    }
+
+    /// Every CPU's spin-table release address, in DTB order.
+    pub fn release_addrs(&self) -> Vec<Option<u64>> {
+        self.cpus.iter().map(|c| c.release_addr).collect()
+    }
 }
 
 /// An Arm Generic Interrupt Controller.
@@ -411,8 +430,6 @@ impl Platform {
             }
         });
         let mut cpus = Vec::new();
-        let mut release_addrs = Vec::new();
-        let mut cpu_nodes = Vec::new();
         if let Some(cpus_node) = fdt.find_node("/cpus") {
             let (ac, _) = cell_counts(&cpus_node);
             for cpu in cpus_node.children() {
@@ -422,7 +439,6 @@ impl Platform {
                 }
                 if let Some(reg) = cpu.property("reg") {
                     if reg.value.len() >= 4 * ac && ac > 0 {
-                        cpus.push(be(&reg.value[..4 * ac]));
                         let spin = cpu.property("enable-method").and_then(|p| p.as_str())
                             == Some("spin-table");
                         let release = if spin {
@@ -430,8 +446,11 @@ impl Platform {
                         } else {
                             None
                         };
-                        release_addrs.push(release);
-                        cpu_nodes.push(alloc::format!("/cpus/{}", cpu.name));
+                        cpus.push(CpuNode {
+                            mpidr: be(&reg.value[..4 * ac]),
+                            release_addr: release,
+                            path: alloc::format!("/cpus/{}", cpu.name),
+                        });
                     }
                 }
             }
@@ -471,8 +490,6 @@ impl Platform {
             initrd,
             bootargs,
             gic: find_gic(fdt)?,
-            release_addrs,
-            cpu_nodes,
             pm_watchdog: find_pm_watchdog(fdt)?,
             handover,
         })
@@ -498,14 +515,14 @@ pub(crate) mod tests {
         let blob = fixture("virt-1g.dtb");
         let fdt = Fdt::new(&blob).unwrap();
         let p = Platform::from_fdt(&fdt).unwrap();
-        let c = p.console.unwrap();
+        let c = p.console.clone().unwrap();
         assert_eq!(c.regs, Region::new(0x900_0000, 0x1000));
         assert_eq!(
             p.psci,
             Some(PsciConduit::Smc),
             "virtualization=on makes QEMU use SMC"
         );
-        assert_eq!(p.cpus, [0]);
+        assert_eq!(p.mpidrs(), [0]);
         let gic = p.gic.unwrap();
         assert_eq!((gic.version, gic.dist.start), (2, 0x800_0000));
         assert_eq!(gic.cpu.unwrap().start, 0x801_0000);
@@ -520,11 +537,11 @@ pub(crate) mod tests {
         let p = Platform::from_fdt(&fdt).unwrap();
         assert!(p.model.starts_with("Raspberry Pi 4"), "{}", p.model);
         // serial0 is the PL011 at bus address 0x7e201000, which /soc ranges put at 0xfe201000.
-        let c = p.console.expect("a PL011 console");
+        let c = p.console.clone().expect("a PL011 console");
         assert_eq!(c.path, "/soc/serial@7e201000");
         assert_eq!(c.regs, Region::new(0xfe20_1000, 0x200));
         assert_eq!(
-            p.release_addrs,
+            p.release_addrs(),
             [Some(0xd8), Some(0xe0), Some(0xe8), Some(0xf0)]
         );
         assert_eq!(p.pm_watchdog.as_ref().unwrap().start, 0xfe10_0000);
@@ -533,7 +550,7 @@ pub(crate) mod tests {
         assert_eq!((gic.version, gic.dist.start), (2, 0xff84_1000));
         assert_eq!(gic.cpu.as_ref().unwrap().start, 0xff84_2000);
         assert_eq!(p.psci, None, "the stock firmware has no PSCI: spin-table");
-        assert_eq!(p.cpus, [0, 1, 2, 3]);
+        assert_eq!(p.mpidrs(), [0, 1, 2, 3]);
         // As shipped, /memory@0 has reg = <0 0 0>: the firmware fills it in.
         assert_eq!(
             MemoryMap::from_fdt(&fdt),
@@ -566,10 +583,10 @@ pub(crate) mod tests {
         let blob = fixture("juno-r2.dtb");
         let fdt = Fdt::new(&blob).unwrap();
         let p = Platform::from_fdt(&fdt).unwrap();
-        let c = p.console.expect("the SoC PL011");
+        let c = p.console.clone().expect("the SoC PL011");
         assert_eq!(c.regs.start, 0x7ff8_0000);
         assert_eq!(p.psci, Some(PsciConduit::Smc));
-        assert_eq!(p.cpus, [0x0, 0x1, 0x100, 0x101, 0x102, 0x103]);
+        assert_eq!(p.mpidrs(), [0x0, 0x1, 0x100, 0x101, 0x102, 0x103]);
         let gic = p.gic.as_ref().unwrap();
         assert_eq!((gic.version, gic.dist.start), (2, 0x2c01_0000));
         assert_eq!(gic.cpu.as_ref().unwrap().start, 0x2c02_f000);

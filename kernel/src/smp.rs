@@ -49,6 +49,19 @@ struct SecondaryBoot {
     pen: AtomicU64,
 }
 
+/// Where a CPU is, as the boot CPU sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuState {
+    /// Started, not reported in yet.
+    Starting,
+    /// Running this kernel.
+    Online,
+    /// Left the kernel (PSCI off, or parked in the pen).
+    Off,
+    /// Could not be started.
+    Failed,
+}
+
 /// How a CPU was started, and so how it leaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -70,11 +83,18 @@ pub struct Cpu {
     pub mpidr: u64,
     /// The EL it was entered at (0 if it never reported).
     pub el: u64,
-    /// `online`, `off`, `failed`, ...
-    pub state: &'static str,
+    /// Where it is.
+    pub state: CpuState,
     /// How it was started.
     pub method: Method,
     block: usize,
+}
+
+impl Cpu {
+    /// Online and not the boot CPU: one that must leave before a kexec.
+    fn is_secondary_online(&self) -> bool {
+        self.state == CpuState::Online && self.method != Method::Boot
+    }
 }
 
 static CPUS: Mutex<Vec<Cpu>> = Mutex::new(Vec::new());
@@ -93,7 +113,7 @@ pub fn start_secondaries() -> (usize, u64) {
     cpus.push(Cpu {
         mpidr: me,
         el: sys.entry_el,
-        state: "online (boot)",
+        state: CpuState::Online,
         method: Method::Boot,
         block: 0,
     });
@@ -102,11 +122,12 @@ pub fn start_secondaries() -> (usize, u64) {
         |sym: *const u8| sym as u64 - (&raw const boot::symbols::_text) as u64 + sys.image_pa;
     let entry_pa = pa_of(&raw const boot::symbols::secondary_entry);
     let spin_entry_pa = pa_of(&raw const boot::symbols::secondary_spin_entry);
-    for (index, &mpidr) in sys.platform.cpus.iter().enumerate() {
+    for (index, node) in sys.platform.cpus.iter().enumerate() {
+        let mpidr = node.mpidr;
         if mpidr == me {
             continue;
         }
-        let release = sys.platform.release_addrs.get(index).copied().flatten();
+        let release = node.release_addr;
         let started = match (release, sys.platform.psci) {
             (Some(addr), _) => start_one(index, mpidr, Method::Spin { slot: index }, |block_pa| {
                 release_from_spin_table(addr, spin_entry_pa, index, mpidr, block_pa)
@@ -135,17 +156,14 @@ pub fn start_secondaries() -> (usize, u64) {
             Cpu {
                 mpidr,
                 el: 0,
-                state: "failed",
+                state: CpuState::Failed,
                 method: Method::Psci,
                 block: 0,
             }
         });
         cpus.push(cpu);
     }
-    let online = cpus
-        .iter()
-        .filter(|c| c.state.starts_with("online"))
-        .count();
+    let online = cpus.iter().filter(|c| c.state == CpuState::Online).count();
     (online, arch::ticks_to_us(arch::ticks() - t0))
 }
 
@@ -208,7 +226,7 @@ fn start_one(
     let cpu = Cpu {
         mpidr,
         el: 0,
-        state: "starting",
+        state: CpuState::Starting,
         method,
         block: va as usize,
     };
@@ -222,7 +240,7 @@ fn start_one(
     }
     Ok(Cpu {
         el: b.el.load(Ordering::Acquire),
-        state: "online",
+        state: CpuState::Online,
         ..cpu
     })
 }
@@ -258,7 +276,7 @@ extern "C" fn secondary_main(block: &'static SecondaryBoot, entry_el: u64) -> ! 
 pub fn spin_cpus() -> Result<bool, String> {
     let cpus = CPUS.lock();
     let mut any = false;
-    for c in cpus.iter().filter(|c| c.state == "online") {
+    for c in cpus.iter().filter(|c| c.is_secondary_online()) {
         if let Method::Spin { .. } = c.method {
             if c.el != 2 {
                 return Err(format!(
@@ -277,7 +295,7 @@ pub fn spin_slots() -> Vec<(usize, u64)> {
     CPUS.lock()
         .iter()
         .filter_map(|c| match (c.method, c.state) {
-            (Method::Spin { slot }, "online") => Some((slot, c.mpidr)),
+            (Method::Spin { slot }, CpuState::Online) => Some((slot, c.mpidr)),
             _ => None,
         })
         .collect()
@@ -290,7 +308,7 @@ pub fn stop_secondaries(pen: Option<u64>) -> Result<u64, String> {
     let conduit = SYSTEM.get().and_then(|s| s.platform.psci);
     let mut cpus = CPUS.lock();
     let t0 = arch::ticks();
-    for c in cpus.iter().filter(|c| c.state == "online") {
+    for c in cpus.iter().filter(|c| c.is_secondary_online()) {
         if let Method::Spin { .. } = c.method {
             let pen = pen.ok_or(format!(
                 "cpu {:#x} needs a pen and none was prepared",
@@ -301,7 +319,7 @@ pub fn stop_secondaries(pen: Option<u64>) -> Result<u64, String> {
         block(c).state.store(state::STOP, Ordering::Release);
     }
     arch::sev();
-    for c in cpus.iter_mut().filter(|c| c.state == "online") {
+    for c in cpus.iter_mut().filter(|c| c.is_secondary_online()) {
         loop {
             let off = match (c.method, conduit) {
                 (Method::Spin { slot }, _) => {
@@ -319,7 +337,7 @@ pub fn stop_secondaries(pen: Option<u64>) -> Result<u64, String> {
                 (_, None) => return Err(format!("cpu {:#x}: no way to stop it", c.mpidr)),
             };
             if off {
-                c.state = "off";
+                c.state = CpuState::Off;
                 break;
             }
             if block(c).state.load(Ordering::Acquire) == state::STUCK {
@@ -340,6 +358,13 @@ pub fn stop_secondaries(pen: Option<u64>) -> Result<u64, String> {
 /// The `cpus` command.
 pub fn list() {
     for (i, c) in CPUS.lock().iter().enumerate() {
-        println!("cpu{i}  mpidr={:#x}  el={}  {}", c.mpidr, c.el, c.state);
+        let state = match (c.state, c.method) {
+            (CpuState::Online, Method::Boot) => "online (boot)",
+            (CpuState::Online, _) => "online",
+            (CpuState::Starting, _) => "starting",
+            (CpuState::Off, _) => "off",
+            (CpuState::Failed, _) => "failed",
+        };
+        println!("cpu{i}  mpidr={:#x}  el={}  {state}", c.mpidr, c.el);
     }
 }

@@ -13,19 +13,12 @@
  * Exit: to the mailbox's address with x0 = x1 = x2 = x3 = 0 (the spin-table protocol).
  * Registers: x1 MPIDR, x2 page base, x3 slot, x4 pointer, x5 value.
  */
-    .macro pen_mov64, reg, val
-    movz    \reg, #(((\val) >> 48) & 0xffff), lsl #48
-    movk    \reg, #(((\val) >> 32) & 0xffff), lsl #32
-    movk    \reg, #(((\val) >> 16) & 0xffff), lsl #16
-    movk    \reg, #((\val) & 0xffff)
-    .endm
-
     .section .rodata.kexec_pen, "a"
     .balign 8
     .global kexec_pen
 kexec_pen:
     mrs     x1, mpidr_el1
-    pen_mov64 x3, {MPIDR_AFFINITY_MASK}
+    mov_q x3, {MPIDR_AFFINITY_MASK}
     and     x1, x1, x3
     adr     x2, kexec_pen
     mov     x3, #0

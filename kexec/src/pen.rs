@@ -15,16 +15,6 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"KXPEN001");
 
 const _: () = assert!(MAGIC_OFFSET + 8 <= 4096);
 
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-core::arch::global_asm!(
-    include_str!("pen.S"),
-    MPIDR_AFFINITY_MASK = const boot::regs::MPIDR_AFFINITY_MASK,
-    MPIDRS = const MPIDRS,
-    MAILBOXES = const MAILBOXES,
-    ARRIVED = const ARRIVED,
-    SLOTS = const SLOTS,
-);
-
 /// The pen's code, to be copied to the start of its page.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub fn code() -> &'static [u8] {

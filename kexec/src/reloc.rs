@@ -45,28 +45,6 @@ const _: () = {
     assert!(offset_of!(Args, stamp) == 0x40);
 };
 
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-use {
-    crate::kimage::{IND_DESTINATION, IND_DONE, IND_INDIRECTION, IND_SOURCE},
-    mm::PAGE_SIZE,
-};
-
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-core::arch::global_asm!(
-    include_str!("relocate.S"),
-    CTR_DMINLINE_SHIFT = const 16,
-    PAGE_SIZE = const PAGE_SIZE,
-    PAGE_MASK = const !(PAGE_SIZE - 1),
-    PAGE_OFFSET_MASK = const PAGE_SIZE - 1,
-    IND_DESTINATION_BIT = const IND_DESTINATION.trailing_zeros(),
-    IND_INDIRECTION_BIT = const IND_INDIRECTION.trailing_zeros(),
-    IND_DONE_BIT = const IND_DONE.trailing_zeros(),
-    IND_SOURCE_BIT = const IND_SOURCE.trailing_zeros(),
-    SCTLR_EL1_MMU_OFF = const boot::regs::sctlr_el1::MMU_OFF,
-    HVC_SOFT_RESTART = const boot::regs::hvc::SOFT_RESTART,
-    VECTORS_OFFSET = const VECTORS_OFFSET,
-);
-
 /// The relocation page as linked into the kernel image.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub fn code() -> &'static [u8] {

@@ -26,13 +26,6 @@
  * from the first instructions): every slot branches to itself, so an exception during the
  * relocation parks at reloc_vectors + 0x80 * slot and the PC alone says which one.
  */
-    .macro reloc_mov64, reg, val
-    movz    \reg, #(((\val) >> 48) & 0xffff), lsl #48
-    movk    \reg, #(((\val) >> 32) & 0xffff), lsl #32
-    movk    \reg, #(((\val) >> 16) & 0xffff), lsl #16
-    movk    \reg, #((\val) & 0xffff)
-    .endm
-
     .section .kexec_relocate.text, "ax"
     .balign 4096
     .global kexec_relocate
@@ -72,7 +65,7 @@ kexec_relocate:
 
 .Lmmu_off:
     /* Running from the identity map, so the PC stays valid with the MMU off. */
-    reloc_mov64 x9, {SCTLR_EL1_MMU_OFF}
+    mov_q x9, {SCTLR_EL1_MMU_OFF}
     msr     sctlr_el1, x9
     isb
     mov     x15, #0
@@ -145,7 +138,7 @@ kexec_relocate:
 
     /* MMU and caches off (a no-op write if they already are). */
     isb
-    reloc_mov64 x9, {SCTLR_EL1_MMU_OFF}
+    mov_q x9, {SCTLR_EL1_MMU_OFF}
     msr     sctlr_el1, x9
     isb
 

@@ -159,7 +159,8 @@ fn dcache_line() -> u64 {
     let ctr: u64;
     // SAFETY: reading CTR_EL0 has no side effects.
     unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
-    4 << ((ctr >> 16) & 0xf)
+    use boot::regs::ctr_el0::{DMINLINE_MASK, DMINLINE_SHIFT};
+    4 << ((ctr >> DMINLINE_SHIFT) & DMINLINE_MASK)
 }
 
 /// Cleans and invalidates `[va, va + len)` to the point of coherency.
