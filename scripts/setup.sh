@@ -48,13 +48,17 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     fi
     say "installing ${need_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq
+    # apt's and dpkg's progress goes to a log, shown only if something fails.
+    log=$(mktemp)
+    trap 'rm -f "$log"' EXIT
+    quietly() { "$@" >>"$log" 2>&1 || { cat "$log"; say "failed: $*"; exit 1; }; }
+    quietly $SUDO apt-get update -qq
     # qemu-system-arm first, from backports if needed; the rest from the main suite.
     for p in "${need_pkgs[@]}"; do
         if [ "$p" = qemu-system-arm ]; then
-            $SUDO apt-get install -y -qq --no-install-recommends "${backports[@]}" qemu-system-arm
+            quietly $SUDO apt-get install -y -qq --no-install-recommends "${backports[@]}" qemu-system-arm
         else
-            $SUDO apt-get install -y -qq --no-install-recommends "$p"
+            quietly $SUDO apt-get install -y -qq --no-install-recommends "$p"
         fi
     done
 fi

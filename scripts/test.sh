@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, clippy (host and aarch64-unknown-none, warnings are
 # errors), host unit tests, then the QEMU tests against a freshly built Image.
-# Needs what scripts/setup.sh installs; fetches its fixtures itself (scripts/fixtures.sh).
+# Installs what it needs first (scripts/setup.sh: QEMU, the Rust target, dtc, ...) and
+# fetches its fixtures itself (scripts/fixtures.sh), so on a fresh Debian/Ubuntu machine with
+# Rust this is the whole set-up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
 start=$(date +%s)
 
+step "setup"
+scripts/setup.sh
 step "fixtures"
 scripts/fixtures.sh
+scripts/fixtures-test.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "clippy (host)"

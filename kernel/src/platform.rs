@@ -504,10 +504,20 @@ pub(crate) mod tests {
     use super::*;
     use mm::memmap::{MemoryMap, ReservedKind};
 
+    /// A fixture's bytes; a missing fixture, or a DTB fixture without a valid header, fails
+    /// naming the script that makes it.
     pub(crate) fn fixture(name: &str) -> Vec<u8> {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/fixtures/");
-        std::fs::read(std::format!("{path}{name}"))
-            .unwrap_or_else(|e| panic!("fixture {path}{name}: {e}: run scripts/fixtures.sh first"))
+        let blob = std::fs::read(std::format!("{path}{name}"))
+            .unwrap_or_else(|e| panic!("fixture {path}{name}: {e}: run scripts/fixtures.sh first"));
+        if name.ends_with(".dtb") {
+            if let Err(e) = crate::dtb::header(&blob) {
+                panic!(
+                    "fixture {path}{name} is not a valid DTB ({e}): scripts/fixtures.sh makes it"
+                );
+            }
+        }
+        blob
     }
 
     #[test]
@@ -559,7 +569,9 @@ pub(crate) mod tests {
         // As the firmware leaves it on a 4 GiB board (scripts/fixtures.sh writes it with fdtput).
         let blob = fixture("rpi4-4g.dtb");
         let fdt = Fdt::new(&blob).unwrap();
-        let m = MemoryMap::from_fdt(&fdt).unwrap();
+        let m = MemoryMap::from_fdt(&fdt).unwrap_or_else(|e| {
+            panic!("rpi4-4g.dtb has no usable /memory ({e:?}): scripts/fixtures.sh writes it")
+        });
         assert_eq!(
             m.banks,
             [

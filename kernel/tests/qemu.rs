@@ -818,7 +818,7 @@ fn chain_on_two_banks() {
 fn kexec_a_file_with_its_own_initrd_dtb_and_command_line() {
     // A DTB file for the next kernel: QEMU's own (1 GiB, as this machine) with another /model.
     let custom_dtb = kernel::dtb::edit(
-        &std::fs::read(fixtures().join("virt-1g.dtb")).unwrap(),
+        &std::fs::read(fixture("virt-1g.dtb")).unwrap(),
         &[kernel::dtb::Edit {
             node: "/",
             prop: "model",
@@ -900,7 +900,7 @@ fn bad_kexec_input_is_named_and_the_shell_survives() {
     let k64 = patched_image(set(24, (flags & !0b110) | 0b110));
     // A DTB over 2 MiB: the running kind, with a 3 MiB property.
     let big_dtb = {
-        let base = std::fs::read(root().join("target/fixtures/virt-1g.dtb")).unwrap();
+        let base = std::fs::read(fixture("virt-1g.dtb")).unwrap();
         let filler = vec![1u8; 3 << 20];
         kernel::dtb::edit_chosen(&base, &[("filler", Some(&filler))]).unwrap()
     };
@@ -1029,13 +1029,21 @@ fn kexec_refuses_reserved_memory_and_holes() {
 const S_IFDIR: u32 = 0o040000;
 const S_IFLNK: u32 = 0o120000;
 
-fn fixtures() -> PathBuf {
-    root().join("target/fixtures")
+/// The path of a fixture under `target/fixtures`, which must exist: a missing one fails
+/// naming the script that makes it.
+fn fixture(name: impl AsRef<Path>) -> PathBuf {
+    let path = root().join("target/fixtures").join(name);
+    assert!(
+        path.exists(),
+        "fixture {} is missing: scripts/fixtures.sh makes it (scripts/test.sh runs it)",
+        path.display()
+    );
+    path
 }
 
 /// Debian's arm64 Linux Image (`scripts/fixtures.sh`).
 fn linux_image() -> Vec<u8> {
-    std::fs::read(fixtures().join("linux/Image")).expect("run scripts/fixtures.sh")
+    std::fs::read(fixture("linux/Image")).unwrap()
 }
 
 /// Every directory, file and symlink under `dir`, as cpio entries (paths relative to `dir`).
@@ -1071,7 +1079,7 @@ fn tree(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
 /// A Linux initramfs: busybox (and kexec-tools with its libraries if `kexec_tools`), `/init`
 /// running `script` after mounting /dev, /proc and /sys, plus `files`.
 fn linux_initramfs(script: &str, kexec_tools: bool, files: &[(&str, &[u8])]) -> Vec<u8> {
-    let userland = fixtures().join("userland");
+    let userland = fixture("userland");
     let mut entries: Vec<(String, u32, Vec<u8>)> = if kexec_tools {
         tree(&userland)
     } else {
@@ -1216,7 +1224,7 @@ fn linux_kexecs_this_kernel_which_chains_and_kexecs_linux_again() {
         ..Default::default()
     };
     cmd_linux.linux = Some((
-        fixtures().join("linux/Image"),
+        fixture("linux/Image"),
         path,
         "console=ttyAMA0 panic=-1 first-linux".into(),
     ));
@@ -1445,16 +1453,11 @@ fn juno_shaped_virt_chain_then_linux() {
 /// in the pen at every hop, then Linux, which releases all four from the pen.
 #[test]
 fn raspi4b_chain_then_linux() {
-    let wdt = std::fs::read(
-        fixtures()
-            .join("linux/root/lib/modules")
-            .join(
-                std::fs::read_to_string(fixtures().join("linux/version"))
-                    .unwrap()
-                    .trim(),
-            )
-            .join("kernel/drivers/watchdog/bcm2835_wdt.ko"),
-    )
+    let version = std::fs::read_to_string(fixture("linux/version")).unwrap();
+    let wdt = std::fs::read(fixture(format!(
+        "linux/root/lib/modules/{}/kernel/drivers/watchdog/bcm2835_wdt.ko",
+        version.trim()
+    )))
     .unwrap();
     // Linux powers a Pi off through the watchdog driver, a module in Debian.
     let linux_rd = linux_initramfs(
@@ -1470,7 +1473,7 @@ fn raspi4b_chain_then_linux() {
     let run = boot(Boot {
         el: 2,
         raspi4b: true,
-        dtb: Some(fixtures().join("rpi4-qemu.dtb")),
+        dtb: Some(fixture("rpi4-qemu.dtb")),
         initrd: Some(rd),
         append: Some("kexec.chain=10 kexec.payload=16M".into()),
         ..Default::default()
@@ -1508,7 +1511,7 @@ fn raspi4b_console_on_the_mini_uart() {
         el: 2,
         raspi4b: true,
         serial1: true,
-        dtb: Some(fixtures().join("bcm2711-rpi-4-b.dtb")),
+        dtb: Some(fixture("bcm2711-rpi-4-b.dtb")),
         initrd: Some(rd),
         append: Some("console=ttyS0,115200".into()),
         ..Default::default()
