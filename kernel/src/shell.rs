@@ -181,27 +181,33 @@ fn cmd_fault(w: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Powers off or resets through PSCI, or on a Raspberry Pi without PSCI through the PM
-/// watchdog.
-fn psci_system(name: &str, function: u32) -> Result<(), String> {
+/// Powers off (`halt`) or resets through PSCI `SYSTEM_OFF` / `SYSTEM_RESET`, or on a
+/// Raspberry Pi without PSCI through the PM watchdog.
+fn power(name: &str, halt: bool) -> Result<(), String> {
     let platform = &SYSTEM.get().ok_or("not booted")?.platform;
     if let Some(conduit) = platform.psci {
         println!("{name}");
-        let r = arch::psci_call(conduit, function, 0, 0, 0);
-        return Err(alloc::format!("PSCI {name} call returned {r}"));
+        let failed = if halt {
+            arch::psci::system_off(conduit)
+        } else {
+            arch::psci::system_reset(conduit)
+        };
+        return Err(match failed {
+            Ok(()) => alloc::format!("PSCI {name} call returned"),
+            Err(e) => alloc::format!("PSCI {name} call returned {}: {e}", i64::from(e)),
+        });
     }
     if let Some(regs) = platform.pm_watchdog {
         println!("{name}");
-        let halt = function == arch::psci::SYSTEM_OFF;
         return crate::board::bcm2835_watchdog_reset(regs, halt).map_err(String::from);
     }
     Err("no PSCI and no PM watchdog in the DTB".into())
 }
 
 fn cmd_poweroff(_: &[String]) -> Result<(), String> {
-    psci_system("poweroff", arch::psci::SYSTEM_OFF)
+    power("poweroff", true)
 }
 
 fn cmd_reboot(_: &[String]) -> Result<(), String> {
-    psci_system("reboot", arch::psci::SYSTEM_RESET)
+    power("reboot", false)
 }

@@ -132,23 +132,10 @@ pub fn start_secondaries() -> (usize, u64) {
             (Some(addr), _) => start_one(index, mpidr, Method::Spin { slot: index }, |block_pa| {
                 release_from_spin_table(addr, spin_entry_pa, index, mpidr, block_pa)
             }),
-            (None, Some(conduit)) => {
-                start_one(
-                    index,
-                    mpidr,
-                    Method::Psci,
-                    |block_pa| match arch::psci_call(
-                        conduit,
-                        psci::CPU_ON,
-                        mpidr,
-                        entry_pa,
-                        block_pa,
-                    ) {
-                        0 => Ok(()),
-                        r => Err(format!("PSCI CPU_ON returned {r}")),
-                    },
-                )
-            }
+            (None, Some(conduit)) => start_one(index, mpidr, Method::Psci, |block_pa| {
+                psci::cpu_on(conduit, mpidr, entry_pa, block_pa)
+                    .map_err(|e| format!("PSCI CPU_ON returned {}: {e}", i64::from(e)))
+            }),
             (None, None) => Err("no enable method: neither PSCI nor a spin table".into()),
         };
         let cpu = started.unwrap_or_else(|e| {
@@ -261,7 +248,8 @@ extern "C" fn secondary_main(block: &'static SecondaryBoot, entry_el: u64) -> ! 
             }
             let conduit = SYSTEM.get().and_then(|s| s.platform.psci);
             if let (Some(c), 0) = (conduit, pen) {
-                arch::psci_call(c, psci::CPU_OFF, 0, 0, 0);
+                // Returns only on failure, reported as STUCK below.
+                let _ = psci::cpu_off(c);
             }
             // CPU_OFF returned (or there is no PSCI): this CPU cannot leave.
             block.state.store(state::STUCK, Ordering::Release);
@@ -331,8 +319,7 @@ pub fn stop_secondaries(pen: Option<u64>) -> Result<u64, String> {
                     unsafe { core::ptr::read_volatile(flag as *const u64) == 1 }
                 }
                 (_, Some(conduit)) => {
-                    arch::psci_call(conduit, psci::AFFINITY_INFO, c.mpidr, 0, 0)
-                        == psci::AFFINITY_OFF
+                    psci::affinity_info(conduit, c.mpidr) == Ok(psci::AffinityState::Off)
                 }
                 (_, None) => return Err(format!("cpu {:#x}: no way to stop it", c.mpidr)),
             };

@@ -572,6 +572,12 @@ fn fault_reports_a_data_abort_with_its_address() {
     assert!(run
         .out
         .contains("translation fault at level 0 on a read of 0xffff900000001230"));
+    // Where it happened: at EL1 with the MMU and both caches on (SCTLR_EL1 read then).
+    let el = run.line("  EL").unwrap();
+    assert!(
+        el.starts_with("  EL1  SCTLR_EL1 0x") && el.ends_with(": MMU on, D-cache on, I-cache on"),
+        "{el}"
+    );
     // Every general register is in the report.
     assert!(run.out.contains(" x30 0x"), "{}", run.out);
 }

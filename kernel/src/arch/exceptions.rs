@@ -40,32 +40,47 @@ const SLOTS: [&str; 16] = [
     "SError, from EL0 (AArch32)",
 ];
 
-/// The name of an `ESR_ELx.EC` exception class (Arm ARM D24.2.41).
-pub fn exception_class_name(ec: u64) -> &'static str {
-    match ec {
-        0x00 => "Unknown reason",
-        0x01 => "Trapped WFI/WFE",
-        0x07 => "Trapped SVE/SIMD/FP access",
-        0x0e => "Illegal Execution state",
-        0x15 => "SVC from AArch64",
-        0x16 => "HVC from AArch64",
-        0x17 => "SMC from AArch64",
-        0x18 => "Trapped MSR/MRS/system instruction",
-        0x19 => "Trapped SVE access",
-        0x20 => "Instruction Abort (lower EL)",
-        0x21 => "Instruction Abort (current EL)",
-        0x22 => "PC alignment fault",
-        0x24 => "Data Abort (lower EL)",
-        0x25 => "Data Abort (current EL)",
-        0x26 => "SP alignment fault",
-        0x2c => "Trapped floating-point exception",
-        0x2f => "SError",
-        0x30 | 0x31 => "Breakpoint",
-        0x32 | 0x33 => "Software step",
-        0x34 | 0x35 => "Watchpoint",
-        0x3c => "BRK instruction",
+use aarch64_cpu::registers::{CurrentEL, Readable, ESR_EL1, SCTLR_EL1};
+use ESR_EL1::EC::Value as Class;
+
+/// The name of an exception class (`ESR_EL1.EC`, Arm ARM D24.2.41).
+pub fn exception_class_name(class: Option<Class>) -> &'static str {
+    match class {
+        Some(Class::Unknown) => "Unknown reason",
+        Some(Class::TrappedWFIorWFE) => "Trapped WFI/WFE",
+        Some(Class::TrappedFP) => "Trapped SVE/SIMD/FP access",
+        Some(Class::BranchTarget) => "Branch Target Identification",
+        Some(Class::IllegalExecutionState) => "Illegal Execution state",
+        Some(Class::SVC64) => "SVC from AArch64",
+        Some(Class::HVC64) => "HVC from AArch64",
+        Some(Class::SMC64) => "SMC from AArch64",
+        Some(Class::TrappedMsrMrs) => "Trapped MSR/MRS/system instruction",
+        Some(Class::TrappedSve) => "Trapped SVE access",
+        Some(Class::PointerAuth) => "Pointer authentication failure",
+        Some(Class::InstrAbortLowerEL) => "Instruction Abort (lower EL)",
+        Some(Class::InstrAbortCurrentEL) => "Instruction Abort (current EL)",
+        Some(Class::PCAlignmentFault) => "PC alignment fault",
+        Some(Class::DataAbortLowerEL) => "Data Abort (lower EL)",
+        Some(Class::DataAbortCurrentEL) => "Data Abort (current EL)",
+        Some(Class::SPAlignmentFault) => "SP alignment fault",
+        Some(Class::TrappedFP64) => "Trapped floating-point exception",
+        Some(Class::SError) => "SError",
+        Some(Class::BreakpointLowerEL | Class::BreakpointCurrentEL) => "Breakpoint",
+        Some(Class::SoftwareStepLowerEL | Class::SoftwareStepCurrentEL) => "Software step",
+        Some(Class::WatchpointLowerEL | Class::WatchpointCurrentEL) => "Watchpoint",
+        Some(Class::Brk64) => "BRK instruction",
         _ => "Reserved or unhandled class",
     }
+}
+
+/// Abort syndrome fields (`ESR_ELx.ISS` for instruction and data aborts).
+mod abort {
+    /// `DFSC`/`IFSC`: the fault status code.
+    pub const FSC_MASK: u64 = 0x3f;
+    /// The translation level, in the low two bits of the status code.
+    pub const LEVEL_MASK: u64 = 0b11;
+    /// `WnR` (data aborts): the access was a write.
+    pub const WNR: u64 = 1 << 6;
 }
 
 /// For aborts: the fault status code's meaning (`DFSC`/`IFSC`).
@@ -82,29 +97,46 @@ pub fn fault_status_name(fsc: u64) -> &'static str {
     }
 }
 
+/// `on`/`off` for a control bit.
+fn on(set: bool) -> &'static str {
+    if set {
+        "on"
+    } else {
+        "off"
+    }
+}
+
 /// Called by `vectors.S` for every exception.
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame, slot: u64) {
     let mut out = emergency_print();
-    let ec = (frame.esr >> 26) & 0x3f;
+    let ec = ESR_EL1::EC.read(frame.esr);
+    let class = ESR_EL1::EC.read_as_enum::<Class>(frame.esr);
     let _ = writeln!(
         out,
         "\r\nEXCEPTION: {} (EC {ec:#04x}), {}",
-        exception_class_name(ec),
+        exception_class_name(class),
         SLOTS[slot as usize & 15]
     );
-    if matches!(ec, 0x20 | 0x21 | 0x24 | 0x25) {
-        let fsc = frame.esr & 0x3f;
-        let level = fsc & 3;
-        let wnr = if ec >= 0x24 && frame.esr & (1 << 6) != 0 {
+    if let Some(
+        kind @ (Class::InstrAbortLowerEL
+        | Class::InstrAbortCurrentEL
+        | Class::DataAbortLowerEL
+        | Class::DataAbortCurrentEL),
+    ) = class
+    {
+        let fsc = frame.esr & abort::FSC_MASK;
+        let data = matches!(kind, Class::DataAbortLowerEL | Class::DataAbortCurrentEL);
+        let wnr = if data && frame.esr & abort::WNR != 0 {
             "write"
         } else {
             "read"
         };
         let _ = writeln!(
             out,
-            "  {} at level {level} on a {wnr} of {:#018x}",
+            "  {} at level {} on a {wnr} of {:#018x}",
             fault_status_name(fsc),
+            fsc & abort::LEVEL_MASK,
             frame.far
         );
     }
@@ -112,6 +144,15 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, slot: u64) {
         out,
         "  ESR {:#010x}  FAR {:#018x}  ELR {:#018x}  SPSR {:#010x}  SP {:#018x}",
         frame.esr, frame.far, frame.elr, frame.spsr, frame.sp
+    );
+    let _ = writeln!(
+        out,
+        "  EL{}  SCTLR_EL1 {:#010x}: MMU {}, D-cache {}, I-cache {}",
+        CurrentEL.read(CurrentEL::EL),
+        SCTLR_EL1.get(),
+        on(SCTLR_EL1.is_set(SCTLR_EL1::M)),
+        on(SCTLR_EL1.is_set(SCTLR_EL1::C)),
+        on(SCTLR_EL1.is_set(SCTLR_EL1::I)),
     );
     for i in (0..31).step_by(3) {
         let _ = write!(out, " ");

@@ -1,19 +1,29 @@
 //! The thin layer that touches the CPU: counters, barriers, cache and TLB maintenance, PSCI
 //! calls, the switch to the kernel's own tables. Everything else is plain Rust.
+//!
+//! System registers are read and written through `aarch64-cpu`, barriers and hints through
+//! its `asm` module, PSCI through `smccc`. What neither crate has stays a one-line `asm!`
+//! with the register named here: `CTR_EL0` (not in `aarch64-cpu` 10 or 11), `ICC_SRE_EL1`
+//! and `ICC_IGRPEN1_EL1` (only their EL2 counterparts are), TLB invalidation, `dc`/`ic` cache
+//! maintenance, the EL2 stub's own HVC calls (Linux's stub ABI, not SMCCC), semihosting, and
+//! the branches into the identity map.
 
 pub mod exceptions;
 pub mod gic;
 
-use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{
+    ReadWriteable, Readable, Writeable, CNTFRQ_EL0, CNTPCT_EL0, CNTP_CTL_EL0, CNTV_CTL_EL0, DAIF,
+    MPIDR_EL1, TCR_EL1, TTBR0_EL1,
+};
 use core::arch::asm;
-use kernel::platform::PsciConduit;
 
 core::arch::global_asm!(include_str!("vectors.S"));
 
 /// The architected counter (`CNTPCT_EL0`).
 pub fn ticks() -> u64 {
-    // SAFETY: an ISB orders the counter read after earlier instructions; no memory access.
-    unsafe { asm!("isb", options(nomem, nostack, preserves_flags)) };
+    // Orders the counter read after earlier instructions.
+    barrier::isb(barrier::SY);
     CNTPCT_EL0.get()
 }
 
@@ -30,15 +40,15 @@ pub fn ticks_to_us(ticks: u64) -> u64 {
 
 /// Makes earlier page-table writes visible to the table walker and synchronises.
 pub fn publish_tables() {
-    // SAFETY: barriers only.
-    unsafe { asm!("dsb ishst", "isb", options(nostack, preserves_flags)) };
+    barrier::dsb(barrier::ISHST);
+    barrier::isb(barrier::SY);
 }
 
 /// Masks interrupts and waits forever.
 pub fn halt() -> ! {
+    mask_all();
     loop {
-        // SAFETY: masking interrupts and waiting has no memory effects.
-        unsafe { asm!("msr daifset, #0xf", "wfi", options(nomem, nostack)) };
+        aarch64_cpu::asm::wfi();
     }
 }
 
@@ -67,62 +77,63 @@ pub fn fatal_stop(code: u32) -> ! {
     halt()
 }
 
-/// PSCI function identifiers (Arm DEN 0022), SMC32 calling convention.
+/// PSCI calls (Arm DEN 0022) through `smccc`, over the conduit the DTB's `/psci` names.
 pub mod psci {
-    /// `SYSTEM_OFF`.
-    pub const SYSTEM_OFF: u32 = 0x8400_0008;
-    /// `SYSTEM_RESET`.
-    pub const SYSTEM_RESET: u32 = 0x8400_0009;
-    /// `CPU_ON`, SMC64: (target MPIDR, entry PA, context ID).
-    pub const CPU_ON: u32 = 0xc400_0003;
-    /// `CPU_OFF`: the calling CPU leaves; does not return on success.
-    pub const CPU_OFF: u32 = 0x8400_0002;
-    /// `AFFINITY_INFO`, SMC64: (target MPIDR, lowest affinity level) → 0 on, 1 off, 2 pending.
-    pub const AFFINITY_INFO: u32 = 0xc400_0004;
-    /// `AFFINITY_INFO` result: the CPU is off.
-    pub const AFFINITY_OFF: i64 = 1;
+    use kernel::platform::PsciConduit;
+    use smccc::psci::{self as call, LowestAffinityLevel};
+    pub use smccc::psci::{AffinityState, Error};
+    use smccc::{Hvc, Smc};
+
+    /// Calls `smccc::psci::$f` with `Hvc` or `Smc` as `$conduit` says.
+    macro_rules! through {
+        ($conduit:expr, $f:ident($($arg:expr),*)) => {
+            match $conduit {
+                PsciConduit::Hvc => call::$f::<Hvc>($($arg),*),
+                PsciConduit::Smc => call::$f::<Smc>($($arg),*),
+            }
+        };
+    }
+
+    /// `CPU_ON` (SMC64): starts `mpidr` at physical `entry` with x0 = `context`.
+    pub fn cpu_on(conduit: PsciConduit, mpidr: u64, entry: u64, context: u64) -> Result<(), Error> {
+        through!(conduit, cpu_on(mpidr, entry, context))
+    }
+
+    /// `CPU_OFF`: the calling CPU leaves; returns only on failure.
+    pub fn cpu_off(conduit: PsciConduit) -> Result<(), Error> {
+        through!(conduit, cpu_off())
+    }
+
+    /// `AFFINITY_INFO` (SMC64) for the one CPU `mpidr`.
+    pub fn affinity_info(conduit: PsciConduit, mpidr: u64) -> Result<AffinityState, Error> {
+        through!(conduit, affinity_info(mpidr, LowestAffinityLevel::All))
+    }
+
+    /// `SYSTEM_OFF`; returns only on failure.
+    pub fn system_off(conduit: PsciConduit) -> Result<(), Error> {
+        through!(conduit, system_off())
+    }
+
+    /// `SYSTEM_RESET`; returns only on failure.
+    pub fn system_reset(conduit: PsciConduit) -> Result<(), Error> {
+        through!(conduit, system_reset())
+    }
 }
 
 /// This CPU's affinity fields of `MPIDR_EL1` (Aff3..Aff0), as the DTB's `reg` of a CPU.
 pub fn mpidr() -> u64 {
-    let m: u64;
-    // SAFETY: reading MPIDR_EL1 has no side effects.
-    unsafe { asm!("mrs {}, mpidr_el1", out(reg) m, options(nomem, nostack)) };
-    m & boot::regs::MPIDR_AFFINITY_MASK
+    MPIDR_EL1.get() & boot::regs::MPIDR_AFFINITY_MASK
 }
 
-/// Wakes CPUs waiting in `wfe`.
+/// Wakes CPUs waiting in `wfe`, after earlier stores are visible to them.
 pub fn sev() {
-    // SAFETY: an event has no memory effects (the dsb orders earlier stores before it).
-    unsafe { asm!("dsb ish", "sev", options(nostack)) };
+    barrier::dsb(barrier::ISH);
+    aarch64_cpu::asm::sev();
 }
 
 /// Waits for an event (or an interrupt, or a spurious wake-up).
 pub fn wfe() {
-    // SAFETY: waiting has no memory effects.
-    unsafe { asm!("wfe", options(nomem, nostack)) };
-}
-
-/// Issues a PSCI call through `conduit` and returns x0.
-pub fn psci_call(conduit: PsciConduit, function: u32, a1: u64, a2: u64, a3: u64) -> i64 {
-    let mut x0 = function as u64;
-    // SAFETY: an SMCCC call: the firmware may clobber x0-x17 (declared), it does not touch
-    // this kernel's memory.
-    unsafe {
-        match conduit {
-            PsciConduit::Hvc => asm!("hvc #0", inout("x0") x0, inout("x1") a1 => _,
-                inout("x2") a2 => _, inout("x3") a3 => _, out("x4") _, out("x5") _,
-                out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
-                out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
-                out("x16") _, out("x17") _, options(nostack)),
-            PsciConduit::Smc => asm!("smc #0", inout("x0") x0, inout("x1") a1 => _,
-                inout("x2") a2 => _, inout("x3") a3 => _, out("x4") _, out("x5") _,
-                out("x6") _, out("x7") _, out("x8") _, out("x9") _, out("x10") _,
-                out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
-                out("x16") _, out("x17") _, options(nostack)),
-        }
-    }
-    x0 as i64
+    aarch64_cpu::asm::wfe();
 }
 
 /// Switches `TTBR1_EL1` to `root` (break-before-make through the all-zero table), running
@@ -145,16 +156,20 @@ pub unsafe fn switch_kernel_tables(root: u64, image_pa: u64) {
              options(nostack));
     }
     // TTBR0 is no longer needed: a null or user address now faults.
-    let epd0 = boot::regs::tcr_el1::EPD0;
-    // SAFETY: only disables TTBR0 walks; nothing mapped through TTBR0 is in use any more.
-    unsafe {
-        asm!("mrs {t}, tcr_el1", "orr {t}, {t}, {e}", "msr tcr_el1, {t}", "isb",
-             "tlbi vmalle1", "dsb nsh", "isb", t = out(reg) _, e = in(reg) epd0,
-             options(nostack));
-    }
+    TCR_EL1.modify(TCR_EL1::EPD0::DisableTTBR0Walks);
+    barrier::isb(barrier::SY);
+    flush_local_tlb();
 }
 
-/// Smallest D-cache line size in bytes (`CTR_EL0.DminLine`).
+/// Invalidates this CPU's EL1 TLB entries and waits for it to take effect.
+fn flush_local_tlb() {
+    // SAFETY: dropping cached translations only costs walks; the tables are unchanged.
+    unsafe { asm!("tlbi vmalle1", options(nostack, preserves_flags)) };
+    barrier::dsb(barrier::NSH);
+    barrier::isb(barrier::SY);
+}
+
+/// Smallest D-cache line size in bytes (`CTR_EL0.DminLine`; `aarch64-cpu` has no `CTR_EL0`).
 fn dcache_line() -> u64 {
     let ctr: u64;
     // SAFETY: reading CTR_EL0 has no side effects.
@@ -172,33 +187,27 @@ pub fn clean_inval_dcache(va: u64, len: u64) {
         unsafe { asm!("dc civac, {}", in(reg) a, options(nostack)) };
         a += line;
     }
-    // SAFETY: a barrier.
-    unsafe { asm!("dsb sy", options(nostack)) };
+    barrier::dsb(barrier::SY);
 }
 
 /// Invalidates the whole instruction cache to the point of unification.
 pub fn invalidate_icache() {
     // SAFETY: invalidating the I-cache only costs refetches.
-    unsafe { asm!("ic iallu", "dsb nsh", "isb", options(nostack)) };
+    unsafe { asm!("ic iallu", options(nostack, preserves_flags)) };
+    barrier::dsb(barrier::NSH);
+    barrier::isb(barrier::SY);
 }
 
-/// Stops the EL1 physical and virtual timers.
+/// Stops the EL1 physical and virtual timers (`ENABLE` = 0: no more timer interrupts).
 pub fn timers_off() {
-    // SAFETY: disabling the timers (CNTx_CTL_EL0.ENABLE = 0) only stops their interrupts.
-    unsafe {
-        asm!(
-            "msr cntp_ctl_el0, xzr",
-            "msr cntv_ctl_el0, xzr",
-            "isb",
-            options(nomem, nostack)
-        )
-    };
+    CNTP_CTL_EL0.set(0);
+    CNTV_CTL_EL0.set(0);
+    barrier::isb(barrier::SY);
 }
 
-/// Masks every exception (DAIF).
+/// Masks every exception: debug, SError, IRQ and FIQ (`DAIF`).
 pub fn mask_all() {
-    // SAFETY: masking interrupts has no memory effects.
-    unsafe { asm!("msr daifset, #0xf", options(nomem, nostack)) };
+    DAIF.write(DAIF::D::Masked + DAIF::A::Masked + DAIF::I::Masked + DAIF::F::Masked);
 }
 
 /// Points `VBAR_EL2` at `vectors` through the EL2 stub (`HVC_SET_VECTORS`); returns x0.
@@ -228,50 +237,21 @@ pub fn hyp_soft_restart(target: u64) {
 /// executable by `idmap_root`; a complete argument block at `args_va` in the linear map;
 /// interrupts masked. Never returns.
 pub unsafe fn kexec_jump(reloc_pa: u64, args_va: u64, idmap_root: u64) -> ! {
-    let epd0 = boot::regs::tcr_el1::EPD0;
-    // SAFETY: caller's contract. TTBR0 held nothing (EPD0 was set), so turning its walks on
-    // with the new root only adds the identity page.
+    // TTBR0 held nothing (EPD0 was set), so turning its walks on with the new root only adds
+    // the identity page; everything in use stays in TTBR1.
+    TTBR0_EL1.set(idmap_root);
+    barrier::isb(barrier::SY);
+    TCR_EL1.modify(TCR_EL1::EPD0::EnableTTBR0Walks);
+    barrier::isb(barrier::SY);
+    flush_local_tlb();
+    // SAFETY: caller's contract: the relocation page is at `reloc_pa`, identity-mapped.
     unsafe {
-        asm!(
-            "msr ttbr0_el1, {root}",
-            "isb",
-            "mrs x9, tcr_el1",
-            "bic x9, x9, {epd0}",
-            "msr tcr_el1, x9",
-            "isb",
-            "tlbi vmalle1",
-            "dsb nsh",
-            "isb",
-            "br {reloc}",
-            root = in(reg) idmap_root,
-            epd0 = in(reg) epd0,
-            // x9 is scratch: this never returns, so nothing depends on it.
-            in("x9") 0u64,
-            reloc = in(reg) reloc_pa,
-            in("x0") args_va,
-            options(noreturn, nostack),
-        )
+        asm!("br {reloc}", reloc = in(reg) reloc_pa, in("x0") args_va, options(noreturn, nostack))
     }
 }
 
-/// `ID_AA64ISAR0_EL1.RNDR` (bits 63:60): non-zero when `RNDR`/`RNDRRS` exist (FEAT_RNG).
-const ID_AA64ISAR0_RNDR_SHIFT: u64 = 60;
-
-/// A 64-bit random number from `RNDR`, or `None` if the CPU has no FEAT_RNG or the
-/// instruction reports failure.
+/// A 64-bit random number from `RNDR`, or `None` if the CPU has no FEAT_RNG
+/// (`ID_AA64ISAR0_EL1.RNDR`) or the instruction reports failure.
 pub fn rndr() -> Option<u64> {
-    let isar0: u64;
-    // SAFETY: reading an ID register has no side effects.
-    unsafe { asm!("mrs {}, id_aa64isar0_el1", out(reg) isar0, options(nomem, nostack)) };
-    if (isar0 >> ID_AA64ISAR0_RNDR_SHIFT) & 0xf == 0 {
-        return None;
-    }
-    let (value, failed): (u64, u64);
-    // SAFETY: RNDR exists (checked above); it only reads the random source. NZCV.Z = 1 means
-    // no number was available.
-    unsafe {
-        asm!("mrs {v}, s3_3_c2_c4_0", "cset {f}, eq", v = out(reg) value, f = out(reg) failed,
-             options(nomem, nostack))
-    };
-    (failed == 0).then_some(value)
+    aarch64_cpu::asm::random::ArmRng::new()?.rndr()
 }
