@@ -288,7 +288,6 @@ pub fn load(req: &LoadRequest) -> Result<(), KexecError> {
     let sys = SYSTEM.get().expect("booted");
     let map = memory::memory_map().expect("memory::init ran");
     let usable = place::usable(map);
-    let usable_bytes: u64 = usable.iter().map(Region::size).sum();
 
     let pristine;
     let mut gunzipped: Option<(u64, u64)> = None;
@@ -326,7 +325,7 @@ pub fn load(req: &LoadRequest) -> Result<(), KexecError> {
             }
         }
     };
-    let result = load_image(req, sys, &usable, usable_bytes, &name, image_bytes);
+    let result = load_image(req, sys, &usable, &name, image_bytes);
     if let Some((pa, size)) = gunzipped {
         free_frames(pa, size);
     }
@@ -346,23 +345,19 @@ fn random_bytes<const N: usize>() -> Option<[u8; N]> {
     Some(out)
 }
 
+/// A load, step by step: check the Image, [`place_segments`], [`next_dtb`] (with the pen for
+/// spin-table CPUs), place the DTB, [`fill_segments`] (the entry list and its source pages),
+/// [`build_control`] (relocation page, arguments, transitional tables), then [`finish_load`].
+/// Every step can fail with a named error; what the earlier steps allocated is freed again.
 fn load_image(
     req: &LoadRequest,
     sys: &crate::System,
     usable: &[Region],
-    usable_bytes: u64,
     name: &str,
     image_bytes: &[u8],
 ) -> Result<(), KexecError> {
     let hdr: ImageHeader =
         image::parse(image_bytes).map_err(|e| KexecError::Image(name.to_string(), e))?;
-    if hdr.image_size > usable_bytes {
-        return Err(KexecError::NoRoom {
-            what: "image (image_size)",
-            bytes: hdr.image_size,
-            usable: usable_bytes,
-        });
-    }
     let initrd: Option<(String, &[u8])> = match &req.initrd {
         InitrdSource::None => None,
         InitrdSource::File(p) => Some((p.clone(), file(p)?)),
@@ -373,8 +368,94 @@ fn load_image(
             })
         }),
     };
+    let initrd_len = initrd.as_ref().map(|(_, data)| data.len());
+    let mut placed = place_segments(req, usable, &hdr, initrd_len)?;
+    let mut dtb = next_dtb(req, sys, &mut placed, initrd_len)?;
+    let dtb_dest = placed.put("DTB", dtb.blob.len() as u64, DTB_MAX, usable)?;
 
-    // Image: the requested base, or the lowest 2 MiB-aligned one that fits.
+    // Segments, in the order the list copies them.
+    let mut parts: Vec<(String, &[u8], Region)> =
+        alloc::vec![(format!("image ({name})"), image_bytes, placed.image)];
+    if let (Some((n, d)), Some(r)) = (&initrd, placed.initrd) {
+        parts.push((format!("initrd ({n})"), d, r));
+    }
+    if let (Some(h), Some(r)) = (&req.handover, placed.handover) {
+        parts.push(("chain hand-over".into(), h, r));
+    }
+    parts.push((format!("DTB (from {})", dtb.name), &dtb.blob, dtb_dest));
+    let (mut kimage, segs) = fill_segments(&parts)?;
+
+    let dests = Destinations {
+        image: placed.image,
+        dtb: dtb_dest,
+        handover: placed.handover,
+    };
+    match build_control(&mut kimage, req, &dests, sys.entry_el) {
+        Ok(control) => {
+            dtb.pen_guard.0 = None; // the loaded image owns the pen page now
+            finish_load(req, kimage, segs, &dests, control, dtb.pen);
+            Ok(())
+        }
+        Err(e) => {
+            kimage.free(&mut FramePages);
+            Err(e)
+        }
+    }
+}
+
+/// Where the segments go, and everything placed so far.
+struct Placement {
+    /// The image: `text_offset` past a 2 MiB-aligned base, `image_size` bytes.
+    image: Region,
+    /// The initrd, inside the 32 GiB window that holds the image.
+    initrd: Option<Region>,
+    /// The chain hand-over block.
+    handover: Option<Region>,
+    /// Every range placed so far (the DTB and a fresh pen page must avoid them).
+    taken: Vec<Region>,
+    /// Bytes of usable memory, for error messages.
+    usable_bytes: u64,
+}
+
+impl Placement {
+    /// Takes the highest `align`-aligned range of `bytes` (rounded up to pages) in `within`
+    /// that overlaps nothing placed yet.
+    fn put(
+        &mut self,
+        what: &'static str,
+        bytes: u64,
+        align: u64,
+        within: &[Region],
+    ) -> Result<Region, KexecError> {
+        let size = mm::align_up(bytes.max(1), PAGE_SIZE);
+        let at = place::highest(within, &self.taken, size, align).ok_or(KexecError::NoRoom {
+            what,
+            bytes,
+            usable: self.usable_bytes,
+        })?;
+        let r = Region::new(at, size);
+        self.taken.push(r);
+        Ok(r)
+    }
+}
+
+/// Load step 1: the image at the requested base or the lowest 2 MiB-aligned one that fits,
+/// then the initrd (`initrd_len` bytes, if any) and the chain hand-over block from the top of
+/// usable memory. The DTB is placed once it is written ([`next_dtb`]).
+fn place_segments(
+    req: &LoadRequest,
+    usable: &[Region],
+    hdr: &ImageHeader,
+    initrd_len: Option<usize>,
+) -> Result<Placement, KexecError> {
+    let usable_bytes: u64 = usable.iter().map(Region::size).sum();
+    if hdr.image_size > usable_bytes {
+        return Err(KexecError::NoRoom {
+            what: "image (image_size)",
+            bytes: hdr.image_size,
+            usable: usable_bytes,
+        });
+    }
     let base = match req.base {
         Some(b) => b,
         None => place::slots(usable, &[], hdr.image_size, IMAGE_ALIGN, hdr.text_offset)
@@ -385,19 +466,24 @@ fn load_image(
                 usable: usable_bytes,
             })?,
     };
-    let image_dest = Region::new(
+    let image = Region::new(
         base + hdr.text_offset,
         mm::align_up(hdr.image_size, PAGE_SIZE),
     );
-    place::check(usable, &image_dest).map_err(|at| KexecError::Reserved {
+    place::check(usable, &image).map_err(|at| KexecError::Reserved {
         what: "image",
-        dest: image_dest,
+        dest: image,
         at,
     })?;
-    let mut taken = alloc::vec![image_dest];
+    let mut placed = Placement {
+        image,
+        initrd: None,
+        handover: None,
+        taken: alloc::vec![image],
+        usable_bytes,
+    };
     // The initrd must share a 1 GiB-aligned window of at most 32 GiB with the image.
-    let window_start = mm::align_down(image_dest.start, 1 << 30);
-    let window = Region::new(window_start, 32 << 30);
+    let window = Region::new(mm::align_down(image.start, 1 << 30), 32 << 30);
     let initrd_usable: Vec<Region> = usable
         .iter()
         .filter(|r| r.overlaps(&window))
@@ -406,91 +492,94 @@ fn load_image(
             end: r.end.min(window.end),
         })
         .collect();
-    let put = |taken: &mut Vec<Region>,
-               what: &'static str,
-               bytes: u64,
-               align: u64,
-               within: &[Region]|
-     -> Result<Region, KexecError> {
-        let size = mm::align_up(bytes.max(1), PAGE_SIZE);
-        let at = place::highest(within, taken, size, align).ok_or(KexecError::NoRoom {
-            what,
-            bytes,
-            usable: usable_bytes,
-        })?;
-        let r = Region::new(at, size);
-        taken.push(r);
-        Ok(r)
-    };
-    let initrd_dest = match &initrd {
-        Some((_, d)) => Some(put(
-            &mut taken,
-            "initrd",
-            d.len() as u64,
-            PAGE_SIZE,
-            &initrd_usable,
-        )?),
-        None => None,
-    };
-    let handover_dest = match &req.handover {
-        Some(h) => Some(put(
-            &mut taken,
-            "chain hand-over block",
-            h.len() as u64,
-            PAGE_SIZE,
-            usable,
-        )?),
-        None => None,
-    };
+    if let Some(len) = initrd_len {
+        placed.initrd = Some(placed.put("initrd", len as u64, PAGE_SIZE, &initrd_usable)?);
+    }
+    if let Some(h) = &req.handover {
+        placed.handover =
+            Some(placed.put("chain hand-over block", h.len() as u64, PAGE_SIZE, usable)?);
+    }
+    Ok(placed)
+}
 
-    // The next DTB.
-    let (dtb_name, base_dtb): (String, &[u8]) = match &req.dtb {
+/// The next kernel's DTB, and the pen it names.
+struct NextDtb {
+    /// Where it came from (a file, or the running DTB).
+    name: String,
+    /// The edited blob.
+    blob: Vec<u8>,
+    /// The spin-table pen: (PA, freshly allocated by this load).
+    pen: Option<(u64, bool)>,
+    /// Frees a freshly allocated pen page unless the load succeeds.
+    pen_guard: FrameGuard,
+}
+
+/// Load step 2: the running DTB (or `--dtb`) with `/chosen` edited as Linux's kexec does
+/// (`bootargs`, the initrd and hand-over ranges as placed, fresh seeds or none) and, when
+/// spin-table CPUs run, their `cpu-release-addr`s pointed at a pen's mailboxes and a fresh pen
+/// page reserved (placed clear of `placed`, and freed again if this step fails).
+fn next_dtb(
+    req: &LoadRequest,
+    sys: &crate::System,
+    placed: &mut Placement,
+    initrd_len: Option<usize>,
+) -> Result<NextDtb, KexecError> {
+    let (name, base_dtb): (String, &[u8]) = match &req.dtb {
         Some(p) => (p.clone(), file(p)?),
         None => ("the running DTB".into(), sys.fdt),
     };
     if base_dtb.len() as u64 > DTB_MAX {
         return Err(KexecError::DtbTooLarge(base_dtb.len() as u64));
     }
-    let be = |v: u64| v.to_be_bytes();
-    let (rd_start, rd_end) = initrd
-        .as_ref()
-        .zip(initrd_dest)
-        .map(|((_, d), r)| (be(r.start), be(r.start + d.len() as u64)))
-        .unzip();
-    let (ho_start, ho_end) = req
-        .handover
-        .as_ref()
-        .zip(handover_dest)
-        .map(|(h, r)| (be(r.start), be(r.start + h.len() as u64)))
-        .unzip();
+    let range = |r: Option<Region>, len: Option<usize>| {
+        r.zip(len)
+            .map(|(r, len)| {
+                let end = r.start + len as u64;
+                (r.start.to_be_bytes(), end.to_be_bytes())
+            })
+            .unzip()
+    };
+    let (rd_start, rd_end) = range(placed.initrd, initrd_len);
+    let (ho_start, ho_end) = range(placed.handover, req.handover.map(<[u8]>::len));
     let bootargs = req.append.as_ref().map(|a| {
         let mut v = a.as_bytes().to_vec();
         v.push(0);
         v
     });
-    let mut edits: Vec<dtb::ChosenEdit<'_>> = alloc::vec![
+    // Fresh seeds when the CPU has RNDR; otherwise none (never the old ones again).
+    let kaslr_seed = random_bytes::<8>();
+    let rng_seed = random_bytes::<64>();
+    let mut chosen: Vec<dtb::ChosenEdit<'_>> = alloc::vec![
         ("linux,initrd-start", rd_start.as_ref().map(|v| &v[..])),
         ("linux,initrd-end", rd_end.as_ref().map(|v| &v[..])),
         ("kexec,handover-start", ho_start.as_ref().map(|v| &v[..])),
         ("kexec,handover-end", ho_end.as_ref().map(|v| &v[..])),
+        ("kaslr-seed", kaslr_seed.as_ref().map(|v| &v[..])),
+        ("rng-seed", rng_seed.as_ref().map(|v| &v[..])),
     ];
     if let Some(b) = &bootargs {
-        edits.push(("bootargs", Some(b)));
+        chosen.push(("bootargs", Some(b)));
     }
-    // Fresh seeds when the CPU has RNDR; otherwise none (never the old ones again).
-    let kaslr_seed = random_bytes::<8>();
-    let rng_seed = random_bytes::<64>();
-    edits.push(("kaslr-seed", kaslr_seed.as_ref().map(|v| &v[..])));
-    edits.push(("rng-seed", rng_seed.as_ref().map(|v| &v[..])));
+    let mut edits: Vec<dtb::Edit<'_>> = chosen
+        .iter()
+        .map(|&(prop, value)| dtb::Edit {
+            node: "/chosen",
+            prop,
+            value,
+        })
+        .collect();
+
     // CPUs from a spin table wait for the next kernel in a pen: their cpu-release-addr
     // become its mailboxes, and a fresh pen page becomes a /memreserve/.
     let pen = if crate::smp::spin_cpus().map_err(KexecError::Cpus)? {
-        let p = prepare_pen(sys, &taken)?;
-        taken.push(Region::new(p.0, PAGE_SIZE));
+        let p = prepare_pen(sys, &placed.taken)?;
+        placed.taken.push(Region::new(p.0, PAGE_SIZE));
         Some(p)
     } else {
         None
     };
+    // A fresh pen page goes back to the allocator if this or a later step fails.
+    let pen_guard = FrameGuard(pen.filter(|p| p.1).map(|p| p.0));
     let mailboxes: Vec<(usize, [u8; 8])> = match pen {
         Some((pa, _)) => crate::smp::spin_slots()
             .iter()
@@ -501,44 +590,34 @@ fn load_image(
             .collect(),
         None => Vec::new(),
     };
-    let mut all_edits: Vec<dtb::Edit<'_>> = edits
-        .iter()
-        .map(|&(prop, value)| dtb::Edit {
-            node: "/chosen",
-            prop,
-            value,
-        })
-        .collect();
     for (slot, v) in &mailboxes {
-        all_edits.push(dtb::Edit {
+        edits.push(dtb::Edit {
             node: &sys.platform.cpus[*slot].path,
             prop: "cpu-release-addr",
             value: Some(v),
         });
     }
-    // A fresh pen page goes back to the allocator if the load fails from here on.
-    let mut pen_guard = FrameGuard(pen.filter(|p| p.1).map(|p| p.0));
     let reserve: Vec<(u64, u64)> = match pen {
         Some((pa, true)) => alloc::vec![(pa, PAGE_SIZE)],
         _ => Vec::new(),
     };
-    let next_dtb = dtb::edit(base_dtb, &all_edits, &reserve)
-        .map_err(|e| KexecError::Dtb(dtb_name.clone(), e))?;
-    if next_dtb.len() as u64 > DTB_MAX {
-        return Err(KexecError::DtbTooLarge(next_dtb.len() as u64));
+    let blob =
+        dtb::edit(base_dtb, &edits, &reserve).map_err(|e| KexecError::Dtb(name.clone(), e))?;
+    if blob.len() as u64 > DTB_MAX {
+        return Err(KexecError::DtbTooLarge(blob.len() as u64));
     }
-    let dtb_dest = put(&mut taken, "DTB", next_dtb.len() as u64, DTB_MAX, usable)?;
+    Ok(NextDtb {
+        name,
+        blob,
+        pen,
+        pen_guard,
+    })
+}
 
-    // Segments, in the order the list copies them.
-    let mut parts: Vec<(String, &[u8], Region)> =
-        alloc::vec![(format!("image ({name})"), image_bytes, image_dest)];
-    if let (Some((n, d)), Some(r)) = (&initrd, initrd_dest) {
-        parts.push((format!("initrd ({n})"), d, r));
-    }
-    if let (Some(h), Some(r)) = (&req.handover, handover_dest) {
-        parts.push(("chain hand-over".into(), h, r));
-    }
-    parts.push((format!("DTB (from {dtb_name})"), &next_dtb, dtb_dest));
+/// Load step 3: the entry list with a source page for every destination page, from
+/// `(description, data, destination)` in copy order. Refuses plainly when the source pages
+/// cannot fit in free memory.
+fn fill_segments(parts: &[(String, &[u8], Region)]) -> Result<(Kimage, Vec<SegInfo>), KexecError> {
     let segments: Vec<Segment<'_>> = parts
         .iter()
         .map(|(_, data, r)| Segment {
@@ -547,7 +626,13 @@ fn load_image(
             memsz: r.size(),
         })
         .collect();
-    let segs: Vec<SegInfo> = parts
+    let need: u64 = segments.iter().map(|s| s.range().size()).sum();
+    let free = FRAMES.free_frames() * PAGE_SIZE;
+    if need > free {
+        return Err(KexecError::TooBig { need, free });
+    }
+    let kimage = Kimage::load(&mut FramePages, &segments).map_err(KexecError::List)?;
+    let segs = parts
         .iter()
         .map(|(what, data, dest)| SegInfo {
             what: what.clone(),
@@ -555,70 +640,78 @@ fn load_image(
             bytes: data.len() as u64,
         })
         .collect();
-
-    // Every destination page needs a source page now: say so plainly if they cannot fit.
-    let need: u64 = segments.iter().map(|s| s.range().size()).sum();
-    let free = FRAMES.free_frames() * PAGE_SIZE;
-    if need > free {
-        return Err(KexecError::TooBig { need, free });
-    }
-    let mut kimage = Kimage::load(&mut FramePages, &segments).map_err(KexecError::List)?;
-    match build_control(
-        &mut kimage,
-        req,
-        image_dest,
-        dtb_dest,
-        handover_dest,
-        sys.entry_el,
-    ) {
-        Ok((args, args_pa, reloc_pa, idmap_root, ttpages)) => {
-            let handover_src =
-                handover_dest.and_then(|r| kimage.source_for(&mut FramePages, r.start));
-            if let Some(src) = handover_src {
-                // The header's sender-side fields, now that they are known.
-                let mut pages = FramePages;
-                let page = pages.page(src);
-                let mut h = Header::read_header(page).expect("built by chain_next");
-                h.ttpages = ttpages as u64;
-                h.copied = segs.iter().map(|s| s.dest.size()).sum();
-                h.mmu_off = req.mmu_off as u64;
-                h.write(page);
-            }
-            if req.mmu_off {
-                // The copy reads sources and the list with caches off: push them to the PoC.
-                for &pa in kimage.list_pages().iter().chain(kimage.source_pages()) {
-                    arch::clean_inval_dcache(phys_to_virt(pa), PAGE_SIZE);
-                }
-            }
-            pen_guard.0 = None; // the loaded image owns it now
-            *LOADED.lock() = Some(Loaded {
-                kimage,
-                segs,
-                args,
-                args_pa,
-                reloc_pa,
-                idmap_root,
-                ttpages,
-                handover_src,
-                pen,
-            });
-            Ok(())
-        }
-        Err(e) => {
-            kimage.free(&mut FramePages);
-            Err(e)
-        }
-    }
+    Ok((kimage, segs))
 }
 
-type Control = (reloc::Args, u64, u64, u64, usize);
+/// The destinations the relocation page and the hand-over header need to know.
+struct Destinations {
+    image: Region,
+    dtb: Region,
+    handover: Option<Region>,
+}
 
+/// Load step 5: stamps the chain header's sender-side fields (now known), pushes the list and
+/// sources to the PoC for an MMU-off copy, and keeps the result for `kexec -e`.
+fn finish_load(
+    req: &LoadRequest,
+    kimage: Kimage,
+    segs: Vec<SegInfo>,
+    dests: &Destinations,
+    control: Control,
+    pen: Option<(u64, bool)>,
+) {
+    let handover_src = dests
+        .handover
+        .and_then(|r| kimage.source_for(&mut FramePages, r.start));
+    if let Some(src) = handover_src {
+        let mut pages = FramePages;
+        let page = pages.page(src);
+        let mut h = Header::read_header(page).expect("built by chain_next");
+        h.ttpages = control.ttpages as u64;
+        h.copied = segs.iter().map(|s| s.dest.size()).sum();
+        h.mmu_off = req.mmu_off as u64;
+        h.write(page);
+    }
+    if req.mmu_off {
+        // The copy reads sources and the list with caches off: push them to the PoC.
+        for &pa in kimage.list_pages().iter().chain(kimage.source_pages()) {
+            arch::clean_inval_dcache(phys_to_virt(pa), PAGE_SIZE);
+        }
+    }
+    *LOADED.lock() = Some(Loaded {
+        kimage,
+        segs,
+        args: control.args,
+        args_pa: control.args_pa,
+        reloc_pa: control.reloc_pa,
+        idmap_root: control.idmap_root,
+        ttpages: control.ttpages,
+        handover_src,
+        pen,
+    });
+}
+
+/// What [`build_control`] made.
+struct Control {
+    /// The relocation page's arguments.
+    args: reloc::Args,
+    /// The control page holding them.
+    args_pa: u64,
+    /// The relocation page.
+    reloc_pa: u64,
+    /// The one-page identity map's root.
+    idmap_root: u64,
+    /// Transitional page-table pages (linear-map copy + idmap).
+    ttpages: usize,
+}
+
+/// Load step 4: from control pages (in no destination), the relocation page (code and
+/// vectors), a zero table, the EL2 stub vectors (entered at EL2), the linear-map copy, the
+/// one-page identity map and the argument block.
 fn build_control(
     kimage: &mut Kimage,
     req: &LoadRequest,
-    image_dest: Region,
-    dtb_dest: Region,
-    handover_dest: Option<Region>,
+    dests: &Destinations,
     entry_el: u64,
 ) -> Result<Control, KexecError> {
     // The relocation page: code and vectors.
@@ -649,14 +742,16 @@ fn build_control(
     let kimage = tables.kimage;
     let args = reloc::Args {
         head: kimage.head,
-        entry: image_dest.start,
-        dtb: dtb_dest.start,
+        entry: dests.image.start,
+        dtb: dests.dtb.start,
         ttbr1: copy.table.root(),
         zero: zero_pa,
         offset: LINEAR_BASE,
         el2: el2_vectors,
         mmu_off: req.mmu_off as u64,
-        stamp: handover_dest.map_or(0, |r| r.start + chain::STAMP_OFFSET as u64),
+        stamp: dests
+            .handover
+            .map_or(0, |r| r.start + chain::STAMP_OFFSET as u64),
     };
     let (args_pa, page) = control_page(kimage)?;
     let words = [
@@ -673,13 +768,13 @@ fn build_control(
     for (i, w) in words.iter().enumerate() {
         page[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
     }
-    Ok((
+    Ok(Control {
         args,
         args_pa,
         reloc_pa,
-        idmap.root(),
-        copy.pages + idmap_pages,
-    ))
+        idmap_root: idmap.root(),
+        ttpages: copy.pages + idmap_pages,
+    })
 }
 
 /// `kexec -u`.
