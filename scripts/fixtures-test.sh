@@ -3,21 +3,23 @@
 # finished: in a scratch fixtures directory it kills a run in the middle of writing a DTB, and
 # in the middle of unpacking a package, makes a run fail, and checks each time that the final
 # name does not exist and that the next run makes the fixture whole.
-# Reuses the Linux package already in target/fixtures (run scripts/fixtures.sh first);
-# downloads Debian's busybox/kexec-tools packages once more (a few MB).
+# Reuses the packages already unpacked in target/fixtures (run scripts/fixtures.sh first);
+# downloads Debian's busybox/kexec-tools packages once more (a few MB) for the third case.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { printf 'fixtures-test: FAIL: %s\n' "$*" >&2; exit 1; }
 say() { printf 'fixtures-test: %s\n' "$*"; }
-[ -f target/fixtures/linux/version ] || fail "target/fixtures/linux is missing: run scripts/fixtures.sh first"
+[ -f target/fixtures/linux/version ] && [ -x target/fixtures/userland/sbin/kexec ] \
+    || fail "target/fixtures is incomplete: run scripts/fixtures.sh first"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 dir=$scratch/fixtures
 fakes=$scratch/bin
 mkdir -p "$dir" "$fakes"
-# The downloaded kernel package, shared (hard links) so that nothing is fetched again.
+# The unpacked packages, shared (hard links) so that they are not fetched again.
 cp -al target/fixtures/linux "$dir/linux"
+cp -al target/fixtures/userland "$dir/userland"
 touch "$dir/.atomic"
 
 run() { FIXTURES_DIR=$dir PATH="$fakes:$PATH" scripts/fixtures.sh >"$scratch/log" 2>&1; }
