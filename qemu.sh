@@ -19,12 +19,15 @@ usage: ./qemu.sh [options] [-- extra QEMU arguments]
   --dtb FILE        hand the kernel this DTB as it is (its memory too: --mem must cover it),
                     instead of QEMU's generated one
   --image FILE      boot this Image instead of building one
+  --cache-model FILE
+                    run under the cache model (tools/cache-model, a QEMU plugin: what real
+                    caches would get wrong) and write its report to FILE when QEMU exits
   --gdb             start halted and wait for gdb-multiarch on port 1234
   -h, --help        this text
 USAGE
 }
 
-el=2 mem=1G smp=1 cpu=cortex-a72 machine=virt initrd="" append="" dtb="" image="" gdb=0
+el=2 mem=1G smp=1 cpu=cortex-a72 machine=virt initrd="" append="" dtb="" image="" gdb=0 cache_model=""
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -37,6 +40,7 @@ while [ $# -gt 0 ]; do
         --append) append=$2; shift 2 ;;
         --dtb) dtb=$2; shift 2 ;;
         --image) image=$2; shift 2 ;;
+        --cache-model) cache_model=$2; shift 2 ;;
         --gdb) gdb=1; shift ;;
         -h|--help) usage; exit 0 ;;
         --) shift; extra=("$@"); break ;;
@@ -114,6 +118,12 @@ else
           -kernel "$image" -initrd "$initrd" -append "$append")
 fi
 args+=(-semihosting-config enable=on,target=native)
+if [ -n "$cache_model" ]; then
+    # One I-cache per CPU and no ordering between them: the model is exact for one CPU.
+    [ "$smp" = 1 ] || echo "qemu.sh: the cache model is meant for one CPU (--smp $smp given)" >&2
+    plugin=$(tools/cache-model/build.sh | tail -n1)
+    args+=(-plugin "$plugin,out=$cache_model")
+fi
 if [ "$gdb" = 1 ]; then
     elf=${image%.Image}
     args+=(-S -gdb tcp::1234)

@@ -2,6 +2,7 @@
 # Installs everything the build and the tests need, and says what it did.
 #   - the Rust target aarch64-unknown-none and llvm-tools (objcopy for the Image)
 #   - QEMU >= 9 (on Debian 12 from bookworm-backports), dtc/fdtput, gdb-multiarch
+#   - gcc, pkg-config and glib's headers for the cache-model QEMU plugin (tools/cache-model)
 # Idempotent: a second run only checks.  Needs root (or sudo) for apt.
 set -euo pipefail
 
@@ -30,10 +31,13 @@ need_pkgs=()
 command -v fdtput >/dev/null || need_pkgs+=(device-tree-compiler)
 command -v gdb-multiarch >/dev/null || need_pkgs+=(gdb-multiarch)
 command -v cpio >/dev/null || need_pkgs+=(cpio)
+command -v gcc >/dev/null || need_pkgs+=(gcc)
+command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
+pkg-config --exists glib-2.0 2>/dev/null || need_pkgs+=(libglib2.0-dev)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null; then
-        say "please install: QEMU >= 9 (qemu-system-aarch64), dtc/fdtput, gdb-multiarch, cpio"; exit 1
+        say "please install: QEMU >= 9 (qemu-system-aarch64), dtc/fdtput, gdb-multiarch, cpio, gcc, pkg-config, glib 2 headers"; exit 1
     fi
     . /etc/os-release
     backports=()

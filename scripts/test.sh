@@ -25,6 +25,9 @@ cargo test -q --workspace --lib --bins
 step "build the Image"
 image=$(scripts/build.sh | tail -n1)
 echo "$image"
+step "build the cache model (QEMU plugin)"
+cache_model=$(tools/cache-model/build.sh | tail -n1)
+echo "$cache_model"
 step "QEMU tests"
-KERNEL_IMAGE=$image cargo test -q -p kernel --test qemu -- --test-threads=2
+KERNEL_IMAGE=$image CACHE_MODEL=$cache_model cargo test -q -p kernel --test qemu -- --test-threads=2
 printf '\nall tests passed in %ss\n' "$(( $(date +%s) - start ))"

@@ -49,6 +49,26 @@ fn image() -> &'static Path {
     })
 }
 
+/// The cache-model plugin: `$CACHE_MODEL` (set by `scripts/test.sh`), or built now.
+fn cache_model() -> &'static Path {
+    static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
+    PLUGIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("CACHE_MODEL") {
+            return PathBuf::from(p);
+        }
+        let out = Command::new(root().join("tools/cache-model/build.sh"))
+            .output()
+            .expect("tools/cache-model/build.sh");
+        assert!(
+            out.status.success(),
+            "cache model build failed (scripts/setup.sh installs gcc and glib): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        PathBuf::from(stdout.lines().last().expect("the .so path").trim())
+    })
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = root().join("target/qemu-tests");
     std::fs::create_dir_all(&dir).unwrap();
@@ -99,12 +119,18 @@ struct Boot {
     typed: Option<&'static str>,
     /// Stop (kill QEMU) once this text has been printed.
     until: Option<&'static str>,
+    /// Our kernel's Image, if not the one under test (`image()`): a patched copy.
+    image: Option<PathBuf>,
+    /// Run under the cache model (`tools/cache-model`), its report in this scratch file.
+    cache_model: Option<&'static str>,
 }
 
 struct Run {
     out: String,
     /// QEMU's exit status, or `None` if it was killed (timeout or `until`).
     status: Option<i32>,
+    /// The cache model's report, when it ran.
+    cache: Option<String>,
 }
 
 impl Run {
@@ -194,7 +220,8 @@ fn boot(b: Boot) -> Run {
             b.append.as_deref(),
         ));
     } else {
-        cmd.arg("-kernel").arg(image());
+        cmd.arg("-kernel")
+            .arg(b.image.as_deref().unwrap_or_else(|| image()));
         if let Some(i) = &b.initrd {
             cmd.arg("-initrd").arg(i);
         }
@@ -202,6 +229,14 @@ fn boot(b: Boot) -> Run {
             cmd.arg("-dtb").arg(d);
         }
         cmd.args(["-append", &append]);
+    }
+    let report = b.cache_model.map(scratch);
+    if let Some(r) = &report {
+        let _ = std::fs::remove_file(r);
+        cmd.args([
+            "-plugin",
+            &format!("{},out={}", cache_model().display(), r.display()),
+        ]);
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -256,7 +291,11 @@ fn boot(b: Boot) -> Run {
         // The guest's RAM file: sparse, but what the guest touched takes disk space.
         let _ = std::fs::remove_file(scratch("sparse-ram"));
     }
-    Run { out, status }
+    let cache = report.map(|r| {
+        std::fs::read_to_string(&r)
+            .unwrap_or_else(|e| panic!("no cache-model report at {}: {e}\n{out}", r.display()))
+    });
+    Run { out, status, cache }
 }
 
 /// Where `loader_args` puts things, from the start of RAM: all in the first 512 MiB.
@@ -1134,7 +1173,7 @@ fn host_sha256(data: &[u8]) -> String {
 }
 
 /// This kernel kexecs Debian's Linux with a busybox initramfs holding a 1 MiB data file.
-fn kexec_into_linux(el: u8) -> Run {
+fn kexec_into_linux(el: u8, cache_model: Option<&'static str>) -> Run {
     let mut data = vec![0u8; 1 << 20];
     for (i, b) in data.iter_mut().enumerate() {
         *b = (i * 7 + i / 4096) as u8;
@@ -1154,6 +1193,7 @@ fn kexec_into_linux(el: u8) -> Run {
     let run = boot(Boot {
         el,
         initrd: Some(rd),
+        cache_model,
         ..Default::default()
     });
     let hash = host_sha256(&data);
@@ -1177,7 +1217,7 @@ fn kexec_into_linux(el: u8) -> Run {
 
 #[test]
 fn kexec_into_linux_at_el2_with_kvm() {
-    let run = kexec_into_linux(2);
+    let run = kexec_into_linux(2, None);
     assert!(
         run.out.contains("CPU: All CPU(s) started at EL2"),
         "{}",
@@ -1193,7 +1233,7 @@ fn kexec_into_linux_at_el2_with_kvm() {
 
 #[test]
 fn kexec_into_linux_at_el1() {
-    let run = kexec_into_linux(1);
+    let run = kexec_into_linux(1, None);
     assert!(
         run.out.contains("CPU: All CPU(s) started at EL1"),
         "{}",
@@ -1533,4 +1573,194 @@ fn smp_4_cpus_chain_and_linux_with_gicv3() {
     // Linux then sets up its GICv3 from scratch.
     let run = smp_chain_then_linux(2, true);
     assert!(run.out.contains("GICv3"), "{}", run.out);
+}
+
+// ---- the cache model -------------------------------------------------------------------------
+
+/// The cache model's `key=value` counters (`tools/cache-model`), from its report.
+fn cache_report(run: &Run) -> HashMap<String, u64> {
+    let report = run.cache.as_deref().expect("run under the cache model");
+    report
+        .lines()
+        .filter(|l| l.starts_with("cache-model: ") && !l.contains(" pa=") && !l.contains(" gen="))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+        .collect()
+}
+
+/// Violations per generation (a kernel, from CPU 0 turning its MMU on to the next time:
+/// its life, its kexec hand-over and the next kernel's entry with the MMU off).
+fn cache_generations(run: &Run) -> Vec<u64> {
+    let report = run.cache.as_deref().expect("run under the cache model");
+    report
+        .lines()
+        .filter_map(|l| l.strip_prefix("cache-model: gen="))
+        .map(|l| {
+            let v = l.split_whitespace().nth(1).unwrap();
+            v.strip_prefix("violations=").unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+/// Real caches would have held what this run needed: no violation, and the model saw
+/// cacheable and non-cacheable accesses, cache maintenance and instruction fetches (so a
+/// model that sees nothing fails), and could place every `dc` operand.
+fn assert_coherent(run: &Run) {
+    let r = cache_report(run);
+    let report = run.cache.as_deref().unwrap();
+    assert_eq!(r["violations"], 0, "{report}");
+    for seen in [
+        "cacheable",
+        "non_cacheable",
+        "fetch_checks",
+        "dc_civac",
+        "ic_iallu",
+    ] {
+        assert!(r[seen] > 0, "the model saw no {seen}: {report}");
+    }
+    assert_eq!(
+        r["unresolved_dc"], 0,
+        "dc operands the model could not place: {report}"
+    );
+}
+
+fn cache_model_chain(el: u8, report: &'static str) {
+    let rd = initramfs(&format!("cm-chain-el{el}.cpio"), Some("poweroff\n"), &[]);
+    let run = boot(Boot {
+        el,
+        initrd: Some(rd),
+        append: Some("kexec.chain=4 kexec.payload=4M kexec.mmu=both".into()),
+        cache_model: Some(report),
+        ..Default::default()
+    });
+    let lines = check_chain(&run, 4, &el.to_string());
+    let modes: Vec<&str> = lines[1..].iter().map(|l| l["reloc_mmu"].as_str()).collect();
+    assert_eq!(
+        modes,
+        ["on", "off", "on", "off"],
+        "both relocation modes ran"
+    );
+    assert_coherent(&run);
+}
+
+/// A 4-hop chain at EL2, relocating with the MMU on and off in turn, under the cache model.
+#[test]
+fn cache_model_chain_at_el2() {
+    cache_model_chain(2, "cm-chain-el2.txt");
+}
+
+/// The same at EL1.
+#[test]
+fn cache_model_chain_at_el1() {
+    cache_model_chain(1, "cm-chain-el1.txt");
+}
+
+/// `kexec -l` of a file (this Image, with its own initrd and command line), under the model.
+#[test]
+fn cache_model_kexec_a_file() {
+    let next = initramfs("cm-next.cpio", Some("echo FILE-KEXEC-OK\npoweroff\n"), &[]);
+    let image = std::fs::read(image()).unwrap();
+    let next = std::fs::read(next).unwrap();
+    let rd = initramfs(
+        "cm-file.cpio",
+        Some("kexec -l /Image --initrd=/next.cpio --append=\"cache-model-file\"\nkexec -e\n"),
+        &[("Image", &image), ("next.cpio", &next)],
+    );
+    let run = boot(Boot {
+        el: 2,
+        initrd: Some(rd),
+        cache_model: Some("cm-file.txt"),
+        ..Default::default()
+    });
+    assert!(run.out.contains("FILE-KEXEC-OK"), "{}", run.out);
+    assert!(
+        run.out.contains("command line: cache-model-file"),
+        "{}",
+        run.out
+    );
+    assert_eq!(run.status, Some(0));
+    assert_coherent(&run);
+}
+
+/// Debian's Linux kexec'd at EL2, under the model: this kernel, the hand-over and Linux's
+/// entry up to turning its MMU on (generations 0 and 1) are clean. What Linux does after
+/// that is Linux's (the model also reports its text patching, as when QEMU boots it).
+#[test]
+fn cache_model_kexec_into_linux() {
+    let run = kexec_into_linux(2, Some("cm-linux.txt"));
+    let gens = cache_generations(&run);
+    let report = run.cache.as_deref().unwrap();
+    assert!(gens.len() >= 3, "Linux never turned its MMU on: {report}");
+    assert_eq!(gens[..2], [0, 0], "{report}");
+    let r = cache_report(&run);
+    for seen in [
+        "cacheable",
+        "non_cacheable",
+        "fetch_checks",
+        "dc_civac",
+        "ic_iallu",
+    ] {
+        assert!(r[seen] > 0, "the model saw no {seen}: {report}");
+    }
+}
+
+/// The Image under test with one instruction of the relocation page replaced by a `nop`:
+/// the second `dc civac, x9` (the MMU-on copy's clean) or the `ic iallu`.
+fn without_maintenance(which: u32, nth: usize) -> PathBuf {
+    const NOP: u32 = 0xd503_201f;
+    const B_SELF: u32 = 0x1400_0000;
+    let mut bytes = std::fs::read(image()).unwrap();
+    let word = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    // The relocation page: 4 KiB aligned, with 16 `b .` vector slots at +0x800.
+    let page = (0..bytes.len() - 0x1000)
+        .step_by(0x1000)
+        .find(|&p| (0..16).all(|k| word(&bytes, p + 0x800 + 0x80 * k) == B_SELF))
+        .expect("the relocation page");
+    let hits: Vec<usize> = (page..page + 0x800)
+        .step_by(4)
+        .filter(|&a| word(&bytes, a) == which)
+        .collect();
+    let at = hits[nth];
+    bytes[at..at + 4].copy_from_slice(&NOP.to_le_bytes());
+    let path = scratch(&format!("no-{which:08x}-{nth}.Image"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The negative control: a relocation page without its clean, or without its I-cache
+/// invalidation, passes the chain in plain QEMU, and the model catches it.
+#[test]
+fn cache_model_catches_missing_maintenance() {
+    const DC_CIVAC_X9: u32 = 0xd50b_7e29;
+    const IC_IALLU: u32 = 0xd508_751f;
+    for (image, report, kind) in [
+        (
+            without_maintenance(DC_CIVAC_X9, 1),
+            "cm-no-civac.txt",
+            "fetch-stale",
+        ),
+        (
+            without_maintenance(IC_IALLU, 0),
+            "cm-no-iallu.txt",
+            "fetch-stale",
+        ),
+    ] {
+        let rd = initramfs("cm-neg.cpio", Some("poweroff\n"), &[]);
+        let run = boot(Boot {
+            el: 2,
+            initrd: Some(rd),
+            image: Some(image),
+            append: Some("kexec.chain=2 kexec.payload=4M".into()),
+            cache_model: Some(report),
+            ..Default::default()
+        });
+        assert!(run.line("chain: PASS").is_some(), "{}", run.out);
+        let r = cache_report(&run);
+        assert!(
+            r["violations"] > 0 && r[kind] > 0,
+            "{report}: {:?}",
+            run.cache
+        );
+    }
 }
