@@ -16,6 +16,10 @@ usage: ./qemu.sh [options] [-- extra QEMU arguments]
                     --dtb; ignores --el, --mem, --smp and --cpu: the board fixes them)
   --initrd FILE     initramfs (cpio newc, plain or gzip); default: scripts/rootfs packed
   --append "ARGS"   kernel command line, e.g. "loglevel=8 init=/other.rc"
+  --firmware STACK  on raspi4b, boot through a Pi 4 firmware stack from Debian's packages
+                    (scripts/rpi4-firmware.sh): tfa (TF-A's BL31 as the armstub: PSCI),
+                    uboot (U-Boot booti), tfa+uboot, or tfa-board (BL31 unpatched: QEMU
+                    then loses every CPU that makes PSCI CPU_OFF)
   --dtb FILE        hand the kernel this DTB as it is (its memory too: --mem must cover it),
                     instead of QEMU's generated one
   --image FILE      boot this Image instead of building one
@@ -27,7 +31,7 @@ usage: ./qemu.sh [options] [-- extra QEMU arguments]
 USAGE
 }
 
-el=2 mem=1G smp=1 cpu=cortex-a72 machine=virt initrd="" append="" dtb="" image="" gdb=0 cache_model=""
+el=2 mem=1G smp=1 cpu=cortex-a72 machine=virt initrd="" append="" dtb="" image="" gdb=0 cache_model="" firmware=""
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
         --dtb) dtb=$2; shift 2 ;;
         --image) image=$2; shift 2 ;;
         --cache-model) cache_model=$2; shift 2 ;;
+        --firmware) firmware=$2; shift 2 ;;
         --gdb) gdb=1; shift ;;
         -h|--help) usage; exit 0 ;;
         --) shift; extra=("$@"); break ;;
@@ -48,6 +53,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$el" in 1|2) ;; *) echo "qemu.sh: --el must be 1 or 2" >&2; exit 2 ;; esac
+if [ -n "$firmware" ] && [ "$machine" != raspi4b ]; then
+    echo "qemu.sh: --firmware is for --machine raspi4b" >&2; exit 2
+fi
 
 if ! command -v qemu-system-aarch64 >/dev/null || ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-none; then
     echo "qemu.sh: installing what is missing (scripts/setup.sh)" >&2
@@ -67,9 +75,13 @@ mach=$machine
 if [ "$machine" = raspi4b ]; then
     # Fixed CPUs (4 x Cortex-A72) and RAM; entered at EL2. Single-threaded TCG: otherwise the
     # secondaries spinning in the firmware stub starve the boot CPU.
-    if [ -z "$dtb" ]; then
+    if [ -z "$dtb" ] || [ -n "$firmware" ]; then
         scripts/fixtures.sh >&2
-        dtb=target/fixtures/bcm2711-rpi-4-b.dtb
+    fi
+    if [ -z "$dtb" ]; then
+        # With a firmware stack, the DTB is loaded as it is: QEMU does not disable for it
+        # what it does not model, so it is the copy with those devices disabled.
+        if [ -n "$firmware" ]; then dtb=target/fixtures/rpi4-qemu.dtb; else dtb=target/fixtures/bcm2711-rpi-4-b.dtb; fi
     fi
     # console=ttyS0 puts the console on the mini UART, QEMU's second serial port.
     if [[ " $append " =~ \ console=ttyS0[,\ ] ]]; then
@@ -77,8 +89,15 @@ if [ "$machine" = raspi4b ]; then
     else
         serial=(-nographic)
     fi
-    args=(-M raspi4b -accel tcg,thread=single "${serial[@]}" -no-reboot -kernel "$image" -initrd "$initrd")
-    args+=(-append "$append" -dtb "$dtb")
+    if [ -n "$firmware" ]; then
+        mapfile -t fw_args < <(scripts/rpi4-firmware.sh "$firmware" target/qemu-sh/firmware \
+            "$image" "$initrd" "$dtb" "$append")
+        [ ${#fw_args[@]} -gt 0 ] || exit 2
+        args=(-M raspi4b "${serial[@]}" -no-reboot "${fw_args[@]}")
+    else
+        args=(-M raspi4b -accel tcg,thread=single "${serial[@]}" -no-reboot -kernel "$image" -initrd "$initrd")
+        args+=(-append "$append" -dtb "$dtb")
+    fi
 elif [ -n "$dtb" ]; then
     # QEMU would replace a -dtb's /memory and /chosen. To hand the kernel the DTB as it is,
     # load the Image, a copy of the DTB (bootargs and initrd set with fdtput) and the initrd

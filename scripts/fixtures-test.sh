@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 fail() { printf 'fixtures-test: FAIL: %s\n' "$*" >&2; exit 1; }
 say() { printf 'fixtures-test: %s\n' "$*"; }
 [ -f target/fixtures/linux/version ] && [ -x target/fixtures/userland/sbin/kexec ] \
+    && [ -f target/fixtures/firmware/packages ] \
     || fail "target/fixtures is incomplete: run scripts/fixtures.sh first"
 
 scratch=$(mktemp -d)
@@ -20,6 +21,7 @@ mkdir -p "$dir" "$fakes"
 # The unpacked packages, shared (hard links) so that they are not fetched again.
 cp -al target/fixtures/linux "$dir/linux"
 cp -al target/fixtures/userland "$dir/userland"
+cp -al target/fixtures/firmware "$dir/firmware"
 touch "$dir/.atomic"
 
 run() { FIXTURES_DIR=$dir PATH="$fakes:$PATH" scripts/fixtures.sh >"$scratch/log" 2>&1; }
@@ -40,6 +42,8 @@ expect_whole() {
     done
     [ -x "$dir/userland/sbin/kexec" ] && [ -x "$dir/userland/bin/busybox" ] \
         || fail "userland is incomplete"
+    [ -f "$dir/firmware/bl31-qemu.bin" ] && [ -f "$dir/firmware/u-boot.bin" ] \
+        || fail "firmware is incomplete"
 }
 
 # 1. A run killed while fdtput writes rpi4-4g.dtb (the run that went wrong in issue #9).

@@ -11,6 +11,10 @@
 #   rpi4-qemu.dtb     the Pi 4 DTB with what QEMU raspi4b does not model disabled (for Linux)
 #   virt-runtime.dtb  what a -kernel sees after `-dtb` with two /memory nodes: QEMU turns them
 #                     into FDT_NOPs and appends its own (a DTB with NOPs, as boot loaders make)
+#   firmware/         the Raspberry Pi 4's firmware stacks as Debian ships them: TF-A's BL31
+#                     (bl31.bin, from arm-trusted-firmware) and U-Boot (u-boot.bin, from
+#                     u-boot-rpi's rpi_arm64), plus bl31-qemu.bin, the test-only copy of BL31
+#                     whose CPU_OFF does in QEMU what the board's warm reset does (see below)
 #
 # Every fixture is made under a temporary name (.NAME.partial) and renamed only when it is
 # complete, so a run that fails or is killed leaves nothing a later run takes for finished;
@@ -141,4 +145,53 @@ virt_runtime() {
 }
 fixture virt-runtime.dtb virt_runtime
 
-say "ok: $(cat "$out/linux/version"), $(ls "$out"/*.dtb | wc -l) DTBs in $out"
+# --- The Raspberry Pi 4's firmware: TF-A and U-Boot ------------------------
+# u32 FILE OFFSET: the little-endian 32-bit word at OFFSET, as 8 hex digits.
+u32() { od -An -tx4 -j "$(($2))" -N4 "$1" | tr -d ' \n'; }
+# patch_word FILE OFFSET OLD NEW WHAT: replaces the word OLD at OFFSET with NEW, or fails naming both.
+patch_word() {
+    local file=$1 at=$2 old=$3 new=$4 what=$5 found
+    found=$(u32 "$file" "$at")
+    if [ "$found" != "$old" ]; then
+        say "$file: expected $old at $at (before: $what), found $found: not Debian's TF-A 2.8 BL31?"
+        return 1
+    fi
+    printf "$(printf '\\x%02x' $((0x$new & 255)) $((0x$new >> 8 & 255)) $((0x$new >> 16 & 255)) \
+        $((0x$new >> 24)))" | dd of="$file" bs=1 seek=$(($at)) conv=notrunc status=none
+}
+# bl31_qemu IN OUT: Debian's TF-A 2.8 rpi4 BL31 (file offset = address, loaded at 0) with its
+# CPU_OFF made to do what the board does. plat/rpi/common/rpi3_pm.c, rpi3_pwr_down_wfi, ends a
+# CPU_OFF with write_rmr_el3(RMR_EL3_RR_BIT | RMR_EL3_AA64_BIT) and a wfi loop: on a Pi 4 the
+# core warm-resets into BL31's entry at 0, whose cold path (bl31_entrypoint,
+# el3_entrypoint_common, plat_secondary_cold_boot_setup in plat/rpi/common/aarch64/
+# plat_helpers.S) parks it in the hold pen where CPU_ON finds it. QEMU ignores the RMR_EL3
+# write (its RMR_EL3 is a constant), so the core never leaves the wfi and no later CPU_ON
+# brings it back. The patch branches from the `msr rmr_el3, x0` to five instructions in the
+# zero padding at the end of BL31's .text (0x9ac0, executable while the EL3 MMU is on) that do
+# what the reset does: SCTLR_EL3 to the Cortex-A72's reset value (MMU, caches and WXN off; with
+# the MMU on, page 0 is execute-never), then a branch to the reset vector at 0.
+bl31_qemu() {
+    cp "$1" "$2"
+    patch_word "$2" 0x889c d51ec040 14000489 "msr rmr_el3, x0 -> b 0x9ac0"
+    patch_word "$2" 0x9ac0 00000000 d2810700 "mov x0, #0x838"
+    patch_word "$2" 0x9ac4 00000000 f2a018a0 "movk x0, #0xc5, lsl #16 (x0 = 0x00c50838)"
+    patch_word "$2" 0x9ac8 00000000 d51e1000 "msr sctlr_el3, x0"
+    patch_word "$2" 0x9acc 00000000 d5033fdf "isb"
+    patch_word "$2" 0x9ad0 00000000 17ffd94c "b 0x0"
+}
+rpi4_firmware() {
+    local tmp=$1
+    need_arm64
+    say "downloading arm-trusted-firmware and u-boot-rpi (arm64)"
+    download arm-trusted-firmware:arm64 u-boot-rpi:arm64
+    local x; x=$(mktemp -d); scratch+=("$x")
+    for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$x"; done
+    mkdir "$tmp"
+    cp "$x/usr/lib/arm-trusted-firmware/rpi4/bl31.bin" "$tmp/bl31.bin"
+    cp "$x/usr/lib/u-boot/rpi_arm64/u-boot.bin" "$tmp/u-boot.bin"
+    bl31_qemu "$tmp/bl31.bin" "$tmp/bl31-qemu.bin"
+    (cd "$debs" && ls ./*.deb) | sed 's|^\./||' > "$tmp/packages"
+}
+fixture firmware rpi4_firmware
+
+say "ok: $(cat "$out/linux/version"), $(ls "$out"/*.dtb | wc -l) DTBs and the Pi 4 firmware in $out"

@@ -47,6 +47,8 @@ pub struct Header {
     pub reloc_end: u64,
     /// µs the sender took to turn its other CPUs off (written at `kexec -e`).
     pub smp_down_us: u64,
+    /// CPUs online in the sender (0: not known): the receiver must bring up as many.
+    pub cpus: u64,
 }
 
 /// Why a hand-over block cannot be read.
@@ -81,7 +83,7 @@ impl fmt::Display for HeaderError {
 }
 
 impl Header {
-    const FIELDS: usize = 13;
+    const FIELDS: usize = 14;
 
     fn words(&self) -> [u64; Self::FIELDS] {
         [
@@ -98,6 +100,7 @@ impl Header {
             self.reloc_start,
             self.reloc_end,
             self.smp_down_us,
+            self.cpus,
         ]
     }
 
@@ -144,6 +147,7 @@ impl Header {
             reloc_start: w(11),
             reloc_end: w(12),
             smp_down_us: w(13),
+            cpus: w(14),
         };
         Ok(h)
     }
@@ -192,6 +196,7 @@ mod tests {
             payload_len: 100,
             reloc_start: 0x1111,
             reloc_end: 0x2222,
+            cpus: 4,
             ..Default::default()
         };
         let mut block = vec![0u8; HEADER_PAGE + 100];

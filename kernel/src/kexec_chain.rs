@@ -80,6 +80,12 @@ pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
                 "entered at EL{} but the chain started at EL{}",
                 sys.entry_el, h.first_el
             ))
+        } else if h.cpus != 0 && h.cpus != cpus as u64 {
+            Some(format!(
+                "CPUs online: {cpus} at hop {hop}, {} at hop {}: a CPU did not come back",
+                h.cpus,
+                hop - 1
+            ))
         } else if h.free_ref != 0 && h.free_ref != free {
             Some(format!(
                 "free frames {free} at hop {hop}, {} at hop 1: a leak",
@@ -99,7 +105,7 @@ pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
         return println!("chain: PASS");
     }
     let mmu_off = mmu_off || (mmu == "both" && hop % 2 == 1);
-    if let Err(e) = chain_next(hop, total, payload_len, mmu_off, free, prev_h) {
+    if let Err(e) = chain_next(hop, total, payload_len, mmu_off, free, cpus, prev_h) {
         println!("chain: FAIL hop {} load: {e}", hop + 1);
     }
 }
@@ -110,6 +116,7 @@ fn chain_next(
     payload_len: u64,
     mmu_off: bool,
     free: u64,
+    cpus: usize,
     prev: Option<Header>,
 ) -> Result<(), KexecError> {
     let sys = SYSTEM.get().expect("booted");
@@ -124,6 +131,7 @@ fn chain_next(
             None => 0,
         },
         payload_len,
+        cpus: cpus as u64,
         ..Default::default()
     };
     // The block is built in frames (it can be far larger than the heap) and copied into the

@@ -352,6 +352,14 @@ pub fn list() {
             (CpuState::Off, _) => "off",
             (CpuState::Failed, _) => "failed",
         };
-        println!("cpu{i}  mpidr={:#x}  el={}  {state}", c.mpidr, c.el);
+        let method = match c.method {
+            Method::Boot => "boot",
+            Method::Psci => "psci",
+            Method::Spin { .. } => "spin-table",
+        };
+        println!(
+            "cpu{i}  mpidr={:#x}  el={}  {state}  method={method}",
+            c.mpidr, c.el
+        );
     }
 }

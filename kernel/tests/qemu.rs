@@ -103,6 +103,9 @@ struct Boot {
     /// `raspi4b` instead of `virt` (its own CPUs and RAM; single-threaded TCG, since its
     /// spinning secondaries otherwise starve the boot CPU).
     raspi4b: bool,
+    /// On `raspi4b`, boot through this Pi 4 firmware stack (`scripts/rpi4-firmware.sh`:
+    /// `tfa`, `tfa-board`, `uboot`, `tfa+uboot`) with `dtb` (default: `rpi4-qemu.dtb`).
+    firmware: Option<&'static str>,
     initrd: Option<PathBuf>,
     dtb: Option<PathBuf>,
     /// Hand the kernel this DTB exactly as it is (see `loader_args`), instead of `-kernel`.
@@ -161,7 +164,10 @@ fn boot(b: Boot) -> Run {
         (_, true) => "virt,virtualization=on,gic-version=3",
     };
     let mut cmd = Command::new("qemu-system-aarch64");
-    if b.raspi4b {
+    if b.raspi4b && b.firmware.is_some() {
+        // The rest comes from rpi4_firmware_args.
+        cmd.args(["-M", "raspi4b"]);
+    } else if b.raspi4b {
         // Its CPUs and RAM are fixed; single-threaded TCG (see the test).
         cmd.args(["-M", "raspi4b", "-accel", "tcg,thread=single"]);
     } else {
@@ -204,7 +210,21 @@ fn boot(b: Boot) -> Run {
     if b.linux.is_none() {
         cmd.args(["-semihosting-config", "enable=on,target=native"]);
     }
-    if let Some((kernel, initrd, append)) = &b.linux {
+    if let Some(firmware) = b.firmware {
+        assert!(b.raspi4b, "firmware stacks are the Pi 4's");
+        let (kernel, initrd, cmdline) = match &b.linux {
+            Some((k, i, a)) => (k.clone(), i.clone(), a.clone()),
+            None => (
+                b.image.clone().unwrap_or_else(|| image().to_path_buf()),
+                b.initrd.clone().expect("an initrd"),
+                append.clone(),
+            ),
+        };
+        let dtb = b.dtb.clone().unwrap_or_else(|| fixture("rpi4-qemu.dtb"));
+        cmd.args(rpi4_firmware_args(
+            firmware, &kernel, &initrd, &dtb, &cmdline,
+        ));
+    } else if let Some((kernel, initrd, append)) = &b.linux {
         cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
         cmd.args(["-append", append]);
     } else if let Some(dtb) = &b.dtb_as_is {
@@ -296,6 +316,36 @@ fn boot(b: Boot) -> Run {
             .unwrap_or_else(|e| panic!("no cache-model report at {}: {e}\n{out}", r.display()))
     });
     Run { out, status, cache }
+}
+
+/// QEMU's arguments for booting `kernel` through a Pi 4 firmware stack, from
+/// `scripts/rpi4-firmware.sh` (which lays out memory as the firmware would).
+fn rpi4_firmware_args(
+    firmware: &str,
+    kernel: &Path,
+    initrd: &Path,
+    dtb: &Path,
+    cmdline: &str,
+) -> Vec<String> {
+    let stem = initrd.file_stem().unwrap().to_string_lossy();
+    let dir = scratch(&format!("fw-{}-{stem}", firmware.replace('+', "-")));
+    let out = Command::new(root().join("scripts/rpi4-firmware.sh"))
+        .arg(firmware)
+        .arg(&dir)
+        .args([kernel, initrd, dtb])
+        .arg(cmdline)
+        .output()
+        .expect("scripts/rpi4-firmware.sh");
+    assert!(
+        out.status.success(),
+        "scripts/rpi4-firmware.sh {firmware}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Where `loader_args` puts things, from the start of RAM: all in the first 512 MiB.
@@ -1565,6 +1615,200 @@ fn raspi4b_console_on_the_mini_uart() {
     assert!(run.line("ready el=2 cpus=4").is_some(), "{}", run.out);
     assert!(run.out.contains("\non the mini uart"), "{}", run.out);
     assert_eq!(run.status, Some(0));
+}
+
+// ---- the Pi 4's firmware stacks (scripts/rpi4-firmware.sh) ---------------------------------
+
+/// Every `cpuN` line of `cpus`: (state, method).
+fn cpu_methods(run: &Run) -> Vec<(String, String)> {
+    run.out
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.contains("mpidr="))
+        .map(|l| {
+            let f: Vec<&str> = l.split("  ").map(str::trim).collect();
+            let method = f.last().unwrap().strip_prefix("method=").unwrap();
+            (f[3].to_string(), method.to_string())
+        })
+        .collect()
+}
+
+/// The control for the TF-A emulation: Debian's Linux under Debian's TF-A (BL31 as the
+/// armstub, with the test-only warm-reset patch) kexecs Linux with kexec-tools, and the second
+/// Linux brings up all four CPUs through PSCI, as on a board. Under the BL31 as shipped, QEMU
+/// (which does not model the warm reset its CPU_OFF asks for) loses them: see the next test.
+#[test]
+fn raspi4b_tfa_linux_kexecs_linux_with_4_cpus() {
+    let linux = linux_image();
+    let second = linux_initramfs("echo SECOND-LINUX-OK", false, &[]);
+    let first = linux_initramfs(
+        "/sbin/kexec -l /linux.Image --initrd=/second.cpio --append=\"console=ttyAMA0,115200 panic=-1 second-linux\"\n\
+         /sbin/kexec -e",
+        true,
+        &[("linux.Image", &linux), ("second.cpio", &second)],
+    );
+    let path = scratch("tfa-linux-first.cpio");
+    std::fs::write(&path, first).unwrap();
+    let run = boot(Boot {
+        raspi4b: true,
+        firmware: Some("tfa"),
+        linux: Some((
+            fixture("linux/Image"),
+            path,
+            "console=ttyAMA0,115200 panic=-1 first-linux".into(),
+        )),
+        ..Default::default()
+    });
+    assert!(
+        run.out.contains("Changed device tree to advertise PSCI"),
+        "{}",
+        run.out
+    );
+    let psci = run
+        .out
+        .matches("psci: PSCIv1.1 detected in firmware.")
+        .count();
+    assert_eq!(psci, 2, "both Linuxes use TF-A's PSCI: {}", run.out);
+    let cpus: Vec<&str> = run
+        .out
+        .lines()
+        .filter(|l| l.starts_with("LINUX-CPUS"))
+        .collect();
+    assert_eq!(cpus, ["LINUX-CPUS 4", "LINUX-CPUS 4"], "{}", run.out);
+    assert!(run.out.contains("SECOND-LINUX-OK"), "{}", run.out);
+}
+
+/// This kernel under TF-A: four CPUs through PSCI, all four back at every hop of a chain
+/// (each hop turns them off with CPU_OFF and on again with CPU_ON), then Linux, which finds
+/// PSCI and four CPUs.
+#[test]
+fn raspi4b_tfa_chain_then_linux() {
+    let linux_rd = linux_initramfs("", false, &[]);
+    let rd = initramfs(
+        "tfa-chain.cpio",
+        Some("cpus\nmem\nkexec -l /Image --initrd=/linux.cpio --append=\"console=ttyAMA0,115200 panic=-1\"\nkexec -e\n"),
+        &[("Image", &linux_image()), ("linux.cpio", &linux_rd)],
+    );
+    let run = boot(Boot {
+        raspi4b: true,
+        firmware: Some("tfa"),
+        initrd: Some(rd),
+        append: Some("kexec.chain=4 kexec.payload=16M".into()),
+        ..Default::default()
+    });
+    let lines = check_chain(&run, 4, "2");
+    for l in &lines {
+        assert_eq!(l["cpus"], "4", "every CPU back at every hop: {l:?}");
+    }
+    let methods = cpu_methods(&run);
+    assert_eq!(methods.len(), 4, "{}", run.out);
+    for (state, method) in &methods[1..] {
+        assert_eq!(
+            (state.as_str(), method.as_str()),
+            ("online", "psci"),
+            "{}",
+            run.out
+        );
+    }
+    // BL31 keeps its own memory out of every kernel's reach.
+    assert!(
+        run.out.contains("reserved-memory no-map atf@0"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out.contains("psci: PSCIv1.1 detected in firmware."),
+        "{}",
+        run.out
+    );
+    assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 4"), "{}", run.out);
+}
+
+/// Debian's BL31 as shipped: in QEMU a CPU that made CPU_OFF never comes back (QEMU ignores
+/// the RMR_EL3 warm-reset request it ends with). Each lost CPU gets its own line, the chain
+/// names the loss, and the kernel goes on with the CPUs it has.
+#[test]
+fn raspi4b_tfa_as_shipped_names_every_cpu_that_does_not_return() {
+    let rd = initramfs("tfa-board.cpio", Some("cpus\npoweroff\n"), &[]);
+    let run = boot(Boot {
+        raspi4b: true,
+        firmware: Some("tfa-board"),
+        initrd: Some(rd),
+        append: Some("kexec.chain=1 kexec.payload=1M".into()),
+        ..Default::default()
+    });
+    let lines = chain_lines(&run);
+    assert_eq!(lines.len(), 2, "{}", run.out);
+    assert_eq!(
+        (lines[0]["cpus"].as_str(), lines[1]["cpus"].as_str()),
+        ("4", "1")
+    );
+    for mpidr in ["0x1", "0x2", "0x3"] {
+        let lost = format!("smp: cpu {mpidr}: did not report in within 10000 ms");
+        assert!(run.out.contains(&lost), "{lost}: {}", run.out);
+    }
+    assert_eq!(
+        run.line("chain: FAIL"),
+        Some("chain: FAIL CPUs online: 1 at hop 1, 4 at hop 0: a CPU did not come back"),
+        "{}",
+        run.out
+    );
+    let failed = cpu_methods(&run)
+        .iter()
+        .filter(|(s, _)| s == "failed")
+        .count();
+    assert_eq!(failed, 3, "{}", run.out);
+    assert_eq!(
+        run.status,
+        Some(0),
+        "the shell goes on and powers off: {}",
+        run.out
+    );
+}
+
+/// Debian's U-Boot (`rpi_arm64`) `booti`s this kernel, which finds four spin-table CPUs and
+/// kexecs on from there.
+#[test]
+fn raspi4b_uboot_boots_the_kernel_which_kexecs_on() {
+    let rd = initramfs("uboot.cpio", Some("cpus\npoweroff\n"), &[]);
+    let run = boot(Boot {
+        raspi4b: true,
+        firmware: Some("uboot"),
+        initrd: Some(rd),
+        append: Some("kexec.chain=2 kexec.payload=16M".into()),
+        ..Default::default()
+    });
+    assert!(run.out.contains("U-Boot 2023.01"), "{}", run.out);
+    assert!(run.out.contains("u-boot: booti 0x1000000"), "{}", run.out);
+    let lines = check_chain(&run, 2, "2");
+    for l in &lines {
+        assert_eq!(l["cpus"], "4", "{l:?}");
+    }
+    for (state, method) in &cpu_methods(&run)[1..] {
+        assert_eq!((state.as_str(), method.as_str()), ("online", "spin-table"));
+    }
+}
+
+/// TF-A, then U-Boot, then this kernel (the stack of a Pi 4 with `armstub=bl31.bin` and
+/// `kernel=u-boot.bin`): PSCI CPUs, kept across a kexec.
+#[test]
+fn raspi4b_tfa_then_uboot_then_the_kernel() {
+    let rd = initramfs("tfa-uboot.cpio", Some("cpus\npoweroff\n"), &[]);
+    let run = boot(Boot {
+        raspi4b: true,
+        firmware: Some("tfa+uboot"),
+        initrd: Some(rd),
+        append: Some("kexec.chain=2 kexec.payload=16M".into()),
+        ..Default::default()
+    });
+    assert!(run.out.contains("NOTICE:  BL31: v2.8"), "{}", run.out);
+    assert!(run.out.contains("U-Boot 2023.01"), "{}", run.out);
+    let lines = check_chain(&run, 2, "2");
+    for l in &lines {
+        assert_eq!(l["cpus"], "4", "{l:?}");
+    }
+    for (state, method) in &cpu_methods(&run)[1..] {
+        assert_eq!((state.as_str(), method.as_str()), ("online", "psci"));
+    }
 }
 
 #[test]
