@@ -4,6 +4,7 @@
 #                     archive drops old ABI versions), unpacked: its Image and its DTBs
 #   bcm2711-rpi-4-b.dtb, juno-r2.dtb   the real board DTBs from that package
 #   virt-1g.dtb       QEMU's own virt DTB (1 GiB, EL2), from -machine dumpdtb
+#   virt-gicv3.dtb    the same with a GICv3 (and its ITS) and 4 CPUs
 #   userland/         Debian's busybox-static and kexec-tools (with its library closure, as
 #                     ../shared/reference/qemu-notes.md §5 lists it), unpacked: the QEMU tests
 #                     build Linux initramfs images from it
@@ -132,6 +133,11 @@ virt_1g() {
         -nographic -nic none </dev/null >/dev/null
 }
 fixture virt-1g.dtb virt_1g
+virt_gicv3() {
+    qemu-system-aarch64 -M virt,virtualization=on,gic-version=3,dumpdtb="$1" -cpu cortex-a72 \
+        -m 1G -smp 4 -nographic -nic none </dev/null >/dev/null
+}
+fixture virt-gicv3.dtb virt_gicv3
 
 virt_runtime() {
     local two="$out/.virt-two-banks.dtb.partial"

@@ -34,6 +34,10 @@ mod pl011 {
     pub const CR_RXE: u32 = 1 << 9;
     /// Interrupt mask set/clear register.
     pub const IMSC: usize = 0x38;
+    /// IMSC/ICR: receive and receive-timeout interrupts (a byte waits; bytes wait and the
+    /// line went quiet).
+    pub const INT_RX: u32 = 1 << 4;
+    pub const INT_RT: u32 = 1 << 6;
     /// Interrupt clear register.
     pub const ICR: usize = 0x44;
     /// ICR: every interrupt.
@@ -44,6 +48,9 @@ mod pl011 {
 mod mini {
     /// `AUX_MU_IO_REG`: data.
     pub const IO: usize = 0x00;
+    /// `AUX_MU_IER_REG`: interrupt enables (bit 0 receive, per the datasheet's errata).
+    pub const IER: usize = 0x04;
+    pub const IER_RX: u32 = 1 << 0;
     /// `AUX_MU_LSR_REG`: line status.
     pub const LSR: usize = 0x14;
     /// LSR: a byte is waiting.
@@ -107,7 +114,75 @@ pub unsafe fn init_mini(base: usize) {
     BASE.store(base, Ordering::Release);
 }
 
-/// Reads a byte if one is waiting.
+/// Bytes the receive interrupt took from the UART, for the shell: one producer (the
+/// interrupt, on the boot CPU, where SPIs go) and one consumer (the shell, on the boot CPU,
+/// with IRQs masked while it looks).
+struct RxRing {
+    buf: [AtomicU8; RX_RING],
+    head: AtomicUsize,
+    tail: AtomicUsize,
+}
+const RX_RING: usize = 256;
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY: AtomicU8 = AtomicU8::new(0);
+static RX: RxRing = RxRing {
+    buf: [EMPTY; RX_RING],
+    head: AtomicUsize::new(0),
+    tail: AtomicUsize::new(0),
+};
+/// Bytes the ring had no room for.
+static RX_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Turns on the UART's receive interrupt (its GIC line is enabled by `irq`).
+pub fn enable_rx_interrupt() {
+    let base = BASE.load(Ordering::Acquire);
+    if base == 0 {
+        return;
+    }
+    // SAFETY: `base` is the mapped console UART.
+    unsafe {
+        if MINI.load(Ordering::Relaxed) {
+            reg(base, mini::IER).write_volatile(mini::IER_RX);
+        } else {
+            reg(base, pl011::ICR).write_volatile(pl011::INT_RX | pl011::INT_RT);
+            reg(base, pl011::IMSC).write_volatile(pl011::INT_RX | pl011::INT_RT);
+        }
+    }
+}
+
+/// The receive interrupt: moves every waiting byte into the ring (which ends the level
+/// interrupt: it holds while the FIFO has data).
+pub fn rx_interrupt() {
+    while let Some(b) = try_read() {
+        let head = RX.head.load(Ordering::Relaxed);
+        let next = (head + 1) % RX_RING;
+        if next == RX.tail.load(Ordering::Acquire) {
+            RX_DROPPED.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        RX.buf[head].store(b, Ordering::Relaxed);
+        RX.head.store(next, Ordering::Release);
+    }
+    let base = BASE.load(Ordering::Acquire);
+    if base != 0 && !MINI.load(Ordering::Relaxed) {
+        // SAFETY: `base` is the mapped PL011.
+        unsafe { reg(base, pl011::ICR).write_volatile(pl011::INT_RX | pl011::INT_RT) };
+    }
+}
+
+/// The next received byte: from the ring the interrupt fills, else straight from the UART
+/// (no receive interrupt, or bytes that came while IRQs were masked).
+pub fn next_byte() -> Option<u8> {
+    let tail = RX.tail.load(Ordering::Relaxed);
+    if tail != RX.head.load(Ordering::Acquire) {
+        let b = RX.buf[tail].load(Ordering::Relaxed);
+        RX.tail.store((tail + 1) % RX_RING, Ordering::Release);
+        return Some(b);
+    }
+    try_read()
+}
+
+/// Reads a byte if one is waiting in the UART itself.
 pub fn try_read() -> Option<u8> {
     let base = BASE.load(Ordering::Acquire);
     if base == 0 {

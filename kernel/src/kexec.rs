@@ -95,6 +95,8 @@ pub enum KexecError {
     },
     /// A gzip-compressed Image that cannot be inflated.
     Gzip(String, kernel::gzip::GzipError),
+    /// `kexec.from_irq` on a machine without a GIC or a timer interrupt in the DTB.
+    NoTick,
 }
 
 impl fmt::Display for KexecError {
@@ -125,6 +127,10 @@ impl fmt::Display for KexecError {
             Self::NoMemory(n) => write!(f, "out of memory for a {n}-byte buffer"),
             Self::Gzip(file, e) => write!(f, "{file}: Image.gz: {e}"),
             Self::Cpus(e) => write!(f, "stopping the other CPUs: {e}"),
+            Self::NoTick => write!(
+                f,
+                "kexec.from_irq needs a tick: the DTB names no GIC this kernel drives, or no arm,armv8-timer interrupt"
+            ),
             Self::GzipSize { file, announced, free } => write!(
                 f,
                 "{file}: Image.gz: its trailer announces {announced} bytes, more than the {free} bytes free (truncated or corrupt?)"
@@ -219,7 +225,6 @@ struct Loaded {
 }
 
 static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
-static GIC: spin::Once<Option<arch::gic::MappedGic>> = spin::Once::new();
 
 /// The running kernel's Image, byte for byte as `scripts/build.sh` wrote it: text and
 /// read-only data as mapped (never written), `.data` as loaded (saved by the boot code).
@@ -264,22 +269,6 @@ fn control_page(kimage: &mut Kimage) -> Result<(u64, &'static mut [u8]), KexecEr
         .ok_or(KexecError::NoControlPage)?;
     // SAFETY: a fresh control page, owned by `kimage`.
     Ok((pa, unsafe { memory::page_mut(pa) }))
-}
-
-fn gic() -> Option<arch::gic::MappedGic> {
-    *GIC.call_once(|| {
-        let g = SYSTEM.get()?.platform.gic.clone()?;
-        let dist = memory::map_device(g.dist).ok()? as usize;
-        let cpu = match g.cpu {
-            Some(c) => memory::map_device(c).ok()? as usize,
-            None => 0,
-        };
-        Some(arch::gic::MappedGic {
-            version: g.version,
-            dist,
-            cpu,
-        })
-    })
 }
 
 /// `kexec -l`: loads the next kernel; replaces whatever was loaded.
@@ -597,10 +586,28 @@ fn next_dtb(
             value: Some(v),
         });
     }
-    let reserve: Vec<(u64, u64)> = match pen {
+    let mut reserve: Vec<(u64, u64)> = match pen {
         Some((pa, true)) => alloc::vec![(pa, PAGE_SIZE)],
         _ => Vec::new(),
     };
+    // LPI tables the GIC may still write (a previous kernel left EnableLPIs set and it could
+    // not be cleared) stay reserved in the next kernel too, unless the DTB says so already.
+    let map = memory::memory_map().expect("memory::init ran");
+    let in_dtb = |r: &Region| {
+        req.dtb.is_none()
+            && map.reserved.iter().any(|m| {
+                m.kind == mm::memmap::ReservedKind::MemReserve
+                    && m.region.start <= r.start
+                    && r.end <= m.region.end
+            })
+    };
+    for lpi in map
+        .reserved
+        .iter()
+        .filter(|m| m.kind == mm::memmap::ReservedKind::GicLpiTables && !in_dtb(&m.region))
+    {
+        reserve.push((lpi.region.start, lpi.region.size()));
+    }
     let blob =
         dtb::edit(base_dtb, &edits, &reserve).map_err(|e| KexecError::Dtb(name.clone(), e))?;
     if blob.len() as u64 > DTB_MAX {
@@ -887,7 +894,6 @@ pub fn show() {
 
 /// `kexec -e`: hands the machine to the loaded image. Returns only if nothing is loaded.
 pub fn execute() -> Result<(), KexecError> {
-    let gic = gic();
     if LOADED.lock().is_none() {
         return Err(KexecError::NotLoaded);
     }
@@ -906,7 +912,15 @@ pub fn execute() -> Result<(), KexecError> {
         },
         if l.args.mmu_off != 0 { "off" } else { "on" }
     );
-    arch::mask_all();
+    // Masked, the tick stopped, the GIC quiet: nothing the next kernel did not ask for.
+    // `kexec.gic=dirty` (a test of the next kernel) leaves the boot CPU's timer running and
+    // the GIC as it is: the distributor on, interrupts enabled, and, from inside a handler
+    // (`kexec.from_irq`), the tick active with its priority held in the CPU interface.
+    if SYSTEM.get().and_then(|s| s.cmdline.get("kexec.gic")) == Some("dirty") {
+        arch::mask_all();
+    } else {
+        crate::irq::leave_all();
+    }
     if let Some(src) = l.handover_src {
         let mut pages = FramePages;
         let page = pages.page(src);
@@ -916,11 +930,6 @@ pub fn execute() -> Result<(), KexecError> {
             .copy_from_slice(&smp_down_us.to_le_bytes());
         arch::clean_inval_dcache(phys_to_virt(src), PAGE_SIZE);
     }
-    if let Some(g) = gic {
-        // SAFETY: mapped as device memory by `gic()`; interrupts are masked.
-        unsafe { g.quiesce() };
-    }
-    arch::timers_off();
     if l.args.el2 != 0 {
         let r = arch::hyp_set_vectors(l.args.el2);
         if r != 0 {

@@ -23,6 +23,8 @@ mod console;
 #[cfg(target_os = "none")]
 mod files;
 #[cfg(target_os = "none")]
+mod irq;
+#[cfg(target_os = "none")]
 mod kexec;
 #[cfg(target_os = "none")]
 mod kexec_chain;
@@ -37,7 +39,7 @@ pub use bare::*;
 
 #[cfg(target_os = "none")]
 mod bare {
-    use crate::{arch, console, files, kexec_chain, memory, println, shell, smp};
+    use crate::{arch, console, files, irq, kexec_chain, memory, println, shell, smp};
     use fdt::Fdt;
     use kernel::cmdline::Cmdline;
     use kernel::platform::Platform;
@@ -112,6 +114,10 @@ mod bare {
             Ok(p) => (p.console.as_ref().map(|c| c.regs), p.initrd, p.handover),
             Err(_) => (None, None, None),
         };
+        let redist = match &platform {
+            Ok(p) => p.gic.as_ref().map(|g| g.redist.clone()).unwrap_or_default(),
+            Err(_) => alloc::vec::Vec::new(),
+        };
         let dtb = Region::new(dtb_pa, original.len() as u64);
         let (mem, console_va) = memory::init(
             MemoryMap::from_fdt(&fdt),
@@ -120,6 +126,7 @@ mod bare {
             initrd,
             handover,
             console_regs,
+            &redist,
         );
         let mini = matches!(&platform, Ok(p) if p.console.as_ref().is_some_and(|c| c.kind == kernel::platform::UartKind::MiniUart));
         if let Some(va) = console_va {
@@ -181,6 +188,14 @@ mod bare {
             None => log::info!("initramfs: none"),
         }
 
+        // The GIC is reset and this CPU's tick started before any other CPU comes up.
+        let boot_index = sys
+            .platform
+            .mpidrs()
+            .iter()
+            .position(|&m| m == arch::mpidr());
+        arch::set_cpu_index(boot_index.unwrap_or(0));
+        irq::init_boot_cpu(boot_index.unwrap_or(0));
         let (cpus, smp_us) = smp::start_secondaries();
         log::info!("smp: {cpus} CPUs online ({smp_us} us to start the others)");
 

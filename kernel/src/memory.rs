@@ -130,6 +130,7 @@ pub fn init(
     initrd: Option<Region>,
     handover: Option<Region>,
     console: Option<Region>,
+    redist: &[Region],
 ) -> (Result<MemInfo, mm::memmap::MemMapError>, Option<u64>) {
     use boot::symbols::*;
     // SAFETY: linker symbols; only their addresses are taken, never their contents.
@@ -203,14 +204,7 @@ pub fn init(
                 Err(e) => panic!("linear map of {r}: {e}"),
             }
         }
-        for r in map.free_regions() {
-            FRAMES.add_range(r.start, r.end);
-        }
-        let info = MemInfo {
-            total: map.total_bytes(),
-        };
-        MEMORY_MAP.call_once(|| map);
-        info
+        map
     });
 
     let mut km = KernelMap {
@@ -221,6 +215,15 @@ pub fn init(
         usage: TableUse::default(),
     };
     let console_va = console.map(|r| map_device_locked(&mut km, r).expect("mapping the console"));
+    let redist_va: alloc::vec::Vec<(usize, usize)> = redist
+        .iter()
+        .filter_map(|&r| {
+            Some((
+                map_device_locked(&mut km, r).ok()? as usize,
+                r.size() as usize,
+            ))
+        })
+        .collect();
     km.usage = TableUse {
         devices: km.usage.devices,
         ..usage
@@ -231,9 +234,37 @@ pub fn init(
     // SAFETY: the new tables map the image (text, rodata, data, BSS, stacks, early tables)
     // at the linked addresses, as the early tables did.
     unsafe { arch::switch_kernel_tables(km.pt.root(), image_pa) };
+    // Before any frame is handed out: LPI tables that a previous kernel left the GIC
+    // using are stopped, or else kept out of the allocator.
+    // SAFETY: `redist_va` maps the DTB's GICv3 redistributor regions as Device memory.
+    let lpis = unsafe { arch::gic::take_over_lpis(&redist_va) };
+    let result = result.map(|mut map| {
+        for l in lpis.iter().filter(|l| !l.disabled) {
+            if let Some((prop, pend)) = kernel::gicv3::lpi_tables(l.propbaser, l.pendbaser) {
+                map.reserve(prop, ReservedKind::GicLpiTables, "property");
+                map.reserve(pend, ReservedKind::GicLpiTables, "pending");
+            }
+        }
+        for r in map.free_regions() {
+            FRAMES.add_range(r.start, r.end);
+        }
+        let info = MemInfo {
+            total: map.total_bytes(),
+        };
+        MEMORY_MAP.call_once(|| map);
+        info
+    });
+    LIVE_LPIS.call_once(|| lpis);
     LINEAR_READY.store(result.is_ok(), Ordering::Release);
     *KERNEL_MAP.lock() = Some(km);
     (result, console_va)
+}
+
+static LIVE_LPIS: spin::Once<alloc::vec::Vec<arch::gic::LiveLpis>> = spin::Once::new();
+
+/// The redistributors a previous kernel left with LPIs on, as found at boot.
+pub fn live_lpis() -> &'static [arch::gic::LiveLpis] {
+    LIVE_LPIS.get().map_or(&[], |v| v.as_slice())
 }
 
 fn map_device_locked(km: &mut KernelMap, r: Region) -> Result<u64, MapError> {

@@ -27,6 +27,8 @@ pub struct Console {
     pub regs: Region,
     /// Which kind of UART.
     pub kind: UartKind,
+    /// Its interrupt as a GIC INTID, if its interrupt parent is the GIC.
+    pub irq: Option<u32>,
 }
 
 /// The UARTs the console drives.
@@ -54,8 +56,10 @@ pub struct Platform {
     pub initrd: Option<Region>,
     /// `/chosen/bootargs`, or empty.
     pub bootargs: String,
-    /// The interrupt controller, if it is one this kernel can quiesce.
+    /// The interrupt controller, if it is one this kernel drives.
     pub gic: Option<Gic>,
+    /// The EL1 virtual timer's interrupt (`arm,armv8-timer`'s third), as a GIC INTID.
+    pub timer_irq: Option<u32>,
     /// The BCM2835-style PM watchdog's registers (power-off and reset on a Raspberry Pi).
     pub pm_watchdog: Option<Region>,
     /// Memory a previous kernel handed over through kexec
@@ -96,6 +100,61 @@ pub struct Gic {
     pub dist: Region,
     /// The GICv2 CPU interface's registers (GICv3 uses system registers).
     pub cpu: Option<Region>,
+    /// GICv3: the redistributor regions (`#redistributor-regions` of them, default one),
+    /// each a run of per-CPU redistributor frames.
+    pub redist: Vec<Region>,
+    /// Its `phandle`: the nodes whose `interrupt-parent` it is can interrupt through it.
+    pub phandle: Option<u32>,
+}
+
+/// The GIC INTID of interrupt specifier `index` of the node at the end of `chain`, if its
+/// interrupt parent (its own or its nearest ancestor's `interrupt-parent`) is the GIC with
+/// phandle `gic`. GIC specifiers are three cells, `<type number flags>`: type 0 is an SPI
+/// (INTID 32 + number), type 1 a PPI (INTID 16 + number).
+fn gic_interrupt(chain: &[FdtNode<'_, '_>], gic: Option<u32>, index: usize) -> Option<u32> {
+    /// Specifier types (the binding's `GIC_SPI`, `GIC_PPI`).
+    const SPI: u64 = 0;
+    const PPI: u64 = 1;
+    /// SPIs are INTIDs 32..1020, PPIs 16..32.
+    const SPI_COUNT: u64 = 988;
+    const PPI_COUNT: u64 = 16;
+    let parent = chain
+        .iter()
+        .rev()
+        .find_map(|n| n.property("interrupt-parent"))
+        .filter(|p| p.value.len() == 4)
+        .map(|p| be(p.value) as u32)?;
+    if Some(parent) != gic {
+        return None;
+    }
+    let cells = chain.last()?.property("interrupts")?.value;
+    let spec = cells.get(12 * index..12 * index + 12)?;
+    let (kind, number) = (be(&spec[0..4]), be(&spec[4..8]));
+    match kind {
+        SPI if number < SPI_COUNT => Some(32 + number as u32),
+        PPI if number < PPI_COUNT => Some(16 + number as u32),
+        _ => None,
+    }
+}
+
+/// The architected timer's interrupt for the EL1 virtual timer: the third of
+/// `arm,armv8-timer`'s four (secure physical, non-secure physical, virtual, hypervisor).
+fn find_timer_irq(fdt: &Fdt<'_>, gic: Option<u32>) -> Result<Option<u32>, PlatformError> {
+    /// The virtual timer's position in the binding's `interrupts`.
+    const VIRTUAL: usize = 2;
+    const COMPATIBLE: &[&str] = &["arm,armv8-timer"];
+    // Where every DTB seen puts it (QEMU, the Pi 4, Juno): no walk of the whole tree.
+    if let Some(chain) = node_chain(fdt, "/timer") {
+        if compatible_with(&chain[chain.len() - 1], COMPATIBLE).is_some() {
+            return Ok(gic_interrupt(&chain, gic, VIRTUAL));
+        }
+    }
+    find_node(fdt, &mut |chain, _| {
+        if compatible_with(&chain[chain.len() - 1], COMPATIBLE).is_none() {
+            return Ok(None);
+        }
+        Ok(gic_interrupt(chain, gic, VIRTUAL))
+    })
 }
 
 /// `compatible` strings of the GICs this kernel knows, with their versions.
@@ -150,40 +209,82 @@ fn compatible_with(node: &FdtNode<'_, '_>, names: &[&str]) -> Option<usize> {
         .and_then(|c| c.all().find_map(|s| names.iter().position(|n| *n == s)))
 }
 
-/// The first GIC this kernel knows (`GICS`).
-fn find_gic(fdt: &Fdt<'_>) -> Result<Option<Gic>, PlatformError> {
-    let names: Vec<&str> = GICS.iter().map(|g| g.0).collect();
+/// The GIC and the Pi's PM watchdog, in one walk over the tree (each walk costs about as
+/// much as the rest of the platform's parsing): the first of each that this kernel knows.
+fn find_gic_and_pm_watchdog(fdt: &Fdt<'_>) -> Result<(Option<Gic>, Option<Region>), PlatformError> {
+    let (mut gic, mut pm) = (None, None);
     find_node(fdt, &mut |chain, path| {
-        let Some(i) = compatible_with(&chain[chain.len() - 1], &names) else {
-            return Ok(None);
-        };
-        let version = GICS[i].1;
-        let Some(dist) = translate_reg_at(chain, path, 0)? else {
-            return Ok(None);
-        };
-        let cpu = if version == 2 {
-            translate_reg_at(chain, path, 1)?
-        } else {
-            None
-        };
-        Ok(Some(Gic { version, dist, cpu }))
-    })
+        if gic.is_none() {
+            gic = gic_at(chain, path)?;
+        }
+        if pm.is_none() {
+            pm = pm_watchdog_at(chain, path)?;
+        }
+        Ok((gic.is_some() && pm.is_some()).then_some(()))
+    })?;
+    Ok((gic, pm))
 }
 
-/// The BCM2835/BCM2711 power-management watchdog (how a Raspberry Pi powers off or resets
-/// without PSCI): its `pm` registers.
-fn find_pm_watchdog(fdt: &Fdt<'_>) -> Result<Option<Region>, PlatformError> {
-    find_node(fdt, &mut |chain, path| {
-        if compatible_with(
-            &chain[chain.len() - 1],
-            &["brcm,bcm2835-pm-wdt", "brcm,bcm2835-pm"],
-        )
-        .is_none()
-        {
-            return Ok(None);
+/// The node at the end of `chain`, if it is a GIC this kernel knows (`GICS`).
+fn gic_at(chain: &[FdtNode<'_, '_>], path: &str) -> Result<Option<Gic>, PlatformError> {
+    let known = chain[chain.len() - 1]
+        .compatible()
+        .and_then(|c| c.all().find_map(|s| GICS.iter().find(|g| g.0 == s)));
+    let Some(&(_, version)) = known else {
+        return Ok(None);
+    };
+    let Some(dist) = translate_reg_at(chain, path, 0)? else {
+        return Ok(None);
+    };
+    let node = chain[chain.len() - 1];
+    let mut redist = Vec::new();
+    let cpu = if version == 2 {
+        translate_reg_at(chain, path, 1)?
+    } else {
+        let regions = match node.property("#redistributor-regions") {
+            Some(p) if p.value.len() == 4 => be(p.value) as usize,
+            Some(p) => {
+                return Err(PlatformError::BadProperty {
+                    node: path.into(),
+                    property: "#redistributor-regions",
+                    len: p.value.len(),
+                })
+            }
+            None => 1,
+        };
+        for i in 1..=regions {
+            if let Some(r) = translate_reg_at(chain, path, i)? {
+                redist.push(r);
+            }
         }
-        translate_reg_at(chain, path, 0)
-    })
+        None
+    };
+    let phandle = node
+        .property("phandle")
+        .or_else(|| node.property("linux,phandle"))
+        .filter(|p| p.value.len() == 4)
+        .map(|p| be(p.value) as u32);
+    Ok(Some(Gic {
+        version,
+        dist,
+        cpu,
+        redist,
+        phandle,
+    }))
+}
+
+/// The node at the end of `chain`, if it is the BCM2835/BCM2711 power-management watchdog
+/// (how a Raspberry Pi powers off or resets without PSCI): its `pm` registers.
+fn pm_watchdog_at(chain: &[FdtNode<'_, '_>], path: &str) -> Result<Option<Region>, PlatformError> {
+    if compatible_with(
+        &chain[chain.len() - 1],
+        &["brcm,bcm2835-pm-wdt", "brcm,bcm2835-pm"],
+    )
+    .is_none()
+    {
+        return Ok(None);
+    }
+    translate_reg_at(chain, path, 0)
 }
 
 /// Why a DTB property could not be used.
@@ -367,7 +468,7 @@ fn is_enabled(node: &FdtNode<'_, '_>) -> bool {
 
 /// Finds the PL011 console: `/chosen/stdout-path` if it names a PL011, else the `serial0`
 /// alias if that is a PL011.
-pub fn find_console(fdt: &Fdt<'_>) -> Result<Option<Console>, PlatformError> {
+pub fn find_console(fdt: &Fdt<'_>, gic: Option<u32>) -> Result<Option<Console>, PlatformError> {
     let stdout = fdt
         .find_node("/chosen")
         .and_then(|c| c.property("stdout-path").and_then(|p| p.as_str()))
@@ -386,6 +487,7 @@ pub fn find_console(fdt: &Fdt<'_>) -> Result<Option<Console>, PlatformError> {
                 path,
                 regs,
                 kind: UartKind::Pl011,
+                irq: gic_interrupt(&chain, gic, 0),
             }));
         }
     }
@@ -393,7 +495,7 @@ pub fn find_console(fdt: &Fdt<'_>) -> Result<Option<Console>, PlatformError> {
 }
 
 /// The first enabled BCM2835 mini UART.
-pub fn find_mini_uart(fdt: &Fdt<'_>) -> Result<Option<Console>, PlatformError> {
+pub fn find_mini_uart(fdt: &Fdt<'_>, gic: Option<u32>) -> Result<Option<Console>, PlatformError> {
     find_node(fdt, &mut |chain, path| {
         if compatible_with(&chain[chain.len() - 1], &["brcm,bcm2835-aux-uart"]).is_none() {
             return Ok(None);
@@ -402,6 +504,7 @@ pub fn find_mini_uart(fdt: &Fdt<'_>) -> Result<Option<Console>, PlatformError> {
             path: path.into(),
             regs,
             kind: UartKind::MiniUart,
+            irq: gic_interrupt(chain, gic, 0),
         }))
     })
 }
@@ -478,19 +581,22 @@ impl Platform {
                 bootargs = s.to_string();
             }
         }
+        let (gic, pm_watchdog) = find_gic_and_pm_watchdog(fdt)?;
+        let gic_phandle = gic.as_ref().and_then(|g| g.phandle);
         Ok(Platform {
             model,
             console: if wants_mini_uart(&bootargs) {
-                find_mini_uart(fdt)?
+                find_mini_uart(fdt, gic_phandle)?
             } else {
-                find_console(fdt)?
+                find_console(fdt, gic_phandle)?
             },
             psci,
             cpus,
             initrd,
             bootargs,
-            gic: find_gic(fdt)?,
-            pm_watchdog: find_pm_watchdog(fdt)?,
+            timer_irq: find_timer_irq(fdt, gic_phandle)?,
+            gic,
+            pm_watchdog,
             handover,
         })
     }
@@ -533,9 +639,14 @@ pub(crate) mod tests {
             "virtualization=on makes QEMU use SMC"
         );
         assert_eq!(p.mpidrs(), [0]);
+        // The PL011's SPI 1 and the virtual timer's PPI 11, through the root's
+        // interrupt-parent.
+        assert_eq!(c.irq, Some(33));
+        assert_eq!(p.timer_irq, Some(27));
         let gic = p.gic.unwrap();
         assert_eq!((gic.version, gic.dist.start), (2, 0x800_0000));
         assert_eq!(gic.cpu.unwrap().start, 0x801_0000);
+        assert!(gic.redist.is_empty());
         let m = MemoryMap::from_fdt(&fdt).unwrap();
         assert_eq!(m.banks, [Region::new(0x4000_0000, 1 << 30)]);
     }
@@ -550,6 +661,17 @@ pub(crate) mod tests {
         let c = p.console.clone().expect("a PL011 console");
         assert_eq!(c.path, "/soc/serial@7e201000");
         assert_eq!(c.regs, Region::new(0xfe20_1000, 0x200));
+        assert_eq!(c.irq, Some(32 + 121), "GIC_SPI 121");
+        assert_eq!(p.timer_irq, Some(27));
+        let mini = find_mini_uart(&fdt, p.gic.as_ref().unwrap().phandle)
+            .unwrap()
+            .unwrap();
+        assert_eq!(mini.irq, Some(32 + 93), "the AUX block's GIC_SPI 93");
+        // A node whose interrupt parent is not the GIC gets no INTID.
+        assert_eq!(
+            find_mini_uart(&fdt, Some(0xdead)).unwrap().unwrap().irq,
+            None
+        );
         assert_eq!(
             p.release_addrs(),
             [Some(0xd8), Some(0xe0), Some(0xe8), Some(0xf0)]
@@ -602,6 +724,8 @@ pub(crate) mod tests {
         let gic = p.gic.as_ref().unwrap();
         assert_eq!((gic.version, gic.dist.start), (2, 0x2c01_0000));
         assert_eq!(gic.cpu.as_ref().unwrap().start, 0x2c02_f000);
+        assert_eq!(p.timer_irq, Some(27));
+        assert!(c.irq.is_some());
         let m = MemoryMap::from_fdt(&fdt).unwrap();
         assert_eq!(
             m.banks,
@@ -610,5 +734,24 @@ pub(crate) mod tests {
                 Region::new(0x8_8000_0000, 0x1_8000_0000)
             ]
         );
+    }
+
+    #[test]
+    fn qemu_virt_gicv3() {
+        let blob = fixture("virt-gicv3.dtb");
+        let fdt = Fdt::new(&blob).unwrap();
+        let p = Platform::from_fdt(&fdt).unwrap();
+        let gic = p.gic.as_ref().unwrap();
+        assert_eq!(
+            (gic.version, gic.dist.start, gic.cpu.as_ref()),
+            (3, 0x800_0000, None)
+        );
+        // One redistributor region: 4 CPUs' frames of 128 KiB each fit in it.
+        assert_eq!(gic.redist.len(), 1);
+        assert_eq!(gic.redist[0].start, 0x80a_0000);
+        assert!(gic.redist[0].size() >= 4 * 0x2_0000);
+        assert_eq!(p.timer_irq, Some(27));
+        assert_eq!(p.console.as_ref().unwrap().irq, Some(33));
+        assert_eq!(p.mpidrs(), [0, 1, 2, 3]);
     }
 }

@@ -21,8 +21,11 @@ const COMMANDS: &[Command] = &[
     Command { name: "cat", usage: "cat FILE...", help: "print initramfs files", run: cmd_cat },
     Command { name: "echo", usage: "echo [WORD...]", help: "print the words", run: cmd_echo },
     Command { name: "fault", usage: "fault [ADDR]", help: "read from an unmapped address (default 0xffff_dead_0000_0000) to test the exception report", run: cmd_fault },
-    Command { name: "cpus", usage: "cpus", help: "list the CPUs: MPIDR, EL of entry, state", run: |_| { crate::smp::list(); Ok(()) } },
+    Command { name: "cpus", usage: "cpus", help: "list the CPUs: MPIDR, EL of entry, state, how started, ticks", run: |_| { crate::smp::list(); Ok(()) } },
+    Command { name: "irqs", usage: "irqs", help: "interrupts per CPU: ticks, timer lateness, UART, IPIs, spurious", run: |_| { crate::irq::list(); Ok(()) } },
+    Command { name: "ipi", usage: "ipi", help: "ping every other CPU with an SGI and print the round trip", run: |_| crate::irq::ping() },
     Command { name: "kexec", usage: "kexec -l IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--base=ADDR] | -e | -u", help: "load, execute or unload a new kernel; alone: show what is loaded", run: crate::kexec::command },
+    Command { name: "sleep", usage: "sleep MS", help: "idle (in wfi, woken by the tick) for MS milliseconds", run: cmd_sleep },
     Command { name: "poweroff", usage: "poweroff", help: "PSCI SYSTEM_OFF", run: cmd_poweroff },
     Command { name: "reboot", usage: "reboot", help: "PSCI SYSTEM_RESET", run: cmd_reboot },
 ];
@@ -64,10 +67,8 @@ pub fn interactive() -> ! {
     let mut ed = LineEditor::new(PROMPT);
     ed.prompt(&mut console::Uart);
     loop {
-        let Some(b) = console::try_read() else {
-            core::hint::spin_loop();
-            continue;
-        };
+        // Idles in wfi until the receive interrupt (or the tick, without one) brings a byte.
+        let b = crate::irq::wait_for(console::next_byte);
         match ed.feed(b, &mut console::Uart) {
             Event::Line(l) => {
                 run_line(&l);
@@ -83,6 +84,23 @@ fn cmd_help(_: &[String]) -> Result<(), String> {
     for c in COMMANDS {
         println!("  {:<16} {}", c.usage, c.help);
     }
+    Ok(())
+}
+
+fn cmd_sleep(w: &[String]) -> Result<(), String> {
+    let ms: u64 = match w.get(1).map(|v| v.parse()) {
+        Some(Ok(ms)) => ms,
+        _ => return Err("usage: sleep MS (milliseconds, a whole number)".into()),
+    };
+    let end = arch::timer::now() + ms * arch::counter_hz() / 1000;
+    if crate::irq::gic().is_none() {
+        // No tick to wake a wfi: spin.
+        while arch::timer::now() < end {
+            core::hint::spin_loop();
+        }
+        return Ok(());
+    }
+    crate::irq::wait_until(Some(end), || (arch::timer::now() >= end).then_some(()));
     Ok(())
 }
 

@@ -235,12 +235,18 @@ fn start_one(
 /// Where a secondary CPU arrives from `boot/src/entry.S`, on its own stacks, MMU on.
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(block: &'static SecondaryBoot, entry_el: u64) -> ! {
+    arch::set_cpu_index(block.index as usize);
+    crate::irq::init_secondary(block.index as usize);
     block.el.store(entry_el, Ordering::Relaxed);
     block.state.store(state::ONLINE, Ordering::Release);
     arch::sev();
-    loop {
-        if block.state.load(Ordering::Acquire) == state::STOP {
+    // Idle in wfi; the tick and IPIs come and go until the boot CPU says STOP (and sends
+    // a wake-up IPI).
+    crate::irq::wait_for(|| (block.state.load(Ordering::Acquire) == state::STOP).then_some(()));
+    {
+        {
             block.state.store(state::LEAVING, Ordering::Release);
+            crate::irq::leave_cpu();
             let pen = block.pen.load(Ordering::Acquire);
             if pen != 0 && entry_el == 2 {
                 // Into the pen at EL2, MMU off, through the (still intact) EL2 stub.
@@ -255,7 +261,6 @@ extern "C" fn secondary_main(block: &'static SecondaryBoot, entry_el: u64) -> ! 
             block.state.store(state::STUCK, Ordering::Release);
             arch::halt();
         }
-        arch::wfe();
     }
 }
 
@@ -305,6 +310,7 @@ pub fn stop_secondaries(pen: Option<u64>) -> Result<u64, String> {
             block(c).pen.store(pen, Ordering::Release);
         }
         block(c).state.store(state::STOP, Ordering::Release);
+        crate::irq::wake(block(c).index as usize);
     }
     arch::sev();
     for c in cpus.iter_mut().filter(|c| c.is_secondary_online()) {
@@ -357,8 +363,15 @@ pub fn list() {
             Method::Psci => "psci",
             Method::Spin { .. } => "spin-table",
         };
+        let index = match (c.method, c.block) {
+            (Method::Boot, _) => Some(arch::cpu_index()),
+            // A CPU that could not be started has no boot block.
+            (_, 0) => None,
+            _ => Some(block(c).index as usize),
+        };
+        let ticks = index.and_then(crate::irq::stats).map_or(0, |s| s.0);
         println!(
-            "cpu{i}  mpidr={:#x}  el={}  {state}  method={method}",
+            "cpu{i}  mpidr={:#x}  el={}  {state}  method={method}  ticks={ticks}",
             c.mpidr, c.el
         );
     }

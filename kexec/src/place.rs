@@ -16,7 +16,10 @@ pub fn usable(map: &MemoryMap) -> Vec<Region> {
         .filter(|r| {
             matches!(
                 r.kind,
-                ReservedKind::MemReserve | ReservedKind::ReservedMemory | ReservedKind::NoMap
+                ReservedKind::MemReserve
+                    | ReservedKind::ReservedMemory
+                    | ReservedKind::NoMap
+                    | ReservedKind::GicLpiTables
             )
         })
         .map(|r| r.region)

@@ -66,6 +66,9 @@ pub enum ReservedKind {
     Kernel,
     /// Data the previous kernel handed over through kexec (`/chosen/kexec,handover`).
     Handover,
+    /// A GICv3 redistributor's LPI tables that a previous kernel left in use (`EnableLPIs`
+    /// could not be cleared): the GIC may write them at any time.
+    GicLpiTables,
 }
 
 impl ReservedKind {
@@ -79,6 +82,7 @@ impl ReservedKind {
             ReservedKind::Initrd => "initrd",
             ReservedKind::Kernel => "kernel",
             ReservedKind::Handover => "kexec handover",
+            ReservedKind::GicLpiTables => "gic lpi tables",
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Exception handling: every exception this kernel does not expect is reported with its class
-//! by name, ESR, FAR, ELR, SPSR and the general registers, and the CPU halts.
+//! Exception handling: IRQs go to `crate::irq`; every other exception is one this kernel does
+//! not expect, reported with its class by name, ESR, FAR, ELR, SPSR and the general
+//! registers, and the CPU halts.
 
 use crate::console::emergency_print;
 use core::fmt::Write;
@@ -109,6 +110,9 @@ fn on(set: bool) -> &'static str {
 /// Called by `vectors.S` for every exception.
 #[unsafe(no_mangle)]
 extern "C" fn handle_exception(frame: &mut TrapFrame, slot: u64) {
+    if slot == IRQ_EL1_SP0 {
+        return crate::irq::handle();
+    }
     let mut out = emergency_print();
     let ec = ESR_EL1::EC.read(frame.esr);
     let class = ESR_EL1::EC.read_as_enum::<Class>(frame.esr);
@@ -164,6 +168,10 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, slot: u64) {
     let _ = writeln!(out, "halted");
     crate::arch::fatal_stop(EXIT_EXCEPTION);
 }
+
+/// The vector slot of an IRQ taken from the kernel (EL1, on SP_EL0): the only exception
+/// that returns. An IRQ on SP_EL1 would mean a handler unmasked IRQs, which none does.
+const IRQ_EL1_SP0: u64 = 1;
 
 /// Exit status (under `semihosting`) after an unexpected exception.
 pub const EXIT_EXCEPTION: u32 = 2;

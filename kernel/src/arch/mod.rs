@@ -14,7 +14,7 @@ pub mod gic;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
     ReadWriteable, Readable, Writeable, CNTFRQ_EL0, CNTPCT_EL0, CNTP_CTL_EL0, CNTV_CTL_EL0, DAIF,
-    MPIDR_EL1, TCR_EL1, TTBR0_EL1,
+    MPIDR_EL1, TCR_EL1, TPIDR_EL0, TTBR0_EL1,
 };
 use core::arch::asm;
 
@@ -131,11 +131,6 @@ pub fn sev() {
     aarch64_cpu::asm::sev();
 }
 
-/// Waits for an event (or an interrupt, or a spurious wake-up).
-pub fn wfe() {
-    aarch64_cpu::asm::wfe();
-}
-
 /// Switches `TTBR1_EL1` to `root` (break-before-make through the all-zero table), running
 /// the switch from the identity map, and turns off TTBR0 walks.
 ///
@@ -208,6 +203,74 @@ pub fn timers_off() {
 /// Masks every exception: debug, SError, IRQ and FIQ (`DAIF`).
 pub fn mask_all() {
     DAIF.write(DAIF::D::Masked + DAIF::A::Masked + DAIF::I::Masked + DAIF::F::Masked);
+}
+
+/// Takes IRQs (`DAIF.I` clear); SError and debug stay masked.
+pub fn unmask_irq() {
+    DAIF.modify(DAIF::I::Unmasked);
+}
+
+/// Masks IRQs and returns whether they were masked before (for [`restore_irq`]).
+pub fn mask_irq() -> bool {
+    let was = DAIF.is_set(DAIF::I);
+    DAIF.modify(DAIF::I::Masked);
+    was
+}
+
+/// Undoes [`mask_irq`].
+pub fn restore_irq(was_masked: bool) {
+    if !was_masked {
+        DAIF.modify(DAIF::I::Unmasked);
+    }
+}
+
+/// This CPU's index among the DTB's CPUs (`TPIDR_EL0`, which EL0 would own; this kernel
+/// has no EL0).
+pub fn cpu_index() -> usize {
+    TPIDR_EL0.get() as usize
+}
+
+/// Records this CPU's index for [`cpu_index`].
+pub fn set_cpu_index(index: usize) {
+    TPIDR_EL0.set(index as u64);
+}
+
+/// The EL1 virtual timer (`CNTV_*`), the tick's source: it counts the virtual counter, which
+/// EL1 can always read, whatever EL2 allows of the physical timer.
+pub mod timer {
+    use aarch64_cpu::registers::{Readable, Writeable, CNTVCT_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0};
+
+    /// The virtual counter.
+    pub fn now() -> u64 {
+        CNTVCT_EL0.get()
+    }
+
+    /// Whether the deadline has passed (the interrupt is asserted, or about to be).
+    pub fn due() -> bool {
+        CNTVCT_EL0.get() >= CNTV_CVAL_EL0.get()
+    }
+
+    /// The next timer interrupt at virtual-counter value `deadline`.
+    pub fn set_deadline(deadline: u64) {
+        CNTV_CVAL_EL0.set(deadline);
+    }
+
+    /// Fires every `period` counter ticks from now.
+    pub fn start(period: u64) {
+        CNTV_CVAL_EL0.set(CNTVCT_EL0.get() + period);
+        CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::CLEAR);
+    }
+
+    /// From the tick's handler: sets the next deadline one period after the last (or a
+    /// period from now if that has passed already) and returns how late this tick's handler
+    /// ran after its deadline, in counter ticks.
+    pub fn rearm(period: u64) -> u64 {
+        let now = CNTVCT_EL0.get();
+        let deadline = CNTV_CVAL_EL0.get();
+        let next = deadline + period;
+        CNTV_CVAL_EL0.set(if next > now { next } else { now + period });
+        now.saturating_sub(deadline)
+    }
 }
 
 /// Points `VBAR_EL2` at `vectors` through the EL2 stub (`HVC_SET_VECTORS`); returns x0.

@@ -1,0 +1,402 @@
+//! Interrupts: the GIC (`arch::gic`), the timer tick on every CPU, the console's receive
+//! interrupt, and IPIs (SGIs) between CPUs.
+//!
+//! Every CPU runs with IRQs unmasked once its CPU interface is up, and idles in `wfi` (with
+//! IRQs masked around the check, so that a wake-up between the check and the `wfi` is not
+//! lost). Handlers take no lock that interrupted code could hold: they touch atomics, the
+//! console's receive ring and the registers of their own device. The one exception is the
+//! kexec-from-a-handler test (`kexec.from_irq`), which runs the whole kexec path from the
+//! timer handler of a CPU that was idle.
+
+use crate::arch::gic::Gic;
+use crate::arch::{self, timer};
+use crate::kexec::KexecError;
+use crate::{console, memory, println, SYSTEM};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use spin::Once;
+
+/// The tick rate while a CPU works.
+pub const HZ: u64 = 100;
+/// The longest an idle CPU goes without a tick, in milliseconds (10 Hz): idle CPUs cost
+/// the emulator (and a board's power budget) little, and every CPU still ticks.
+pub const IDLE_TICK_MS: u64 = 100;
+/// The most CPUs with per-CPU interrupt state (as many as the spin-table pen has slots).
+pub const MAX_CPUS: usize = boot::SPIN_SLOTS;
+
+/// SGIs this kernel sends.
+pub mod sgi {
+    /// Answer with a pong ([`super::ping`]).
+    pub const PING: u32 = 1;
+    /// Only wake up from `wfi` (and look at what changed).
+    pub const WAKE: u32 = 2;
+}
+
+static GIC: Once<Option<Gic>> = Once::new();
+/// Per-CPU (DTB index) state, written by that CPU's handlers.
+struct PerCpu {
+    mpidr: AtomicU64,
+    /// GICv2 CPU interface mask.
+    mask: AtomicU8,
+    online: AtomicBool,
+    ticks: AtomicU64,
+    /// Timer interrupts' lateness, deadline (CVAL) to handler, in counter ticks.
+    late_sum: AtomicU64,
+    late_max: AtomicU64,
+    uart: AtomicU64,
+    ipis: AtomicU64,
+    spurious: AtomicU64,
+    /// Last ping sequence number received, and answered.
+    ping: AtomicU64,
+    pong: AtomicU64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const PER_CPU_INIT: PerCpu = PerCpu {
+    mpidr: AtomicU64::new(0),
+    mask: AtomicU8::new(0),
+    online: AtomicBool::new(false),
+    ticks: AtomicU64::new(0),
+    late_sum: AtomicU64::new(0),
+    late_max: AtomicU64::new(0),
+    uart: AtomicU64::new(0),
+    ipis: AtomicU64::new(0),
+    spurious: AtomicU64::new(0),
+    ping: AtomicU64::new(0),
+    pong: AtomicU64::new(0),
+};
+static PER_CPU: [PerCpu; MAX_CPUS] = [PER_CPU_INIT; MAX_CPUS];
+/// The tick period in counter ticks.
+static PERIOD: AtomicU64 = AtomicU64::new(0);
+/// Set by `kexec.from_irq` to the index of the CPU whose next tick runs `kexec -e`
+/// ([`NO_CPU`]: none).
+static KEXEC_FROM_TICK: AtomicUsize = AtomicUsize::new(NO_CPU);
+const NO_CPU: usize = usize::MAX;
+/// Why `kexec -e` from the tick's handler came back.
+static KEXEC_FAILED: spin::Mutex<Option<KexecError>> = spin::Mutex::new(None);
+
+/// The GIC, once [`init_boot_cpu`] mapped it (`None`: the DTB names none this kernel drives).
+pub fn gic() -> Option<&'static Gic> {
+    GIC.get().and_then(Option::as_ref)
+}
+
+fn this() -> Option<&'static PerCpu> {
+    PER_CPU.get(arch::cpu_index())
+}
+
+fn map_gic() -> Option<Gic> {
+    let g = SYSTEM.get()?.platform.gic.clone()?;
+    let map = |r| match memory::map_device(r) {
+        Ok(va) => Some(va as usize),
+        Err(e) => {
+            println!("irq: cannot map the GIC at {r}: {e}");
+            None
+        }
+    };
+    let dist = map(g.dist)?;
+    let cpu = match g.cpu {
+        Some(c) => map(c)?,
+        None => 0,
+    };
+    let mut redist = Vec::new();
+    for r in &g.redist {
+        redist.push((map(*r)?, r.size() as usize));
+    }
+    if g.version == 2 && cpu == 0 {
+        println!("irq: the GICv2 in the DTB has no CPU interface region");
+        return None;
+    }
+    // SAFETY: every region was just mapped as Device memory and stays mapped.
+    Some(unsafe { Gic::new(g.version, dist, cpu, redist) })
+}
+
+/// The boot CPU: maps and resets the GIC (whatever state it was left in), sets up its own
+/// interface, the console's receive interrupt and the tick, and unmasks IRQs.
+pub fn init_boot_cpu(index: usize) {
+    let gic = GIC.call_once(map_gic);
+    let Some(gic) = gic.as_ref() else {
+        println!("irq: no GIC this kernel drives: no tick, no interrupts");
+        return;
+    };
+    gic.reset_distributor(arch::mpidr());
+    init_cpu(gic, index);
+    let sys = SYSTEM.get().expect("booted");
+    if let Some(irq) = sys.platform.console.as_ref().and_then(|c| c.irq) {
+        gic.enable(irq, arch::mpidr());
+        console::enable_rx_interrupt();
+    }
+    for l in memory::live_lpis() {
+        println!(
+            "irq: cpu {:#x}: the previous kernel left LPIs on (PROPBASER {:#x}, PENDBASER {:#x}): {}",
+            l.mpidr,
+            l.propbaser,
+            l.pendbaser,
+            if l.disabled {
+                "turned them off"
+            } else {
+                "EnableLPIs stays set, its tables stay reserved"
+            }
+        );
+    }
+}
+
+/// A secondary CPU, from `secondary_main`: its interface and tick, IRQs unmasked.
+pub fn init_secondary(index: usize) {
+    if let Some(gic) = gic() {
+        init_cpu(gic, index);
+    }
+}
+
+fn init_cpu(gic: &Gic, index: usize) {
+    let mpidr = arch::mpidr();
+    if let Err(e) = gic.init_cpu(mpidr) {
+        return println!("irq: cpu {mpidr:#x}: {e}");
+    }
+    if let Some(p) = PER_CPU.get(index) {
+        p.mpidr.store(mpidr, Ordering::Relaxed);
+        p.mask.store(gic.cpu_mask(), Ordering::Relaxed);
+        p.online.store(true, Ordering::Release);
+    }
+    gic.enable(sgi::PING, mpidr);
+    gic.enable(sgi::WAKE, mpidr);
+    if let Some(t) = SYSTEM.get().and_then(|s| s.platform.timer_irq) {
+        gic.enable(t, mpidr);
+        let period = arch::counter_hz() / HZ;
+        PERIOD.store(period, Ordering::Relaxed);
+        timer::start(period);
+    }
+    arch::unmask_irq();
+}
+
+/// Called from the IRQ vector: handles every signalled interrupt, then returns.
+pub fn handle() {
+    let Some(gic) = gic() else { return };
+    let timer_irq = SYSTEM.get().and_then(|s| s.platform.timer_irq);
+    let uart_irq = SYSTEM
+        .get()
+        .and_then(|s| s.platform.console.as_ref())
+        .and_then(|c| c.irq);
+    let me = this();
+    let mut handled = false;
+    while let Some(id) = gic.ack() {
+        handled = true;
+        if Some(id) == timer_irq {
+            tick(me);
+            if KEXEC_FROM_TICK.load(Ordering::Acquire) == arch::cpu_index() {
+                // The tick is active (not yet ended) while the whole kexec path runs.
+                let r = crate::kexec::execute();
+                *KEXEC_FAILED.lock() = r.err();
+                KEXEC_FROM_TICK.store(NO_CPU, Ordering::Release);
+            }
+        } else if Some(id) == uart_irq {
+            console::rx_interrupt();
+            if let Some(p) = me {
+                p.uart.fetch_add(1, Ordering::Relaxed);
+            }
+        } else if id == sgi::PING {
+            if let Some(p) = me {
+                p.ipis.fetch_add(1, Ordering::Relaxed);
+                p.pong
+                    .store(p.ping.load(Ordering::Acquire), Ordering::Release);
+            }
+        } else if id == sgi::WAKE {
+            if let Some(p) = me {
+                p.ipis.fetch_add(1, Ordering::Relaxed);
+            }
+        } else if let Some(p) = me {
+            p.spurious.fetch_add(1, Ordering::Relaxed);
+        }
+        gic.eoi(id);
+    }
+    if !handled {
+        if let Some(p) = me {
+            p.spurious.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn tick(me: Option<&PerCpu>) {
+    let period = PERIOD.load(Ordering::Relaxed);
+    let late = timer::rearm(period);
+    if let Some(p) = me {
+        p.ticks.fetch_add(1, Ordering::Relaxed);
+        p.late_sum.fetch_add(late, Ordering::Relaxed);
+        p.late_max.fetch_max(late, Ordering::Relaxed);
+    }
+}
+
+/// Waits for an interrupt with IRQs masked around `ready`, so that one arriving between
+/// the check and the `wfi` still ends the `wfi`: returns `ready()`'s first `Some`. While it
+/// waits, this CPU's tick is stretched to [`IDLE_TICK_MS`] apart (a slower tick when idle);
+/// it runs at [`HZ`] again from the moment the CPU wakes.
+pub fn wait_for<T>(ready: impl FnMut() -> Option<T>) -> T {
+    wait_until(None, ready)
+}
+
+/// [`wait_for`], with a tick no later than `deadline` (virtual counter) while it waits.
+pub fn wait_until<T>(deadline: Option<u64>, mut ready: impl FnMut() -> Option<T>) -> T {
+    let period = PERIOD.load(Ordering::Relaxed);
+    let ticking = period != 0 && this().is_some_and(|p| p.online.load(Ordering::Relaxed));
+    loop {
+        let masked = arch::mask_irq();
+        let r = ready();
+        if r.is_none() {
+            if ticking {
+                let idle = timer::now() + IDLE_TICK_MS * arch::counter_hz() / 1000;
+                timer::set_deadline(deadline.map_or(idle, |d| d.min(idle)));
+            }
+            aarch64_cpu::asm::wfi();
+            if ticking && !timer::due() {
+                // Woken by something else: the periodic tick again. (A tick that is due
+                // stays due, and its handler sets the next one.)
+                timer::set_deadline(timer::now() + period);
+            }
+        }
+        arch::restore_irq(masked);
+        if let Some(v) = r {
+            return v;
+        }
+    }
+}
+
+/// Wakes the CPU `index` from `wfi` (SGI [`sgi::WAKE`]).
+pub fn wake(index: usize) {
+    if let (Some(gic), Some(p)) = (gic(), PER_CPU.get(index)) {
+        if p.online.load(Ordering::Acquire) {
+            gic.send_sgi(
+                sgi::WAKE,
+                p.mpidr.load(Ordering::Relaxed),
+                p.mask.load(Ordering::Relaxed),
+            );
+        }
+    }
+}
+
+/// This CPU leaves for good (kexec): IRQs masked, its timer stopped, its interface off with
+/// active priorities dropped and its private interrupts quiet.
+pub fn leave_cpu() {
+    arch::mask_all();
+    arch::timers_off();
+    if let Some(gic) = gic() {
+        gic.quiesce_cpu(arch::mpidr());
+    }
+    if let Some(p) = this() {
+        p.online.store(false, Ordering::Release);
+    }
+}
+
+/// The boot CPU, last before a kexec: as [`leave_cpu`], and the whole GIC quiet.
+pub fn leave_all() {
+    arch::mask_all();
+    arch::timers_off();
+    if let Some(gic) = gic() {
+        gic.quiesce_all(arch::mpidr());
+    }
+}
+
+/// Runs `kexec -e` from inside this CPU's next timer interrupt handler (the chain's
+/// `kexec.from_irq`), idling until then. Returns only if the kexec failed (or there is no
+/// tick to run it from).
+pub fn kexec_from_next_tick() -> Result<(), KexecError> {
+    if gic().is_none() || SYSTEM.get().and_then(|s| s.platform.timer_irq).is_none() {
+        return Err(KexecError::NoTick);
+    }
+    KEXEC_FROM_TICK.store(arch::cpu_index(), Ordering::Release);
+    let next_tick = timer::now() + PERIOD.load(Ordering::Relaxed);
+    wait_until(Some(next_tick), || {
+        (KEXEC_FROM_TICK.load(Ordering::Acquire) == NO_CPU).then_some(())
+    });
+    match KEXEC_FAILED.lock().take() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The `ipi` command: pings every other online CPU with an SGI and prints the round trip.
+pub fn ping() -> Result<(), alloc::string::String> {
+    let gic = gic().ok_or("no GIC")?;
+    let me = arch::cpu_index();
+    let mut any = false;
+    for (i, p) in PER_CPU.iter().enumerate() {
+        if i == me || !p.online.load(Ordering::Acquire) {
+            continue;
+        }
+        any = true;
+        let seq = p.ping.load(Ordering::Relaxed) + 1;
+        p.ping.store(seq, Ordering::Release);
+        let t0 = arch::ticks();
+        gic.send_sgi(
+            sgi::PING,
+            p.mpidr.load(Ordering::Relaxed),
+            p.mask.load(Ordering::Relaxed),
+        );
+        let answered = loop {
+            if p.pong.load(Ordering::Acquire) == seq {
+                break true;
+            }
+            if arch::ticks_to_us(arch::ticks() - t0) > 1_000_000 {
+                break false;
+            }
+            core::hint::spin_loop();
+        };
+        let rtt = arch::ticks() - t0;
+        let mpidr = p.mpidr.load(Ordering::Relaxed);
+        if answered {
+            println!(
+                "ipi: cpu{i} mpidr={mpidr:#x} rtt_us={} rtt_ticks={rtt}",
+                arch::ticks_to_us(rtt)
+            );
+        } else {
+            println!("ipi: cpu{i} mpidr={mpidr:#x} no answer within 1000 ms");
+        }
+    }
+    if !any {
+        println!("ipi: no other CPU online");
+    }
+    Ok(())
+}
+
+/// Per-CPU counts for `cpus` and `irqs`: (ticks, timer lateness mean and max in µs, UART
+/// interrupts, IPIs, spurious).
+pub fn stats(index: usize) -> Option<(u64, u64, u64, u64, u64, u64)> {
+    let p = PER_CPU.get(index)?;
+    let ticks = p.ticks.load(Ordering::Relaxed);
+    let mean = p.late_sum.load(Ordering::Relaxed) / ticks.max(1);
+    Some((
+        ticks,
+        arch::ticks_to_us(mean),
+        arch::ticks_to_us(p.late_max.load(Ordering::Relaxed)),
+        p.uart.load(Ordering::Relaxed),
+        p.ipis.load(Ordering::Relaxed),
+        p.spurious.load(Ordering::Relaxed),
+    ))
+}
+
+/// The `irqs` command.
+pub fn list() {
+    let Some(gic) = gic() else {
+        return println!("irqs: no GIC");
+    };
+    let sys = SYSTEM.get().expect("booted");
+    println!(
+        "irqs: GICv{} tick={HZ}Hz timer_intid={} uart_intid={}",
+        gic.version,
+        sys.platform
+            .timer_irq
+            .map_or("-".into(), |i| alloc::format!("{i}")),
+        sys.platform
+            .console
+            .as_ref()
+            .and_then(|c| c.irq)
+            .map_or("-".into(), |i| alloc::format!("{i}")),
+    );
+    for (i, p) in PER_CPU.iter().enumerate() {
+        if p.ticks.load(Ordering::Relaxed) == 0 && !p.online.load(Ordering::Relaxed) {
+            continue;
+        }
+        let (ticks, mean, max, uart, ipis, spurious) = stats(i).unwrap_or_default();
+        println!(
+            "cpu{i}  ticks={ticks} timer_late_us_mean={mean} timer_late_us_max={max} uart={uart} ipi={ipis} spurious={spurious}"
+        );
+    }
+}
