@@ -1638,7 +1638,7 @@ fn raspi4b_chain_then_linux() {
 
 #[test]
 fn raspi4b_console_on_the_mini_uart() {
-    let rd = initramfs("mini.cpio", Some("echo on the mini uart\npoweroff\n"), &[]);
+    let rd = initramfs("mini.cpio", Some("echo on the mini uart\n"), &[]);
     let run = boot(Boot {
         el: 2,
         raspi4b: true,
@@ -1646,10 +1646,19 @@ fn raspi4b_console_on_the_mini_uart() {
         dtb: Some(fixture("bcm2711-rpi-4-b.dtb")),
         initrd: Some(rd),
         append: Some("console=ttyS0,115200".into()),
+        typed: Some("irqs\npoweroff\n"),
         ..Default::default()
     });
     assert!(run.line("ready el=2 cpus=4").is_some(), "{}", run.out);
     assert!(run.out.contains("\non the mini uart"), "{}", run.out);
+    // What was typed came through the mini UART's receive interrupt (the AUX block's SPI 93).
+    assert!(
+        run.out
+            .contains("irqs: GICv2 tick=100Hz timer_intid=27 uart_intid=125"),
+        "{}",
+        run.out
+    );
+    assert!(irq_counts(&run)[0]["uart"] > 0, "{}", run.out);
     assert_eq!(run.status, Some(0));
 }
 
