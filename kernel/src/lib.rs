@@ -10,6 +10,7 @@ pub mod chain;
 pub mod cmdline;
 pub mod cpio;
 pub mod dtb;
+pub mod efi;
 pub mod gicv3;
 pub mod gzip;
 pub mod lineedit;

@@ -119,8 +119,19 @@ mod bare {
             Err(_) => alloc::vec::Vec::new(),
         };
         let dtb = Region::new(dtb_pa, original.len() as u64);
+        // The UEFI memory map, when an EFI stub left one, is the memory map.
+        let uefi = platform.as_ref().ok().and_then(|p| p.uefi);
+        let mut uefi_failed = None;
+        let memory_map = match uefi.map(|info| memory::uefi_memory_map(&fdt, info)) {
+            Some(Ok(m)) => Ok(m),
+            Some(Err(e)) => {
+                uefi_failed = Some(e);
+                MemoryMap::from_fdt(&fdt)
+            }
+            None => MemoryMap::from_fdt(&fdt),
+        };
         let (mem, console_va) = memory::init(
-            MemoryMap::from_fdt(&fdt),
+            memory_map,
             image_pa,
             dtb,
             initrd,
@@ -148,6 +159,11 @@ mod bare {
             Ok(m) => m,
             Err(e) => panic!("{e}"),
         };
+        if let Some(e) = uefi_failed {
+            println!(
+                "warning: {e}; RAM from the DTB's /memory nodes instead: the UEFI runtime services may not survive this kernel"
+            );
+        }
         let cmdline = Cmdline::parse(&platform.bootargs).unwrap_or_else(|e| {
             println!("warning: {e}; ignoring the command line");
             Cmdline::default()

@@ -104,6 +104,60 @@ impl TableAlloc for KernelTables {
     }
 }
 
+/// The memory map from the UEFI memory map that `/chosen` names (an EFI stub's, ours or
+/// Linux's): its usable descriptors are the RAM, everything else and the map itself are
+/// reserved, and so is the first page of every UEFI configuration table that lies in RAM (a
+/// later kernel that calls the runtime services reads them; their sizes are not known to a
+/// kernel that does not know each table). Read through the early windows: call before
+/// [`init`], while the boot code's tables are live.
+pub fn uefi_memory_map(
+    fdt: &fdt::Fdt<'_>,
+    info: kernel::platform::UefiInfo,
+) -> Result<MemoryMap, alloc::string::String> {
+    use alloc::format;
+    use alloc::string::ToString;
+    /// What one early window holds.
+    const WINDOW: u64 = 2 << 20;
+    let len = info.mmap.size();
+    if len > WINDOW {
+        return Err(format!(
+            "UEFI memory map: {len} bytes at {} (/chosen linux,uefi-mmap-size), more than the {WINDOW} this kernel reads",
+            info.mmap
+        ));
+    }
+    // SAFETY: before `init`, so the boot tables are live; the map is RAM the stub wrote.
+    let va = unsafe { arch::early_window(0, info.mmap.start, len) }
+        .ok_or_else(|| format!("UEFI memory map: cannot map {}", info.mmap))?;
+    // SAFETY: the window maps [start, start + len) read-only until `init` switches tables.
+    let bytes = unsafe { core::slice::from_raw_parts(va as *const u8, len as usize) };
+    let descriptors =
+        mm::uefi::parse(bytes, info.desc_size, info.desc_ver).map_err(|e| e.to_string())?;
+    let mut map = MemoryMap::from_uefi(fdt, &descriptors, info.mmap).map_err(|e| e.to_string())?;
+    let mut read = |pa: u64, buf: &mut [u8]| {
+        // SAFETY: as above; the system table and its array are in memory the firmware
+        // owns (runtime services data), where reads have no side effects.
+        let Some(va) = (unsafe { arch::early_window(1, pa, buf.len() as u64) }) else {
+            return false;
+        };
+        // SAFETY: the window maps [pa, pa + buf.len()).
+        buf.copy_from_slice(unsafe { core::slice::from_raw_parts(va as *const u8, buf.len()) });
+        true
+    };
+    let tables =
+        kernel::efi::config_tables(info.system_table, &mut read).map_err(|e| e.to_string())?;
+    for (guid, addr) in tables {
+        let page = Region::new(align_down(addr, PAGE_SIZE), PAGE_SIZE);
+        if map
+            .banks
+            .iter()
+            .any(|b| b.start <= page.start && page.end <= b.end)
+        {
+            map.reserve(page, ReservedKind::UefiConfigTable, &format!("{guid}"));
+        }
+    }
+    Ok(map)
+}
+
 /// Gives the heap its memory. Call first.
 pub fn init_heap() {
     // SAFETY: HEAP_SPACE is used by nothing else, and this runs once, before any allocation.

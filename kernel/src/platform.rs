@@ -65,6 +65,59 @@ pub struct Platform {
     /// Memory a previous kernel handed over through kexec
     /// (`/chosen/kexec,handover-start`/`-end`).
     pub handover: Option<Region>,
+    /// What an EFI stub (ours or Linux's) left in `/chosen`, if UEFI booted this system.
+    pub uefi: Option<UefiInfo>,
+}
+
+/// The UEFI hand-over in `/chosen`, as Linux's EFI stub writes it
+/// (`drivers/firmware/efi/libstub/fdt.c`): passed on unchanged at every kexec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UefiInfo {
+    /// `linux,uefi-system-table`: the EFI system table's physical address.
+    pub system_table: u64,
+    /// `linux,uefi-mmap-start` and `-size`: the memory map.
+    pub mmap: Region,
+    /// `linux,uefi-mmap-desc-size`.
+    pub desc_size: u32,
+    /// `linux,uefi-mmap-desc-ver`.
+    pub desc_ver: u32,
+}
+
+/// The `/chosen` properties of [`UefiInfo`]: all or none.
+const UEFI_PROPS: [&str; 5] = [
+    "linux,uefi-system-table",
+    "linux,uefi-mmap-start",
+    "linux,uefi-mmap-size",
+    "linux,uefi-mmap-desc-size",
+    "linux,uefi-mmap-desc-ver",
+];
+
+fn uefi_info(chosen: &FdtNode<'_, '_>) -> Result<Option<UefiInfo>, PlatformError> {
+    let mut v = [None; 5];
+    for (i, name) in UEFI_PROPS.iter().enumerate() {
+        v[i] = read_u32_or_u64(chosen, "/chosen", name)?;
+    }
+    match v {
+        [None, None, None, None, None] => Ok(None),
+        [Some(system_table), Some(start), Some(size), Some(desc_size), Some(desc_ver)] => {
+            Ok(Some(UefiInfo {
+                system_table,
+                mmap: Region {
+                    start,
+                    end: start.saturating_add(size),
+                },
+                desc_size: desc_size as u32,
+                desc_ver: desc_ver as u32,
+            }))
+        }
+        _ => Err(PlatformError::PartialUefi {
+            missing: UEFI_PROPS
+                .iter()
+                .zip(v)
+                .find(|(_, v)| v.is_none())
+                .map_or("", |(n, _)| n),
+        }),
+    }
 }
 
 /// One CPU node.
@@ -313,6 +366,11 @@ pub enum PlatformError {
         /// The bus address.
         addr: u64,
     },
+    /// Some of the `/chosen linux,uefi-*` properties, not all.
+    PartialUefi {
+        /// The first one missing.
+        missing: &'static str,
+    },
 }
 
 impl fmt::Display for PlatformError {
@@ -338,6 +396,10 @@ impl fmt::Display for PlatformError {
                     "DTB {node}: no parent bus 'ranges' entry translates address {addr:#x}"
                 )
             }
+            PlatformError::PartialUefi { missing } => write!(
+                f,
+                "DTB /chosen: has UEFI memory-map properties but not {missing}: all five or none"
+            ),
         }
     }
 }
@@ -561,7 +623,9 @@ impl Platform {
         let mut initrd = None;
         let mut handover = None;
         let mut bootargs = String::new();
+        let mut uefi = None;
         if let Some(chosen) = fdt.find_node("/chosen") {
+            uefi = uefi_info(&chosen)?;
             let start = read_u32_or_u64(&chosen, "/chosen", "kexec,handover-start")?;
             let end = read_u32_or_u64(&chosen, "/chosen", "kexec,handover-end")?;
             if let (Some(start), Some(end)) = (start, end) {
@@ -598,6 +662,7 @@ impl Platform {
             gic,
             pm_watchdog,
             handover,
+            uefi,
         })
     }
 }

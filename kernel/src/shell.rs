@@ -111,6 +111,12 @@ fn cmd_echo(w: &[String]) -> Result<(), String> {
 
 fn cmd_mem(_: &[String]) -> Result<(), String> {
     let map = memory::memory_map().ok_or("no memory map")?;
+    match map.source {
+        mm::memmap::MapSource::Dtb => println!("memory map: the DTB's /memory nodes"),
+        mm::memmap::MapSource::Uefi { descriptors } => println!(
+            "memory map: UEFI, {descriptors} descriptors (/chosen linux,uefi-mmap-*; the DTB's /memory nodes are not used)"
+        ),
+    }
     for b in &map.banks {
         println!("bank      {b}  {:>6} MiB", b.size() >> 20);
     }

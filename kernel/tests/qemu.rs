@@ -117,6 +117,9 @@ struct Boot {
     /// A sparse file as guest RAM (`memory-backend-file`), for machines whose RAM reaches
     /// far beyond what the host could allocate.
     sparse_ram: bool,
+    /// `virt` under UEFI firmware: Debian's EDK2 (`QEMU_EFI.fd`) as `-bios`, with
+    /// `acpi=off` so that it hands over a DTB, booting `linux` (or our Image) from fw_cfg.
+    uefi: bool,
     append: Option<String>,
     /// Bytes typed once the prompt appears.
     typed: Option<&'static str>,
@@ -161,6 +164,9 @@ impl Run {
     }
 }
 
+/// Debian's EDK2 for QEMU virt (`qemu-efi-aarch64`, which `scripts/setup.sh` installs).
+const EDK2: &str = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd";
+
 fn boot(b: Boot) -> Run {
     let machine = match (b.el, b.gic3) {
         (1, false) => "virt",
@@ -168,7 +174,15 @@ fn boot(b: Boot) -> Run {
         (_, false) => "virt,virtualization=on",
         (_, true) => "virt,virtualization=on,gic-version=3",
     };
+    let machine = if b.uefi {
+        format!("{machine},acpi=off")
+    } else {
+        machine.to_string()
+    };
     let mut cmd = Command::new("qemu-system-aarch64");
+    if b.uefi {
+        cmd.args(["-bios", EDK2]);
+    }
     if b.raspi4b && b.firmware.is_some() {
         // The rest comes from rpi4_firmware_args.
         cmd.args(["-M", "raspi4b"]);
@@ -178,7 +192,7 @@ fn boot(b: Boot) -> Run {
     } else {
         cmd.args([
             "-M",
-            machine,
+            &machine,
             "-cpu",
             if b.cpu.is_empty() {
                 "cortex-a72"
@@ -1887,6 +1901,185 @@ fn check_chain_lines_only(run: &Run, hops: usize) {
     for l in &lines[1..] {
         assert_eq!(l["payload"], "ok", "{l:?}");
         assert_eq!(l["cpus"], "4", "{l:?}");
+    }
+    assert!(run.line("chain: PASS").is_some(), "{}", run.out);
+}
+
+// ---- UEFI ----------------------------------------------------------------------------------
+
+/// Lines a Linux `/init` prints about its UEFI runtime services: how many variables efivarfs
+/// lists, and what `rtc0` (`rtc-efi`: EDK2 disables the PL031) reads.
+const EFI_RUNTIME_CHECK: &str = "/bin/busybox insmod /efivarfs.ko\n\
+     /bin/busybox mount -t efivarfs none /sys/firmware/efi/efivars\n\
+     echo \"LINUX-EFIVARS $(/bin/busybox ls /sys/firmware/efi/efivars | /bin/busybox wc -l)\"\n\
+     echo \"LINUX-RTC $(/bin/busybox cat /sys/class/rtc/rtc0/name) $(/bin/busybox cat /sys/class/rtc/rtc0/date)\"";
+
+fn efivarfs_module() -> Vec<u8> {
+    let version = std::fs::read_to_string(fixture("linux/version")).unwrap();
+    std::fs::read(fixture(format!(
+        "linux/root/lib/modules/{}/kernel/fs/efivarfs/efivarfs.ko",
+        version.trim()
+    )))
+    .unwrap()
+}
+
+/// The real-world chain: EDK2 boots Debian's Linux through its EFI stub, whose kexec-tools
+/// loads this kernel (the DTB it passes carries the UEFI memory map and system table); this
+/// kernel takes its RAM from the UEFI map, chains 3 hops with 64 MiB, and kexecs Linux again,
+/// whose runtime services still work: efivarfs lists the same variables and rtc-efi reads
+/// the clock.
+#[test]
+fn uefi_linux_then_this_kernel_then_linux_with_runtime_services() {
+    let linux = linux_image();
+    let efivarfs = efivarfs_module();
+    let last = linux_initramfs(EFI_RUNTIME_CHECK, false, &[("efivarfs.ko", &efivarfs)]);
+    let ours = cpio::build(&[
+        (
+            "init.rc",
+            S_IFREG | 0o644,
+            b"mem\nkexec -l /Image --initrd=/last.cpio --append=\"console=ttyAMA0 panic=-1 last-linux\"\nkexec -e\n",
+        ),
+        ("Image", S_IFREG | 0o644, &linux),
+        ("last.cpio", S_IFREG | 0o644, &last),
+    ]);
+    let hobby = std::fs::read(image()).unwrap();
+    let first = linux_initramfs(
+        &format!(
+            "{EFI_RUNTIME_CHECK}\n\
+             /sbin/kexec -l /hobby.Image --initrd=/hobby.cpio --append=\"kexec.chain=3 kexec.payload=64M\"\n\
+             /sbin/kexec -e"
+        ),
+        true,
+        &[("hobby.Image", &hobby), ("hobby.cpio", &ours), ("efivarfs.ko", &efivarfs)],
+    );
+    let path = scratch("uefi-first.cpio");
+    std::fs::write(&path, first).unwrap();
+    let run = boot(Boot {
+        el: 2,
+        mem: "2G",
+        uefi: true,
+        linux: Some((
+            fixture("linux/Image"),
+            path,
+            "console=ttyAMA0 panic=-1".into(),
+        )),
+        ..Default::default()
+    });
+    assert!(
+        run.out.contains("by EDK II"),
+        "Linux came through UEFI: {}",
+        run.out
+    );
+    // This kernel: RAM from the UEFI map, the firmware's regions and the map reserved.
+    let source = run
+        .line("memory map: UEFI, ")
+        .unwrap_or_else(|| panic!("the UEFI map was not used: {}", run.out));
+    assert!(source.contains("descriptors"), "{source}");
+    for kind in [
+        "uefi runtime-services-data",
+        "uefi runtime-services-code",
+        "uefi memory map",
+    ] {
+        assert!(
+            run.out
+                .lines()
+                .any(|l| l.starts_with("reserved") && l.contains(kind)),
+            "no '{kind}' reservation: {}",
+            run.out
+        );
+    }
+    check_chain_lines(&run, 3);
+    // The last Linux: the same variables, and the EFI clock.
+    let vars: Vec<&str> = run
+        .out
+        .lines()
+        .filter(|l| l.starts_with("LINUX-EFIVARS"))
+        .collect();
+    assert_eq!(vars.len(), 2, "{}", run.out);
+    assert_eq!(vars[0], vars[1], "{}", run.out);
+    let n: u32 = vars[0]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(n > 0, "{}", vars[0]);
+    let rtc: Vec<&str> = run
+        .out
+        .lines()
+        .filter(|l| l.starts_with("LINUX-RTC"))
+        .collect();
+    assert_eq!(rtc.len(), 2, "{}", run.out);
+    // `name` is the driver and the device, then the date.
+    assert!(
+        rtc[1].starts_with("LINUX-RTC rtc-efi rtc-efi.0 20"),
+        "{}",
+        rtc[1]
+    );
+    assert!(
+        !run.out.contains("System table signature incorrect"),
+        "{}",
+        run.out
+    );
+    let last_cmdline = run
+        .out
+        .lines()
+        .filter(|l| l.starts_with("LINUX-CMDLINE"))
+        .nth(1)
+        .unwrap();
+    assert!(
+        last_cmdline.trim_end().ends_with("last-linux"),
+        "{last_cmdline}"
+    );
+}
+
+/// A DTB whose `/chosen` names a UEFI memory map that cannot be used: one named warning, and
+/// the kernel boots on the DTB's `/memory` instead.
+#[test]
+fn a_bad_uefi_memory_map_is_named_and_the_kernel_boots() {
+    for (case, desc_size, desc_ver, expect) in [
+        ("ver", 48u32, 2u32, "UEFI memory map: /chosen linux,uefi-mmap-desc-ver is 2, only version 1 exists"),
+        ("size", 24, 1, "UEFI memory map: /chosen linux,uefi-mmap-desc-size is 24, smaller than a 40-byte descriptor"),
+    ] {
+        let dtb = scratch(&format!("bad-uefi-{case}.dtb"));
+        std::fs::copy(fixture("virt-1g.dtb"), &dtb).unwrap();
+        let put = |args: &[&str]| {
+            let st = Command::new("fdtput").arg(&dtb).args(args).status().unwrap();
+            assert!(st.success(), "fdtput {args:?}");
+        };
+        put(&["-t", "x", "/chosen", "linux,uefi-system-table", "0", "40001000"]);
+        put(&["-t", "x", "/chosen", "linux,uefi-mmap-start", "0", "40000000"]);
+        put(&["-t", "x", "/chosen", "linux,uefi-mmap-size", "60"]);
+        put(&["-t", "x", "/chosen", "linux,uefi-mmap-desc-size", &format!("{desc_size:x}")]);
+        put(&["-t", "x", "/chosen", "linux,uefi-mmap-desc-ver", &format!("{desc_ver:x}")]);
+        let run = boot(Boot {
+            el: 2,
+            dtb_as_is: Some(dtb),
+            initrd: Some(initramfs(
+                "bad-uefi.cpio",
+                Some("mem\necho init.rc ran\npoweroff\n"),
+                &[],
+            )),
+            ..Default::default()
+        });
+        let warning = format!(
+            "warning: {expect}; RAM from the DTB's /memory nodes instead: the UEFI runtime services may not survive this kernel"
+        );
+        assert!(run.line(&warning).is_some(), "{warning}: {}", run.out);
+        assert!(run.out.contains("memory map: the DTB's /memory nodes"), "{}", run.out);
+        assert_ready(&run, "2", "1024");
+    }
+}
+
+/// A chain's generations all passed, each with its payload (without `check_chain`'s exit
+/// status and overlap checks: Linux ends these runs).
+fn check_chain_lines(run: &Run, hops: usize) {
+    let lines = chain_lines(run);
+    assert_eq!(lines.len(), hops + 1, "{}", run.out);
+    for l in &lines[1..] {
+        assert_eq!(l["payload"], "ok", "{l:?}");
+        assert_eq!(l["free"], lines[1]["free"], "{l:?}");
     }
     assert!(run.line("chain: PASS").is_some(), "{}", run.out);
 }

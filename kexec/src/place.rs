@@ -20,6 +20,9 @@ pub fn usable(map: &MemoryMap) -> Vec<Region> {
                     | ReservedKind::ReservedMemory
                     | ReservedKind::NoMap
                     | ReservedKind::GicLpiTables
+                    | ReservedKind::Uefi
+                    | ReservedKind::UefiMemoryMap
+                    | ReservedKind::UefiConfigTable
             )
         })
         .map(|r| r.region)
@@ -95,6 +98,7 @@ mod tests {
                 Region::new(0x8000_0000, 768 * MIB),
             ],
             reserved: vec![],
+            ..Default::default()
         };
         m.reserve(Region::new(0x4000_0000, MIB), ReservedKind::NoMap, "fw");
         m.reserve(Region::new(0x4020_0000, 3 * MIB), ReservedKind::Kernel, "");

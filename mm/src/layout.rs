@@ -22,6 +22,11 @@ pub const KIMAGE_VADDR: u64 = 0xffff_8000_0000_0000;
 pub const KIMAGE_MAX_SIZE: u64 = 512 << 20;
 /// Where the boot code maps the DTB before the kernel's own tables exist.
 pub const EARLY_FDT_VADDR: u64 = KIMAGE_VADDR + KIMAGE_MAX_SIZE;
+/// Windows of two 2 MiB blocks each, after the DTB's, where the kernel maps what it must read
+/// before its own tables exist (the UEFI memory map, the EFI system table).
+pub const EARLY_WINDOWS_VADDR: u64 = EARLY_FDT_VADDR + (4 << 20);
+/// How many early windows there are (they share the boot code's last-level table).
+pub const EARLY_WINDOWS: usize = 3;
 /// Start of the window where device registers are mapped.
 pub const DEVICE_BASE: u64 = KIMAGE_VADDR + (1 << 30);
 /// Size of the device window.

@@ -18,6 +18,7 @@ pub mod layout;
 pub mod memmap;
 pub mod paging;
 pub mod transition;
+pub mod uefi;
 
 /// Size of a page and of a translation table.
 pub const PAGE_SIZE: u64 = 4096;

@@ -69,6 +69,14 @@ pub enum ReservedKind {
     /// A GICv3 redistributor's LPI tables that a previous kernel left in use (`EnableLPIs`
     /// could not be cleared): the GIC may write them at any time.
     GicLpiTables,
+    /// A UEFI memory-map region that is not RAM for the kernel (runtime services, ACPI,
+    /// reserved, MMIO, ...): its type is the name.
+    Uefi,
+    /// The UEFI memory map itself (`/chosen linux,uefi-mmap-start`).
+    UefiMemoryMap,
+    /// A UEFI configuration table that lies in RAM (boot-services or loader memory): a later
+    /// kernel that calls the runtime services reads it.
+    UefiConfigTable,
 }
 
 impl ReservedKind {
@@ -83,6 +91,9 @@ impl ReservedKind {
             ReservedKind::Kernel => "kernel",
             ReservedKind::Handover => "kexec handover",
             ReservedKind::GicLpiTables => "gic lpi tables",
+            ReservedKind::Uefi => "uefi",
+            ReservedKind::UefiMemoryMap => "uefi memory map",
+            ReservedKind::UefiConfigTable => "uefi config table",
         }
     }
 }
@@ -186,6 +197,20 @@ pub fn cell_counts(node: &fdt::node::FdtNode<'_, '_>) -> (usize, usize) {
     (get("#address-cells", 2), get("#size-cells", 1))
 }
 
+/// Where the RAM banks came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MapSource {
+    /// The DTB's `/memory` nodes.
+    #[default]
+    Dtb,
+    /// A UEFI memory map (`/chosen linux,uefi-mmap-*`) of this many descriptors; the DTB's
+    /// `/memory` nodes are not trusted over it.
+    Uefi {
+        /// Descriptors in the map.
+        descriptors: usize,
+    },
+}
+
 /// The physical memory map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemoryMap {
@@ -193,9 +218,37 @@ pub struct MemoryMap {
     pub banks: Vec<Region>,
     /// Reserved ranges, in the order they were found.
     pub reserved: Vec<Reserved>,
+    /// Where `banks` came from.
+    pub source: MapSource,
 }
 
 impl MemoryMap {
+    /// RAM from a UEFI memory map (its usable descriptors; every other descriptor reserved
+    /// by type, the map at `map` too), reservations from the DTB.
+    pub fn from_uefi(
+        fdt: &Fdt<'_>,
+        descriptors: &[crate::uefi::Descriptor],
+        map: Region,
+    ) -> Result<Self, MemMapError> {
+        let mut m = MemoryMap {
+            banks: crate::uefi::banks(descriptors),
+            source: MapSource::Uefi {
+                descriptors: descriptors.len(),
+            },
+            ..Default::default()
+        };
+        for d in descriptors.iter().filter(|d| !d.is_usable()) {
+            m.reserve(d.region, ReservedKind::Uefi, crate::uefi::type_name(d.ty));
+        }
+        m.reserve(
+            map,
+            ReservedKind::UefiMemoryMap,
+            "/chosen linux,uefi-mmap-start",
+        );
+        m.add_dtb_reservations(fdt)?;
+        Ok(m)
+    }
+
     /// Reads RAM banks and reservations from a DTB.
     pub fn from_fdt(fdt: &Fdt<'_>) -> Result<Self, MemMapError> {
         let root = fdt.find_node("/").ok_or(MemMapError::NoMemory)?;
@@ -221,7 +274,13 @@ impl MemoryMap {
             return Err(MemMapError::NoMemory);
         }
         map.banks.sort();
+        map.add_dtb_reservations(fdt)?;
+        Ok(map)
+    }
 
+    /// The DTB's `/memreserve/` entries and `/reserved-memory` children.
+    fn add_dtb_reservations(&mut self, fdt: &Fdt<'_>) -> Result<(), MemMapError> {
+        let map = self;
         for r in fdt.memory_reservations() {
             let region = Region::new(r.address() as u64, r.size() as u64);
             map.reserve(region, ReservedKind::MemReserve, "/memreserve/");
@@ -252,7 +311,7 @@ impl MemoryMap {
                 }
             }
         }
-        Ok(map)
+        Ok(())
     }
 
     /// Adds a reserved range.

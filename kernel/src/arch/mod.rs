@@ -313,6 +313,50 @@ pub unsafe fn kexec_jump(reloc_pa: u64, args_va: u64, idmap_root: u64) -> ! {
     }
 }
 
+/// Maps `[pa, pa + len)` (at most 2 MiB) read-only through early window `slot`, in the
+/// boot code's tables, and returns the VA of `pa`: for what the kernel must read before its
+/// own tables exist. Gone when `switch_kernel_tables` replaces those tables.
+///
+/// # Safety
+/// The boot code's tables must still be the ones in use (before `memory::init` switches),
+/// and `[pa, pa + len)` must be memory that reads have no side effect on.
+pub unsafe fn early_window(slot: usize, pa: u64, len: u64) -> Option<u64> {
+    use mm::layout::{EARLY_WINDOWS, EARLY_WINDOWS_VADDR};
+    const BLOCK: u64 = 2 << 20;
+    /// The kernel map's last-level table: page 6 of the early tables (`boot/src/entry.S`).
+    const KERNEL_L2_PAGE: u64 = 6;
+    if slot >= EARLY_WINDOWS || len == 0 || len > BLOCK {
+        return None;
+    }
+    let first = pa / BLOCK;
+    let last = (pa.checked_add(len)? - 1) / BLOCK;
+    let va = EARLY_WINDOWS_VADDR + slot as u64 * 2 * BLOCK;
+    let l2 = (&raw const boot::symbols::__early_tables) as u64 + KERNEL_L2_PAGE * 4096;
+    for (i, block) in (first..=last).enumerate() {
+        let index = ((va >> 21) & 511) as usize + i;
+        // SAFETY: the caller promises the boot tables are live; this slot of their L2 table
+        // is one only early windows use, and the table is in the image, mapped writable.
+        unsafe {
+            (l2 as *mut u64)
+                .add(index)
+                .write_volatile((block * BLOCK) | boot::FDT_BLOCK_ATTRS)
+        };
+    }
+    // The entries were invalid (never cached); make them visible to the walker, and drop any
+    // translation a previous use of this window left.
+    barrier::dsb(barrier::ISHST);
+    // SAFETY: invalidating TLB entries of this window only costs walks.
+    unsafe {
+        asm!(
+            "tlbi vmalle1",
+            "dsb nsh",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+    Some(va + (pa % BLOCK))
+}
+
 /// A 64-bit random number from `RNDR`, or `None` if the CPU has no FEAT_RNG
 /// (`ID_AA64ISAR0_EL1.RNDR`) or the instruction reports failure.
 pub fn rndr() -> Option<u64> {
