@@ -16,7 +16,10 @@ usage: ./qemu.sh [options] [-- extra QEMU arguments]
                     --dtb; ignores --el, --mem, --smp and --cpu: the board fixes them)
   --initrd FILE     initramfs (cpio newc, plain or gzip); default: scripts/rootfs packed
   --append "ARGS"   kernel command line, e.g. "loglevel=8 init=/other.rc"
-  --firmware STACK  on raspi4b, boot through a Pi 4 firmware stack from Debian's packages
+  --firmware STACK  on virt: uefi (Debian's EDK2, QEMU_EFI.fd, with acpi=off: it starts the
+                    Image through its EFI stub, with -initrd and -append as LoadFile2 and
+                    LoadOptions).
+                    On raspi4b, a Pi 4 firmware stack from Debian's packages
                     (scripts/rpi4-firmware.sh): tfa (TF-A's BL31 as the armstub: PSCI),
                     uboot (U-Boot booti), tfa+uboot, or tfa-board (BL31 unpatched: QEMU
                     then loses every CPU that makes PSCI CPU_OFF)
@@ -53,9 +56,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$el" in 1|2) ;; *) echo "qemu.sh: --el must be 1 or 2" >&2; exit 2 ;; esac
-if [ -n "$firmware" ] && [ "$machine" != raspi4b ]; then
-    echo "qemu.sh: --firmware is for --machine raspi4b" >&2; exit 2
-fi
+case "$machine/$firmware" in
+    */|raspi4b/*|virt/uefi) ;;
+    *) echo "qemu.sh: --firmware $firmware: virt takes uefi; raspi4b takes tfa, uboot, tfa+uboot, tfa-board" >&2; exit 2 ;;
+esac
+edk2=/usr/share/qemu-efi-aarch64/QEMU_EFI.fd
 
 if ! command -v qemu-system-aarch64 >/dev/null || ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-none; then
     echo "qemu.sh: installing what is missing (scripts/setup.sh)" >&2
@@ -133,8 +138,14 @@ elif [ -n "$dtb" ]; then
           -device "loader,file=$initrd,addr=$initrd_pa,force-raw=on"
           -device "loader,file=target/qemu-sh/shim.bin,addr=$shim_pa,force-raw=on,cpu-num=0")
 else
+    if [ "$firmware" = uefi ]; then
+        [ -f "$edk2" ] || scripts/setup.sh >&2
+        # acpi=off: EDK2 then publishes QEMU's DTB, which the EFI stub needs.
+        mach="$mach,acpi=off"
+    fi
     args=(-M "$mach" -cpu "$cpu" -m "$mem" -smp "$smp" -nographic -nic none -no-reboot
           -kernel "$image" -initrd "$initrd" -append "$append")
+    [ "$firmware" = uefi ] && args+=(-bios "$edk2")
 fi
 args+=(-semihosting-config enable=on,target=native)
 if [ -n "$cache_model" ]; then

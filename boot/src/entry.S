@@ -41,8 +41,12 @@
     .section .head.text, "ax"
     .global _head
 _head:
-    b       primary_entry           // code0: branch to the entry
-    .long   0                       // code1
+    /*
+     * code0 is an instruction that does nothing harmful and whose first two bytes are "MZ":
+     * the Image is also a PE/COFF file (an EFI application), as Linux's is.
+     */
+    ccmp    x18, #0, #0xd, pl       // code0: 0xfa405a4d, "MZ@\xfa"
+    b       primary_entry           // code1: branch to the entry
     .quad   0                       // text_offset
     .quad   __image_size            // image_size: everything up to _end, BSS and tables too
     .quad   {IMAGE_FLAGS}           // flags: LE, 4K pages, anywhere
@@ -50,7 +54,61 @@ _head:
     .quad   0                       // res3
     .quad   0                       // res4
     .long   {IMAGE_MAGIC}           // magic "ARM\x64"
-    .long   0                       // res5: no PE/COFF header
+    .long   pe_header - _head       // res5: offset of the PE header (at 0x3c, as in MS-DOS)
+
+/*
+ * The PE/COFF header (Microsoft PE format; Linux arch/arm64/kernel/efi-header.S has the same
+ * shape): one section that covers the file from 0x1000 on, at RVA = file offset, so the
+ * loaded image is the Image byte for byte, and SizeOfImage covers BSS, stacks and tables.
+ * No base relocations: the EFI stub is position independent (kernel/src/efistub.rs), and
+ * firmware may load the image at any 4 KiB-aligned address.
+ */
+    .balign 8
+pe_header:
+    .ascii  "PE\0\0"
+    .short  {PE_MACHINE_ARM64}      // Machine
+    .short  1                       // NumberOfSections
+    .long   0                       // TimeDateStamp
+    .long   0                       // PointerToSymbolTable
+    .long   0                       // NumberOfSymbols
+    .short  section_table - optional_header // SizeOfOptionalHeader
+    .short  {PE_CHARACTERISTICS}    // Characteristics
+optional_header:
+    .short  {PE_OPT_MAGIC_PE32PLUS} // Magic: PE32+
+    .byte   0, 0                    // linker version
+    .long   __pe_raw_size           // SizeOfCode
+    .long   0                       // SizeOfInitializedData
+    .long   0                       // SizeOfUninitializedData
+    .long   __pe_entry              // AddressOfEntryPoint (RVA of efi_pe_entry)
+    .long   __pe_text_rva           // BaseOfCode
+    .global pe_image_base
+pe_image_base:                      // (firmware writes the load address here: efistub.rs)
+    .quad   0                       // ImageBase
+    .long   {PE_SECTION_ALIGN}      // SectionAlignment
+    .long   {PE_FILE_ALIGN}         // FileAlignment
+    .short  0, 0                    // OS version
+    .short  0, 0                    // image version
+    .short  0, 0                    // subsystem version
+    .long   0                       // Win32VersionValue
+    .long   __pe_image_size         // SizeOfImage
+    .long   __pe_text_rva           // SizeOfHeaders: everything before the section
+    .long   0                       // CheckSum
+    .short  {PE_SUBSYSTEM_EFI_APP}  // Subsystem
+    .short  0                       // DllCharacteristics
+    .quad   0, 0, 0, 0              // stack and heap reserve and commit
+    .long   0                       // LoaderFlags
+    .long   (section_table - data_directories) / 8 // NumberOfRvaAndSizes
+data_directories:
+    .quad   0, 0, 0, 0, 0, 0        // export, import, resource, exception, security, basereloc
+section_table:
+    .ascii  ".text\0\0\0"           // Name
+    .long   __pe_virtual_size       // VirtualSize
+    .long   __pe_text_rva           // VirtualAddress
+    .long   __pe_raw_size           // SizeOfRawData
+    .long   __pe_text_rva           // PointerToRawData
+    .long   0, 0                    // relocations, line numbers
+    .short  0, 0                    // their counts
+    .long   {PE_SECTION_FLAGS}      // Characteristics
 
 primary_entry:
     mov     x19, x0

@@ -56,6 +56,13 @@ core::arch::global_asm!(
     TCR_EPD0 = const regs::tcr_el1::EPD0,
     MPIDR_AFFINITY_MASK = const regs::MPIDR_AFFINITY_MASK,
     SPIN_SLOTS = const SPIN_SLOTS,
+    PE_MACHINE_ARM64 = const regs::pe::MACHINE_ARM64,
+    PE_CHARACTERISTICS = const regs::pe::CHARACTERISTICS,
+    PE_OPT_MAGIC_PE32PLUS = const regs::pe::OPT_MAGIC_PE32PLUS,
+    PE_SECTION_ALIGN = const regs::pe::SECTION_ALIGN,
+    PE_FILE_ALIGN = const regs::pe::FILE_ALIGN,
+    PE_SUBSYSTEM_EFI_APP = const regs::pe::SUBSYSTEM_EFI_APP,
+    PE_SECTION_FLAGS = const regs::pe::SECTION_FLAGS,
 );
 
 /// Entries in `spin_boot_blocks`: CPUs that can be released from a spin table.
@@ -107,6 +114,9 @@ pub mod symbols {
         pub static __early_tables_end: u8;
         /// End of the image, everything included.
         pub static _end: u8;
+        /// The PE/COFF optional header's `ImageBase` field (0 in the file; a PE loader may
+        /// write the load address there).
+        pub static pe_image_base: u64;
         /// The EL2 stub vectors (2 KiB, position independent).
         pub static el2_stub_vectors: u8;
         /// Start of `.idmap.text`.

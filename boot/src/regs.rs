@@ -213,3 +213,21 @@ pub mod ctr_el0 {
     /// Width of `DminLine`.
     pub const DMINLINE_MASK: u64 = 0xf;
 }
+
+/// PE/COFF header fields (Microsoft PE format specification) for the Image's EFI side.
+pub mod pe {
+    /// `IMAGE_FILE_MACHINE_ARM64`.
+    pub const MACHINE_ARM64: u16 = 0xaa64;
+    /// `IMAGE_FILE_EXECUTABLE_IMAGE | IMAGE_FILE_LINE_NUMS_STRIPPED | IMAGE_FILE_DEBUG_STRIPPED`.
+    pub const CHARACTERISTICS: u16 = 0x0002 | 0x0004 | 0x0200;
+    /// Optional header magic of PE32+.
+    pub const OPT_MAGIC_PE32PLUS: u16 = 0x20b;
+    /// Sections are loaded at 4 KiB-aligned RVAs; the file is in 512-byte units.
+    pub const SECTION_ALIGN: u32 = 0x1000;
+    /// See [`SECTION_ALIGN`].
+    pub const FILE_ALIGN: u32 = 0x200;
+    /// `IMAGE_SUBSYSTEM_EFI_APPLICATION`.
+    pub const SUBSYSTEM_EFI_APP: u16 = 10;
+    /// `IMAGE_SCN_CNT_CODE | IMAGE_SCN_MEM_EXECUTE | IMAGE_SCN_MEM_READ | IMAGE_SCN_MEM_WRITE`.
+    pub const SECTION_FLAGS: u32 = 0x0000_0020 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
+}

@@ -227,9 +227,11 @@ struct Loaded {
 static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
 
 /// The running kernel's Image, byte for byte as `scripts/build.sh` wrote it: text and
-/// read-only data as mapped (never written), `.data` as loaded (saved by the boot code).
+/// read-only data as mapped (never written), `.data` as loaded (saved by the boot code), and
+/// the PE/COFF header's `ImageBase` as the file has it (0: a PE loader such as EDK2 writes
+/// the load address there).
 pub fn pristine_image() -> Vec<u8> {
-    use boot::symbols::{__data_pristine, _edata, _sdata, _text};
+    use boot::symbols::{__data_pristine, _edata, _sdata, _text, pe_image_base};
     let at = |s: &u8| s as *const u8 as usize;
     // SAFETY: linker symbols: [_text, _sdata) is the mapped, read-only text and rodata;
     // __data_pristine holds _edata - _sdata bytes saved before any Rust ran.
@@ -241,6 +243,8 @@ pub fn pristine_image() -> Vec<u8> {
             &raw const __data_pristine,
             edata - sdata,
         ));
+        let base = (&raw const pe_image_base) as usize - text;
+        v[base..base + 8].fill(0);
         v
     }
 }

@@ -21,6 +21,8 @@ mod board;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
+mod efistub;
+#[cfg(target_os = "none")]
 mod files;
 #[cfg(target_os = "none")]
 mod irq;
@@ -181,6 +183,7 @@ mod bare {
             "kernel {}: entered at EL{entry_el}, image at {image_pa:#x}, DTB at {dtb_pa:#x}",
             env!("CARGO_PKG_VERSION")
         );
+        log::debug!("boot: counter at entry {entry_ticks:#x}");
         log::info!(
             "machine: {}; command line: {}",
             platform.model,

@@ -120,6 +120,11 @@ struct Boot {
     /// `virt` under UEFI firmware: Debian's EDK2 (`QEMU_EFI.fd`) as `-bios`, with
     /// `acpi=off` so that it hands over a DTB, booting `linux` (or our Image) from fw_cfg.
     uefi: bool,
+    /// With `uefi`: ACPI left on (EDK2 then publishes no DTB).
+    acpi: bool,
+    /// With `uefi`: no `-kernel`; this directory is the EFI system partition (QEMU's
+    /// `fat:` drive), our Image in it as `\EFI\BOOT\BOOTAA64.EFI`.
+    esp: Option<PathBuf>,
     append: Option<String>,
     /// Bytes typed once the prompt appears.
     typed: Option<&'static str>,
@@ -174,10 +179,9 @@ fn boot(b: Boot) -> Run {
         (_, false) => "virt,virtualization=on",
         (_, true) => "virt,virtualization=on,gic-version=3",
     };
-    let machine = if b.uefi {
-        format!("{machine},acpi=off")
-    } else {
-        machine.to_string()
+    let machine = match (b.uefi, b.acpi) {
+        (true, false) => format!("{machine},acpi=off"),
+        _ => machine.to_string(),
     };
     let mut cmd = Command::new("qemu-system-aarch64");
     if b.uefi {
@@ -229,7 +233,22 @@ fn boot(b: Boot) -> Run {
     if b.linux.is_none() {
         cmd.args(["-semihosting-config", "enable=on,target=native"]);
     }
-    if let Some(firmware) = b.firmware {
+    if let Some(esp) = &b.esp {
+        let dir = esp.join("EFI/BOOT");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            b.image.as_deref().unwrap_or_else(|| image()),
+            dir.join("BOOTAA64.EFI"),
+        )
+        .unwrap();
+        cmd.args([
+            "-drive",
+            &format!(
+                "file=fat:{},format=raw,if=virtio,readonly=on",
+                esp.display()
+            ),
+        ]);
+    } else if let Some(firmware) = b.firmware {
         assert!(b.raspi4b, "firmware stacks are the Pi 4's");
         let (kernel, initrd, cmdline) = match &b.linux {
             Some((k, i, a)) => (k.clone(), i.clone(), a.clone()),
@@ -2032,6 +2051,136 @@ fn uefi_linux_then_this_kernel_then_linux_with_runtime_services() {
         last_cmdline.trim_end().ends_with("last-linux"),
         "{last_cmdline}"
     );
+}
+
+/// This kernel's EFI stub, started by EDK2 from fw_cfg (`-kernel -initrd -append`): the
+/// command line from LoadOptions, the initrd through LoadFile2, the DTB from the
+/// configuration table, the Image moved to a 2 MiB-aligned allocation, boot services exited,
+/// the UEFI map in `/chosen`; then the kernel at the firmware's EL, which chains on.
+fn efi_stub_from_edk2(el: u8) {
+    let rd = initramfs(
+        &format!("efi-stub-el{el}.cpio"),
+        Some("mem\npoweroff\n"),
+        &[],
+    );
+    let run = boot(Boot {
+        el,
+        uefi: true,
+        initrd: Some(rd),
+        append: Some("kexec.chain=2 kexec.payload=16M efi-stub-test".into()),
+        ..Default::default()
+    });
+    assert!(run.out.contains("efistub: initrd at 0x"), "{}", run.out);
+    let moved = run
+        .line("efistub: moved the Image to 0x")
+        .or_else(|| run.line("efistub: running in place at "))
+        .unwrap_or_else(|| panic!("{}", run.out));
+    let entered = run.line("kernel 0.1.0: entered at").unwrap();
+    assert!(entered.contains(&format!("entered at EL{el}")), "{entered}");
+    if let Some(to) = moved.strip_prefix("efistub: moved the Image to ") {
+        assert!(
+            entered.contains(&format!("image at {:#x}", hex(to))),
+            "{moved} / {entered}"
+        );
+        assert_eq!(hex(to) % (2 << 20), 0);
+    }
+    let cmdline = run
+        .line("machine: linux,dummy-virt; command line:")
+        .unwrap();
+    assert!(cmdline.contains("efi-stub-test"), "LoadOptions: {cmdline}");
+    assert!(run.out.contains("memory map: UEFI, "), "{}", run.out);
+    // Every generation's image hash is the file's: the stub left the Image as it was.
+    check_chain(&run, 2, &el.to_string());
+}
+
+#[test]
+fn efi_stub_from_edk2_at_el2() {
+    efi_stub_from_edk2(2);
+}
+
+#[test]
+fn efi_stub_from_edk2_at_el1() {
+    efi_stub_from_edk2(1);
+}
+
+/// From this kernel's own stub to Linux: EDK2 starts this kernel through its EFI stub, it
+/// chains 2 hops and kexecs Debian's Linux, which finds the runtime services the stub's
+/// `/chosen` describes intact (efivarfs lists variables, rtc-efi reads the clock).
+#[test]
+fn efi_stub_then_a_chain_then_linux_with_runtime_services() {
+    let last = linux_initramfs(
+        EFI_RUNTIME_CHECK,
+        false,
+        &[("efivarfs.ko", &efivarfs_module())],
+    );
+    let rd = initramfs(
+        "efi-stub-linux.cpio",
+        Some("kexec -l /Image --initrd=/last.cpio --append=\"console=ttyAMA0 panic=-1 after-stub\"\nkexec -e\n"),
+        &[("Image", &linux_image()), ("last.cpio", &last)],
+    );
+    let run = boot(Boot {
+        el: 2,
+        mem: "2G",
+        uefi: true,
+        initrd: Some(rd),
+        append: Some("kexec.chain=2 kexec.payload=16M".into()),
+        ..Default::default()
+    });
+    check_chain_lines(&run, 2);
+    let vars = run
+        .line("LINUX-EFIVARS")
+        .unwrap_or_else(|| panic!("{}", run.out));
+    let n: u32 = vars
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(n > 0, "{vars}: {}", run.out);
+    let rtc = run.line("LINUX-RTC").unwrap();
+    assert!(rtc.starts_with("LINUX-RTC rtc-efi rtc-efi.0 20"), "{rtc}");
+    assert!(run.out.contains("efi: EFI v2.70 by EDK II"), "{}", run.out);
+}
+
+/// EDK2's boot manager starts the Image from an EFI system partition as
+/// `\EFI\BOOT\BOOTAA64.EFI`: no load options, no initrd; the kernel comes up and answers.
+#[test]
+fn efi_stub_from_an_esp() {
+    let esp = scratch("esp");
+    let _ = std::fs::remove_dir_all(&esp);
+    let run = boot(Boot {
+        el: 2,
+        uefi: true,
+        esp: Some(esp),
+        typed: Some("mem\npoweroff\n"),
+        ..Default::default()
+    });
+    assert!(run.out.contains("initramfs: none"), "{}", run.out);
+    assert!(run.line("ready el=2 cpus=1").is_some(), "{}", run.out);
+    assert!(run.out.contains("memory map: UEFI, "), "{}", run.out);
+    assert_eq!(run.status, Some(0), "{}", run.out);
+}
+
+/// With ACPI on, EDK2 publishes no DTB: the stub says so and returns to the firmware.
+#[test]
+fn efi_stub_without_a_dtb_says_so() {
+    let run = boot(Boot {
+        el: 2,
+        uefi: true,
+        acpi: true,
+        initrd: Some(initramfs("efi-acpi.cpio", Some("poweroff\n"), &[])),
+        until: Some("efistub: cannot boot"),
+        ..Default::default()
+    });
+    // EDK2 clears the screen before the first line: the escape codes come first.
+    let line = run
+        .out
+        .lines()
+        .find(|l| l.contains("efistub: cannot boot: the firmware publishes no DTB"))
+        .unwrap_or_else(|| panic!("{}", run.out));
+    assert!(line.contains("acpi=off"), "{line}");
+    assert!(!run.out.contains("kernel 0.1.0: entered"), "{}", run.out);
 }
 
 /// A DTB whose `/chosen` names a UEFI memory map that cannot be used: one named warning, and

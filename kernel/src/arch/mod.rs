@@ -19,6 +19,12 @@ use aarch64_cpu::registers::{
 use core::arch::asm;
 
 core::arch::global_asm!(include_str!("vectors.S"));
+core::arch::global_asm!(
+    include_str!("efi_entry.S"),
+    CURRENT_EL_EL2 = const 2 << 2,
+    // M, C and I sit at the same bits in SCTLR_EL1 and SCTLR_EL2.
+    SCTLR_M_C_I = const boot::regs::sctlr_el1::M | boot::regs::sctlr_el1::C | boot::regs::sctlr_el1::I,
+);
 
 /// The architected counter (`CNTPCT_EL0`).
 pub fn ticks() -> u64 {

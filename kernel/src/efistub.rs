@@ -1,0 +1,543 @@
+//! The EFI stub: UEFI firmware starts the Image as a PE/COFF application
+//! (`efi_pe_entry` in `arch/efi_entry.S`), and this turns that start into a normal boot, as
+//! Linux's stub does (`drivers/firmware/efi/libstub`): the command line from `LoadOptions`,
+//! the initrd from the `LINUX_EFI_INITRD_MEDIA_GUID` LoadFile2 protocol, the DTB from the
+//! configuration table; the Image moved to a 2 MiB-aligned allocation if it is not on one;
+//! the memory map taken and boot services exited (again if the map key changed), the map and
+//! the system table recorded in `/chosen`; then the boot path, at the firmware's EL.
+//!
+//! It runs where the firmware loaded the image, with the firmware's identity map, before
+//! anything of the kernel is set up: so it is position independent by construction. It uses
+//! only code and data reached PC-relative (no statics holding pointers, no `core::fmt`, no
+//! trait objects, no panics: every index is checked) and the kernel's own heap (inside the
+//! image) for the DTB editor. Everything it says goes to the firmware's console, one line
+//! each, starting `efistub:`; on any failure before `ExitBootServices` it returns the
+//! error to the firmware.
+
+use core::ffi::c_void;
+use core::ptr::null_mut;
+use uefi_raw::protocol::console::SimpleTextOutputProtocol;
+use uefi_raw::protocol::device_path::{DevicePathProtocol, DeviceSubType, DeviceType};
+use uefi_raw::protocol::loaded_image::LoadedImageProtocol;
+use uefi_raw::protocol::media::LoadFile2Protocol;
+use uefi_raw::table::boot::{AllocateType, BootServices, MemoryDescriptor, MemoryType};
+use uefi_raw::table::system::SystemTable;
+use uefi_raw::{Guid, Handle, Status};
+
+unsafe extern "C" {
+    /// `arch/efi_entry.S`: MMU and caches off at this EL, then the boot path at `entry`.
+    fn efi_enter_kernel(entry: u64, dtb: u64) -> !;
+}
+
+/// `DEVICE_TREE_GUID`: the firmware's DTB in the configuration table.
+const DEVICE_TREE_GUID: Guid = uefi_raw::guid!("b1b621d5-f19c-41a5-830b-d9152c69aae0");
+/// `LINUX_EFI_INITRD_MEDIA_GUID`: the vendor media device path of the initrd's LoadFile2.
+const INITRD_MEDIA_GUID: Guid = uefi_raw::guid!("5568e427-68fc-4f3d-ac74-ca555231cc68");
+/// The kernel runs from a 2 MiB-aligned address (`boot/src/entry.S`).
+const IMAGE_ALIGN: u64 = 2 << 20;
+const PAGE: u64 = 4096;
+/// Room the DTB gets for the properties the stub adds.
+const DTB_SLACK: usize = 16 << 10;
+/// The boot protocol's limit on the DTB.
+const DTB_MAX: usize = 2 << 20;
+/// Descriptors of room beyond what `GetMemoryMap` asked for (the allocation for the map,
+/// and the firmware's own between the calls, add some).
+const MAP_SLACK_DESCRIPTORS: usize = 32;
+/// How often `ExitBootServices` may fail with a changed map before the stub gives up.
+const EXIT_RETRIES: usize = 8;
+
+/// The firmware's console, for `efistub:` lines.
+struct Console(*mut SimpleTextOutputProtocol);
+
+impl Console {
+    /// Writes `parts` as one line (ASCII; anything else becomes `?`).
+    fn line(&self, parts: &[&str]) {
+        if self.0.is_null() {
+            return;
+        }
+        let mut buf = [0u16; 160];
+        let mut n = 0;
+        let mut push = |c: u16| {
+            if n < buf.len() - 3 {
+                buf[n] = c;
+                n += 1;
+            }
+        };
+        for c in "efistub: ".bytes() {
+            push(c as u16);
+        }
+        for part in parts {
+            for c in part.bytes() {
+                push(if c.is_ascii() { c as u16 } else { b'?' as u16 });
+            }
+        }
+        let len = n.min(buf.len() - 3);
+        buf[len] = b'\r' as u16;
+        buf[len + 1] = b'\n' as u16;
+        buf[len + 2] = 0;
+        // SAFETY: ConOut is the firmware's protocol instance; the string is NUL-terminated.
+        let _ = unsafe { ((*self.0).output_string)(self.0, buf.as_ptr()) };
+    }
+}
+
+/// `v` in hex, `0x`-prefixed, into `buf`.
+fn hex(v: u64, buf: &mut [u8; 18]) -> &str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    buf[0] = b'0';
+    buf[1] = b'x';
+    for i in 0..16 {
+        buf[2 + i] = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    core::str::from_utf8(buf).unwrap_or("?")
+}
+
+/// Where UEFI enters (from `efi_pe_entry`): `image_base` is where the firmware put the
+/// Image. Returns only on failure, with the status the firmware gets.
+#[unsafe(no_mangle)]
+extern "C" fn efistub_main(image: Handle, st: *const SystemTable, image_base: u64) -> Status {
+    // SAFETY: the firmware passes its system table, valid until ExitBootServices.
+    let st = unsafe { &*st };
+    let con = Console(st.stdout);
+    // SAFETY: boot services are available until ExitBootServices.
+    let bs = unsafe { &*st.boot_services };
+    match run(image, st, bs, &con, image_base) {
+        Ok(never) => match never {},
+        Err((status, why)) => {
+            let mut h = [0u8; 18];
+            con.line(&[
+                "cannot boot: ",
+                why,
+                " (EFI status ",
+                hex(status.0 as u64, &mut h),
+                ")",
+            ]);
+            status
+        }
+    }
+}
+
+type Failure = (Status, &'static str);
+
+fn run(
+    image: Handle,
+    st: &SystemTable,
+    bs: &BootServices,
+    con: &Console,
+    image_base: u64,
+) -> Result<core::convert::Infallible, Failure> {
+    let started = crate::arch::ticks();
+    crate::memory::init_heap();
+    let mut h = [0u8; 18];
+    con.line(&["started at counter ", hex(started, &mut h)]);
+
+    // The loaded image: where it is, and its command line.
+    let mut li: *mut c_void = null_mut();
+    // SAFETY: HandleProtocol with the firmware's image handle and a valid GUID.
+    let s = unsafe { (bs.handle_protocol)(image, &LoadedImageProtocol::GUID, &mut li) };
+    if s != Status::SUCCESS || li.is_null() {
+        return Err((s, "no EFI_LOADED_IMAGE_PROTOCOL on this image"));
+    }
+    // SAFETY: the firmware's protocol instance.
+    let li = unsafe { &*(li as *const LoadedImageProtocol) };
+    let cmdline = load_options(li);
+
+    // The DTB the firmware publishes (ACPI-only firmware has none).
+    let Some(fw_dtb) = config_table(st, DEVICE_TREE_GUID) else {
+        return Err((
+            Status::UNSUPPORTED,
+            "the firmware publishes no DTB (an ACPI-only boot: on QEMU use -M virt,acpi=off)",
+        ));
+    };
+    // SAFETY: the firmware's DTB; its header says how long it is.
+    let fw_dtb = match unsafe { dtb_slice(fw_dtb) } {
+        Some(d) => d,
+        None => return Err((Status::LOAD_ERROR, "the firmware's DTB has no valid header")),
+    };
+
+    // The initrd, from the firmware's LoadFile2 (EDK2's -initrd, U-Boot's initrd).
+    let initrd = load_initrd(bs)?;
+    if let Some((pa, len)) = initrd {
+        con.line(&["initrd at ", hex(pa, &mut h), " (LoadFile2)"]);
+        let _ = len;
+    }
+
+    // A 2 MiB-aligned copy of the Image, unless the firmware put it on one.
+    let image_size = image_size(image_base);
+    let file_size = file_size(image_base);
+    let kernel = if image_base.is_multiple_of(IMAGE_ALIGN) {
+        con.line(&["running in place at ", hex(image_base, &mut h)]);
+        image_base
+    } else {
+        let pages = (image_size + IMAGE_ALIGN).div_ceil(PAGE) as usize;
+        let base = allocate(bs, pages)?;
+        let dest = base.next_multiple_of(IMAGE_ALIGN);
+        // SAFETY: [dest, dest + file_size) lies in the fresh allocation; the source is the
+        // loaded image (RVA = file offset, `boot/src/entry.S`).
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                image_base as *const u8,
+                dest as *mut u8,
+                file_size as usize,
+            )
+        };
+        con.line(&["moved the Image to ", hex(dest, &mut h)]);
+        dest
+    };
+
+    // The next DTB, edited once now (to find out that it can be) with the properties it
+    // will get, and again after ExitBootServices with their values.
+    let dtb_pages = (fw_dtb.len() + DTB_SLACK)
+        .min(DTB_MAX)
+        .div_ceil(PAGE as usize);
+    let dtb_buf = allocate(bs, dtb_pages)?;
+    let dtb_cap = dtb_pages * PAGE as usize;
+    let secure_boot = secure_boot_mode(st);
+    let st_pa = st as *const SystemTable as u64;
+    let chosen =
+        |mmap: (u64, u32, u32, u32)| next_dtb(fw_dtb, &cmdline, initrd, st_pa, secure_boot, mmap);
+    match chosen((0, 0, 0, 0)) {
+        Some(b) if b.len() <= dtb_cap => {}
+        Some(_) => return Err((Status::BUFFER_TOO_SMALL, "the edited DTB is too large")),
+        None => return Err((Status::LOAD_ERROR, "the firmware's DTB cannot be edited")),
+    }
+
+    // The memory map, in a buffer allocated before the last GetMemoryMap.
+    let (mut size, mut key, mut desc_size, mut ver) = (0usize, 0usize, 0usize, 0u32);
+    // SAFETY: a size query (null buffer of size 0).
+    let _ =
+        unsafe { (bs.get_memory_map)(&mut size, null_mut(), &mut key, &mut desc_size, &mut ver) };
+    if desc_size < core::mem::size_of::<MemoryDescriptor>() {
+        return Err((
+            Status::LOAD_ERROR,
+            "GetMemoryMap reports a descriptor size below 40 bytes",
+        ));
+    }
+    // The last line: from here on the console is the firmware's no more.
+    con.line(&[
+        "exiting boot services at counter ",
+        hex(crate::arch::ticks(), &mut h),
+    ]);
+    let map_cap = size + MAP_SLACK_DESCRIPTORS * desc_size;
+    let map_buf = allocate(bs, map_cap.div_ceil(PAGE as usize))?;
+    let mut exited = false;
+    for _ in 0..EXIT_RETRIES {
+        size = map_cap;
+        // SAFETY: a buffer of map_cap bytes.
+        let s = unsafe {
+            (bs.get_memory_map)(
+                &mut size,
+                map_buf as *mut MemoryDescriptor,
+                &mut key,
+                &mut desc_size,
+                &mut ver,
+            )
+        };
+        if s != Status::SUCCESS {
+            return Err((s, "GetMemoryMap failed"));
+        }
+        // SAFETY: the key of the map just read. After a failure only GetMemoryMap may be
+        // called again (UEFI 2.10, 7.4), which this loop does.
+        let s = unsafe { (bs.exit_boot_services)(image, key) };
+        if s == Status::SUCCESS {
+            exited = true;
+            break;
+        }
+        if s != Status::INVALID_PARAMETER {
+            return Err((s, "ExitBootServices failed"));
+        }
+    }
+    if !exited {
+        return Err((
+            Status::ABORTED,
+            "ExitBootServices kept failing: the memory map changed at every try",
+        ));
+    }
+    // No firmware services from here on: nothing can be said, and nothing can fail that did
+    // not succeed above.
+    //
+    // SetVirtualAddressMap is never called: the runtime services stay at their physical
+    // addresses, and the map says so (VirtualStart = PhysicalStart for every runtime
+    // region), so that a later kernel that maps them where the map says (Linux maps them in
+    // its own EFI page tables) calls them where they run.
+    let entries = size / desc_size;
+    for i in 0..entries {
+        let d = (map_buf as usize + i * desc_size) as *mut MemoryDescriptor;
+        // SAFETY: entry i of the map GetMemoryMap wrote (stride desc_size >= 40 bytes).
+        unsafe {
+            if (*d)
+                .att
+                .contains(uefi_raw::table::boot::MemoryAttribute::RUNTIME)
+            {
+                (*d).virt_start = (*d).phys_start;
+            }
+        }
+    }
+    let blob = chosen((map_buf, size as u32, desc_size as u32, ver));
+    let Some(blob) = blob.filter(|b| b.len() <= dtb_cap) else {
+        halt();
+    };
+    // SAFETY: dtb_buf holds dtb_cap bytes, allocated above.
+    unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), dtb_buf as *mut u8, blob.len()) };
+    // Everything the kernel reads with its MMU off, or may read before its caches are on, is
+    // at the point of coherency.
+    clean(kernel, file_size);
+    clean(dtb_buf, blob.len() as u64);
+    clean(map_buf, size as u64);
+    if let Some((pa, len)) = initrd {
+        clean(pa, len);
+    }
+    // SAFETY: a 2 MiB-aligned Image with its entry at offset 0, a DTB, all cleaned.
+    unsafe { efi_enter_kernel(kernel, dtb_buf) }
+}
+
+/// Stops this CPU (there is no one left to tell).
+fn halt() -> ! {
+    loop {
+        aarch64_cpu::asm::wfi();
+    }
+}
+
+/// Cleans `[pa, pa + len)` to the point of coherency (identity-mapped).
+fn clean(pa: u64, len: u64) {
+    let mut a = pa & !63;
+    while a < pa + len {
+        // SAFETY: cleaning lines of mapped memory does not change it.
+        unsafe { core::arch::asm!("dc cvac, {}", in(reg) a, options(nostack)) };
+        a += 64;
+    }
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+}
+
+/// `LoadOptions` (UCS-2, as firmware passes `-append` or a boot entry's options) as UTF-8.
+fn load_options(li: &LoadedImageProtocol) -> alloc::vec::Vec<u8> {
+    let mut out = alloc::vec::Vec::new();
+    if li.load_options.is_null() {
+        return out;
+    }
+    let units = li.load_options_size as usize / 2;
+    // SAFETY: the firmware's buffer of load_options_size bytes.
+    let s = unsafe { core::slice::from_raw_parts(li.load_options as *const u16, units) };
+    for c in char::decode_utf16(s.iter().copied().take_while(|&u| u != 0)) {
+        let c = c.unwrap_or('?');
+        let mut b = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+    }
+    // What U-Boot and shells prepend.
+    while out.first() == Some(&b' ') {
+        out.remove(0);
+    }
+    out
+}
+
+/// The configuration table entry with `guid`.
+fn config_table(st: &SystemTable, guid: Guid) -> Option<u64> {
+    let n = st
+        .number_of_configuration_table_entries
+        .min(kernel::efi::MAX_TABLES);
+    if st.configuration_table.is_null() {
+        return None;
+    }
+    // SAFETY: the firmware's array of n entries.
+    let tables = unsafe { core::slice::from_raw_parts(st.configuration_table, n) };
+    tables
+        .iter()
+        .find(|t| t.vendor_guid == guid)
+        .map(|t| t.vendor_table as u64)
+}
+
+/// The DTB at `pa`, if its header is one.
+///
+/// # Safety
+/// `pa` must be readable for the length its header gives (up to 2 MiB).
+unsafe fn dtb_slice(pa: u64) -> Option<&'static [u8]> {
+    // SAFETY: caller: the header is readable.
+    let hdr = unsafe { core::slice::from_raw_parts(pa as *const u8, 8) };
+    let magic = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+    let size = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
+    if magic != kernel::dtb::FDT_MAGIC || !(40..=DTB_MAX).contains(&size) {
+        return None;
+    }
+    // SAFETY: caller: `size` bytes are readable.
+    let blob = unsafe { core::slice::from_raw_parts(pa as *const u8, size) };
+    kernel::dtb::header(blob).is_ok().then_some(blob)
+}
+
+/// The initrd through the LoadFile2 protocol on the `LINUX_EFI_INITRD_MEDIA_GUID` vendor
+/// media device path: (address, length), or `None` if the firmware offers none.
+fn load_initrd(bs: &BootServices) -> Result<Option<(u64, u64)>, Failure> {
+    /// A vendor media node with the GUID, then the end node.
+    #[repr(C, packed)]
+    struct InitrdPath {
+        vendor: DevicePathProtocol,
+        guid: Guid,
+        end: DevicePathProtocol,
+    }
+    let path = InitrdPath {
+        vendor: DevicePathProtocol {
+            major_type: DeviceType::MEDIA,
+            sub_type: DeviceSubType::MEDIA_VENDOR,
+            length: [20, 0],
+        },
+        guid: INITRD_MEDIA_GUID,
+        end: DevicePathProtocol {
+            major_type: DeviceType::END,
+            sub_type: DeviceSubType::END_ENTIRE,
+            length: [4, 0],
+        },
+    };
+    let mut dp = &path as *const InitrdPath as *const DevicePathProtocol;
+    let mut handle: Handle = null_mut();
+    // SAFETY: a well-formed device path; the firmware writes the handle.
+    let s = unsafe { (bs.locate_device_path)(&LoadFile2Protocol::GUID, &mut dp, &mut handle) };
+    if s != Status::SUCCESS {
+        return Ok(None);
+    }
+    let mut lf: *mut c_void = null_mut();
+    // SAFETY: the handle LocateDevicePath found.
+    let s = unsafe { (bs.handle_protocol)(handle, &LoadFile2Protocol::GUID, &mut lf) };
+    if s != Status::SUCCESS || lf.is_null() {
+        return Err((s, "the initrd's LoadFile2 protocol cannot be opened"));
+    }
+    let lf = lf as *mut LoadFile2Protocol;
+    // What LocateDevicePath left of the path (its end node) names the file, as the
+    // firmware's LoadFile2 expects.
+    let fp = dp;
+    let mut size = 0usize;
+    // SAFETY: a size query with a null buffer.
+    let s = unsafe { ((*lf).load_file)(lf, fp, uefi_raw::Boolean::FALSE, &mut size, null_mut()) };
+    if s != Status::BUFFER_TOO_SMALL || size == 0 {
+        return Err((s, "the initrd's LoadFile2 does not say how large it is"));
+    }
+    let pa = allocate(bs, size.div_ceil(PAGE as usize))?;
+    // SAFETY: a buffer of at least size bytes.
+    let s = unsafe {
+        ((*lf).load_file)(
+            lf,
+            fp,
+            uefi_raw::Boolean::FALSE,
+            &mut size,
+            pa as *mut c_void,
+        )
+    };
+    if s != Status::SUCCESS {
+        return Err((s, "the initrd could not be loaded through LoadFile2"));
+    }
+    Ok(Some((pa, size as u64)))
+}
+
+/// Linux's `enum efi_secureboot_mode` (`include/linux/efi.h`): what the stub reports in
+/// `/chosen linux,uefi-secure-boot`, which Linux requires with the other UEFI properties.
+mod secureboot {
+    pub const DISABLED: u32 = 2;
+    pub const ENABLED: u32 = 3;
+}
+
+/// The secure-boot mode as Linux's stub works it out (`efi_get_secureboot`): enabled if the
+/// `SecureBoot` variable is 1 and `SetupMode` is not; disabled otherwise (or if unreadable).
+fn secure_boot_mode(st: &SystemTable) -> u32 {
+    let var = |name: &[u16]| -> Option<u8> {
+        if st.runtime_services.is_null() {
+            return None;
+        }
+        let mut value = 0u8;
+        let mut size = 1usize;
+        // SAFETY: the firmware's runtime services (usable before ExitBootServices), a
+        // NUL-terminated name and a one-byte buffer.
+        let s = unsafe {
+            ((*st.runtime_services).get_variable)(
+                name.as_ptr(),
+                &uefi_raw::table::runtime::VariableVendor::GLOBAL_VARIABLE.0,
+                null_mut(),
+                &mut size,
+                &mut value,
+            )
+        };
+        (s == Status::SUCCESS && size == 1).then_some(value)
+    };
+    let secure_boot = var(&utf16::<11>("SecureBoot"));
+    let setup_mode = var(&utf16::<10>("SetupMode"));
+    if secure_boot == Some(1) && setup_mode != Some(1) {
+        secureboot::ENABLED
+    } else {
+        secureboot::DISABLED
+    }
+}
+
+/// An ASCII name as a NUL-terminated UCS-2 array of `N` units (the name and its NUL).
+fn utf16<const N: usize>(s: &str) -> [u16; N] {
+    let mut out = [0u16; N];
+    for (o, b) in out.iter_mut().zip(s.bytes()) {
+        *o = b as u16;
+    }
+    out
+}
+
+/// `pages` pages of loader data anywhere.
+fn allocate(bs: &BootServices, pages: usize) -> Result<u64, Failure> {
+    let mut pa = 0u64;
+    // SAFETY: AllocatePages writes the address of a fresh allocation.
+    let s = unsafe {
+        (bs.allocate_pages)(
+            AllocateType::ANY_PAGES,
+            MemoryType::LOADER_DATA,
+            pages,
+            &mut pa,
+        )
+    };
+    if s != Status::SUCCESS {
+        return Err((s, "AllocatePages failed"));
+    }
+    Ok(pa)
+}
+
+/// The Image header's `image_size` (at 0x10) of the image at `base`.
+fn image_size(base: u64) -> u64 {
+    // SAFETY: the loaded image starts with the 64-byte header.
+    unsafe { ((base + 0x10) as *const u64).read_unaligned() }
+}
+
+/// The Image file's length (`_edata - _text`): what a copy needs; the rest is BSS.
+fn file_size(_base: u64) -> u64 {
+    (&raw const boot::symbols::_edata) as u64 - (&raw const boot::symbols::_text) as u64
+}
+
+/// The firmware's DTB with `/chosen` as the kernel expects after UEFI.
+fn next_dtb(
+    fw: &[u8],
+    cmdline: &[u8],
+    initrd: Option<(u64, u64)>,
+    system_table: u64,
+    secure_boot: u32,
+    (mmap, mmap_size, desc_size, desc_ver): (u64, u32, u32, u32),
+) -> Option<alloc::vec::Vec<u8>> {
+    // No load options (a boot from the ESP): the DTB's own bootargs stay.
+    let mut bootargs = cmdline.to_vec();
+    bootargs.push(0);
+    let bootargs = (!cmdline.is_empty()).then_some(bootargs);
+    let st = system_table.to_be_bytes();
+    let ms = mmap.to_be_bytes();
+    let (sz, dsz, dv) = (
+        mmap_size.to_be_bytes(),
+        desc_size.to_be_bytes(),
+        desc_ver.to_be_bytes(),
+    );
+    let sb = secure_boot.to_be_bytes();
+    let (rs, re) = match initrd {
+        Some((pa, len)) => (Some((pa).to_be_bytes()), Some((pa + len).to_be_bytes())),
+        None => (None, None),
+    };
+    let mut edits: alloc::vec::Vec<kernel::dtb::ChosenEdit<'_>> = alloc::vec![
+        ("linux,initrd-start", rs.as_ref().map(|v| &v[..])),
+        ("linux,initrd-end", re.as_ref().map(|v| &v[..])),
+        ("linux,uefi-system-table", Some(&st)),
+        ("linux,uefi-mmap-start", Some(&ms)),
+        ("linux,uefi-mmap-size", Some(&sz)),
+        ("linux,uefi-mmap-desc-size", Some(&dsz)),
+        ("linux,uefi-mmap-desc-ver", Some(&dv)),
+        ("linux,uefi-secure-boot", Some(&sb)),
+    ];
+    if let Some(b) = &bootargs {
+        edits.push(("bootargs", Some(b)));
+    }
+    kernel::dtb::edit_chosen(fw, &edits).ok()
+}
