@@ -18,7 +18,8 @@ usage: ./qemu.sh [options] [-- extra QEMU arguments]
   --append "ARGS"   kernel command line, e.g. "loglevel=8 init=/other.rc"
   --firmware STACK  on virt: uefi (Debian's EDK2, QEMU_EFI.fd, with acpi=off: it starts the
                     Image through its EFI stub, with -initrd and -append as LoadFile2 and
-                    LoadOptions).
+                    LoadOptions), or uboot (Debian's U-Boot booti's the Image, preloaded,
+                    with --append as bootargs).
                     On raspi4b, a Pi 4 firmware stack from Debian's packages
                     (scripts/rpi4-firmware.sh): tfa (TF-A's BL31 as the armstub: PSCI),
                     uboot (U-Boot booti), tfa+uboot, or tfa-board (BL31 unpatched: QEMU
@@ -57,10 +58,11 @@ while [ $# -gt 0 ]; do
 done
 case "$el" in 1|2) ;; *) echo "qemu.sh: --el must be 1 or 2" >&2; exit 2 ;; esac
 case "$machine/$firmware" in
-    */|raspi4b/*|virt/uefi) ;;
-    *) echo "qemu.sh: --firmware $firmware: virt takes uefi; raspi4b takes tfa, uboot, tfa+uboot, tfa-board" >&2; exit 2 ;;
+    */|raspi4b/*|virt/uefi|virt/uboot) ;;
+    *) echo "qemu.sh: --firmware $firmware: virt takes uefi or uboot; raspi4b takes tfa, uboot, tfa+uboot, tfa-board" >&2; exit 2 ;;
 esac
 edk2=/usr/share/qemu-efi-aarch64/QEMU_EFI.fd
+uboot=/usr/lib/u-boot/qemu_arm64/u-boot.bin
 
 if ! command -v qemu-system-aarch64 >/dev/null || ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-none; then
     echo "qemu.sh: installing what is missing (scripts/setup.sh)" >&2
@@ -143,9 +145,28 @@ else
         # acpi=off: EDK2 then publishes QEMU's DTB, which the EFI stub needs.
         mach="$mach,acpi=off"
     fi
-    args=(-M "$mach" -cpu "$cpu" -m "$mem" -smp "$smp" -nographic -nic none -no-reboot
-          -kernel "$image" -initrd "$initrd" -append "$append")
-    [ "$firmware" = uefi ] && args+=(-bios "$edk2")
+    args=(-M "$mach" -cpu "$cpu" -m "$mem" -smp "$smp" -nographic -nic none -no-reboot)
+    if [ "$firmware" = uboot ]; then
+        [ -f "$uboot" ] || scripts/setup.sh >&2
+        case "$append" in *"'"*) echo "qemu.sh: --firmware uboot: --append cannot hold a single quote" >&2; exit 2 ;; esac
+        # QEMU's own DTB for this machine, with a /config bootcmd that U-Boot runs at once:
+        # booti the Image and initrd preloaded at U-Boot's kernel_addr_r / ramdisk_addr_r.
+        mkdir -p target/qemu-sh
+        ubdtb=target/qemu-sh/uboot.dtb
+        qemu-system-aarch64 -M "$mach,dumpdtb=$ubdtb" -cpu "$cpu" -m "$mem" -smp "$smp" \
+            -nographic -nic none </dev/null >/dev/null
+        rd_size=$(printf %x "$(stat -c %s "$initrd")")
+        fdtput -c "$ubdtb" /config
+        fdtput -t s "$ubdtb" /config bootcmd \
+            "setenv bootargs '$append'; booti 0x40400000 0x44000000:$rd_size \${fdtcontroladdr}"
+        fdtput -t i "$ubdtb" /config bootdelay 0
+        args+=(-bios "$uboot" -dtb "$ubdtb"
+               -device "loader,file=$image,addr=0x40400000,force-raw=on"
+               -device "loader,file=$initrd,addr=0x44000000,force-raw=on")
+    else
+        args+=(-kernel "$image" -initrd "$initrd" -append "$append")
+        [ "$firmware" = uefi ] && args+=(-bios "$edk2")
+    fi
 fi
 args+=(-semihosting-config enable=on,target=native)
 if [ -n "$cache_model" ]; then

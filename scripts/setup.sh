@@ -3,7 +3,7 @@
 #   - the Rust target aarch64-unknown-none and llvm-tools (objcopy for the Image)
 #   - QEMU >= 9 (on Debian 12 from bookworm-backports), dtc/fdtput, gdb-multiarch
 #   - gcc, pkg-config and glib's headers for the cache-model QEMU plugin (tools/cache-model)
-#   - Debian's EDK2 for QEMU virt (qemu-efi-aarch64: /usr/share/qemu-efi-aarch64/QEMU_EFI.fd)
+#   - Debian's EDK2 and U-Boot for QEMU virt (qemu-efi-aarch64, u-boot-qemu)
 # Idempotent: a second run only checks.  Needs root (or sudo) for apt.
 set -euo pipefail
 
@@ -37,10 +37,12 @@ command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
 pkg-config --exists glib-2.0 2>/dev/null || need_pkgs+=(libglib2.0-dev)
 # EDK2 for QEMU virt (the UEFI tests and qemu.sh's UEFI boots).
 [ -f /usr/share/qemu-efi-aarch64/QEMU_EFI.fd ] || need_pkgs+=(qemu-efi-aarch64)
+# U-Boot for QEMU virt (the U-Boot tests and qemu.sh --firmware uboot).
+[ -f /usr/lib/u-boot/qemu_arm64/u-boot.bin ] || need_pkgs+=(u-boot-qemu)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null; then
-        say "please install: QEMU >= 9 (qemu-system-aarch64), dtc/fdtput, gdb-multiarch, cpio, gcc, pkg-config, glib 2 headers, EDK2 for aarch64 (QEMU_EFI.fd)"; exit 1
+        say "please install: QEMU >= 9 (qemu-system-aarch64), dtc/fdtput, gdb-multiarch, cpio, gcc, pkg-config, glib 2 headers, EDK2 for aarch64 (QEMU_EFI.fd), U-Boot for qemu_arm64"; exit 1
     fi
     . /etc/os-release
     backports=()

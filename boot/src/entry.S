@@ -110,6 +110,13 @@ section_table:
     .short  0, 0                    // their counts
     .long   {PE_SECTION_FLAGS}      // Characteristics
 
+/*
+ * The boot code lives in .text, not after the headers: a PE loader need not copy more of
+ * the header page than the headers themselves (U-Boot copies only those), and the loaded
+ * image must still be the Image byte for byte.
+ */
+    .section .text.boot, "ax"
+
 primary_entry:
     mov     x19, x0
     adr     x24, el1_setup          // where el2_setup drops to EL1

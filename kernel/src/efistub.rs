@@ -154,12 +154,26 @@ fn run(
         None => return Err((Status::LOAD_ERROR, "the firmware's DTB has no valid header")),
     };
 
-    // The initrd, from the firmware's LoadFile2 (EDK2's -initrd, U-Boot's initrd).
-    let initrd = load_initrd(bs)?;
-    if let Some((pa, len)) = initrd {
-        con.line(&["initrd at ", hex(pa, &mut h), " (LoadFile2)"]);
-        let _ = len;
-    }
+    // The initrd: from the firmware's LoadFile2 (EDK2's -initrd, U-Boot's initrd), else
+    // from an `initrd=` path on the volume this image was loaded from.
+    let initrd = match load_initrd(bs)? {
+        Some(rd) => {
+            con.line(&["initrd at ", hex(rd.0, &mut h), " (LoadFile2)"]);
+            Some(rd)
+        }
+        None => match initrd_path(&cmdline) {
+            Some(path) => {
+                let rd = load_initrd_file(bs, li, path)?;
+                con.line(&[
+                    "initrd at ",
+                    hex(rd.0, &mut h),
+                    " (initrd= on the boot volume)",
+                ]);
+                Some(rd)
+            }
+            None => None,
+        },
+    };
 
     // A 2 MiB-aligned copy of the Image, unless the firmware put it on one.
     let image_size = image_size(image_base);
@@ -470,6 +484,96 @@ fn utf16<const N: usize>(s: &str) -> [u16; N] {
         *o = b as u16;
     }
     out
+}
+
+/// The first `initrd=PATH` word of the command line.
+fn initrd_path(cmdline: &[u8]) -> Option<&[u8]> {
+    cmdline
+        .split(|&b| b == b' ')
+        .find_map(|w| w.strip_prefix(b"initrd="))
+        .filter(|p| !p.is_empty())
+}
+
+/// The file `path` (`/` or `\` separated) from the volume the image was loaded from.
+fn load_initrd_file(
+    bs: &BootServices,
+    li: &LoadedImageProtocol,
+    path: &[u8],
+) -> Result<(u64, u64), Failure> {
+    use uefi_raw::protocol::file_system::{
+        FileAttribute, FileInfo, FileMode, FileProtocolV1, SimpleFileSystemProtocol,
+    };
+    let mut name = [0u16; 256];
+    if path.len() >= name.len() {
+        return Err((Status::INVALID_PARAMETER, "initrd=: the path is too long"));
+    }
+    for (n, &b) in name.iter_mut().zip(path) {
+        *n = if b == b'/' { b'\\' as u16 } else { b as u16 };
+    }
+    let mut fs: *mut c_void = null_mut();
+    // SAFETY: the loaded image's device handle.
+    let s =
+        unsafe { (bs.handle_protocol)(li.device_handle, &SimpleFileSystemProtocol::GUID, &mut fs) };
+    if s != Status::SUCCESS || fs.is_null() {
+        return Err((
+            s,
+            "initrd=: the volume this image came from has no file system",
+        ));
+    }
+    let fs = fs as *mut SimpleFileSystemProtocol;
+    let mut root: *mut FileProtocolV1 = null_mut();
+    // SAFETY: the firmware's file-system protocol instance.
+    let s = unsafe { ((*fs).open_volume)(fs, &mut root) };
+    if s != Status::SUCCESS || root.is_null() {
+        return Err((s, "initrd=: the boot volume cannot be opened"));
+    }
+    let mut file: *mut FileProtocolV1 = null_mut();
+    // SAFETY: the volume's root directory; a NUL-terminated name.
+    let s = unsafe {
+        ((*root).open)(
+            root,
+            &mut file,
+            name.as_ptr(),
+            FileMode::READ,
+            FileAttribute::empty(),
+        )
+    };
+    if s != Status::SUCCESS || file.is_null() {
+        return Err((s, "initrd=: no such file on the boot volume"));
+    }
+    let mut info = [0u64; 64];
+    let mut info_size = core::mem::size_of_val(&info);
+    // SAFETY: an open file; a 512-byte buffer for its EFI_FILE_INFO.
+    let s = unsafe {
+        ((*file).get_info)(
+            file,
+            &FileInfo::ID,
+            &mut info_size,
+            info.as_mut_ptr() as *mut c_void,
+        )
+    };
+    // EFI_FILE_INFO: Size, then FileSize.
+    let size = info[1];
+    if s != Status::SUCCESS || size == 0 {
+        return Err((s, "initrd=: the file is empty or its size unknown"));
+    }
+    let pa = allocate(bs, (size as usize).div_ceil(PAGE as usize))?;
+    let mut done = 0u64;
+    while done < size {
+        let mut chunk = (size - done) as usize;
+        // SAFETY: the rest of a buffer of `size` bytes.
+        let s = unsafe { ((*file).read)(file, &mut chunk, (pa + done) as *mut c_void) };
+        if s != Status::SUCCESS || chunk == 0 {
+            return Err((s, "initrd=: reading the file failed"));
+        }
+        done += chunk as u64;
+    }
+    // SAFETY: closing what was opened above.
+    unsafe {
+        let _ = ((*file).close)(file);
+        let _ = ((*root).close)(root);
+    }
+    Ok((pa, size))
 }
 
 /// `pages` pages of loader data anywhere.

@@ -122,8 +122,12 @@ struct Boot {
     uefi: bool,
     /// With `uefi`: ACPI left on (EDK2 then publishes no DTB).
     acpi: bool,
+    /// `virt` (EL2, 1 GiB, 1 CPU) under Debian's U-Boot (`u-boot-qemu`) as `-bios`, which
+    /// runs this `bootcmd` (put in the DTB's `/config`) at once; the Image is preloaded at
+    /// [`UBOOT_KERNEL`] and the initrd at [`UBOOT_INITRD`].
+    uboot: Option<String>,
     /// With `uefi`: no `-kernel`; this directory is the EFI system partition (QEMU's
-    /// `fat:` drive), our Image in it as `\EFI\BOOT\BOOTAA64.EFI`.
+    /// `fat:` drive, read-only; see `esp()`).
     esp: Option<PathBuf>,
     append: Option<String>,
     /// Bytes typed once the prompt appears.
@@ -171,6 +175,12 @@ impl Run {
 
 /// Debian's EDK2 for QEMU virt (`qemu-efi-aarch64`, which `scripts/setup.sh` installs).
 const EDK2: &str = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd";
+/// Debian's U-Boot for QEMU virt (`u-boot-qemu`, which `scripts/setup.sh` installs).
+const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
+/// Where `Boot::uboot` preloads the Image and the initrd (U-Boot's `kernel_addr_r` and
+/// `ramdisk_addr_r` on QEMU virt).
+const UBOOT_KERNEL: u64 = 0x4040_0000;
+const UBOOT_INITRD: u64 = 0x4400_0000;
 
 fn boot(b: Boot) -> Run {
     let machine = match (b.el, b.gic3) {
@@ -233,14 +243,41 @@ fn boot(b: Boot) -> Run {
     if b.linux.is_none() {
         cmd.args(["-semihosting-config", "enable=on,target=native"]);
     }
+    if let Some(bootcmd) = &b.uboot {
+        let dtb = scratch("uboot-virt.dtb");
+        std::fs::copy(fixture("virt-1g.dtb"), &dtb).unwrap();
+        for args in [
+            &["-c", "/config"][..],
+            &["-t", "s", "/config", "bootcmd", bootcmd],
+            &["-t", "i", "/config", "bootdelay", "0"],
+        ] {
+            let st = Command::new("fdtput")
+                .arg(&dtb)
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "fdtput {args:?}");
+        }
+        cmd.args(["-bios", UBOOT]).arg("-dtb").arg(&dtb);
+        let kernel = b.image.clone().unwrap_or_else(|| image().to_path_buf());
+        cmd.args([
+            "-device",
+            &format!(
+                "loader,file={},addr={UBOOT_KERNEL:#x},force-raw=on",
+                kernel.display()
+            ),
+        ]);
+        if let Some(rd) = &b.initrd {
+            cmd.args([
+                "-device",
+                &format!(
+                    "loader,file={},addr={UBOOT_INITRD:#x},force-raw=on",
+                    rd.display()
+                ),
+            ]);
+        }
+    }
     if let Some(esp) = &b.esp {
-        let dir = esp.join("EFI/BOOT");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(
-            b.image.as_deref().unwrap_or_else(|| image()),
-            dir.join("BOOTAA64.EFI"),
-        )
-        .unwrap();
         cmd.args([
             "-drive",
             &format!(
@@ -277,7 +314,7 @@ fn boot(b: Boot) -> Run {
             b.initrd.as_deref(),
             b.append.as_deref(),
         ));
-    } else {
+    } else if b.uboot.is_none() {
         cmd.arg("-kernel")
             .arg(b.image.as_deref().unwrap_or_else(|| image()));
         if let Some(i) = &b.initrd {
@@ -2147,8 +2184,10 @@ fn efi_stub_then_a_chain_then_linux_with_runtime_services() {
 /// `\EFI\BOOT\BOOTAA64.EFI`: no load options, no initrd; the kernel comes up and answers.
 #[test]
 fn efi_stub_from_an_esp() {
-    let esp = scratch("esp");
-    let _ = std::fs::remove_dir_all(&esp);
+    let esp = esp(
+        "esp",
+        &[("EFI/BOOT/BOOTAA64.EFI", &std::fs::read(image()).unwrap())],
+    );
     let run = boot(Boot {
         el: 2,
         uefi: true,
@@ -2160,6 +2199,140 @@ fn efi_stub_from_an_esp() {
     assert!(run.line("ready el=2 cpus=1").is_some(), "{}", run.out);
     assert!(run.out.contains("memory map: UEFI, "), "{}", run.out);
     assert_eq!(run.status, Some(0), "{}", run.out);
+}
+
+/// A fresh EFI system partition directory holding `files` (path, bytes).
+fn esp(name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let dir = scratch(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    for (path, data) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    dir
+}
+
+/// From EDK2's shell (its `startup.nsh`), as a user types it: `kernel.efi initrd=\rd.cpio
+/// ...`: the stub reads the initrd from the volume it was loaded from (no LoadFile2 there);
+/// a missing file is named and the stub returns to the shell.
+#[test]
+fn efi_stub_initrd_from_the_boot_volume() {
+    let kernel = std::fs::read(image()).unwrap();
+    let rd = cpio::build(&[(
+        "init.rc",
+        S_IFREG | 0o644,
+        b"echo initrd from the volume\npoweroff\n",
+    )]);
+    let dir = esp(
+        "esp-initrd",
+        &[
+            ("kernel.efi", &kernel),
+            ("rd.cpio", &rd),
+            (
+                "startup.nsh",
+                b"fs0:\\kernel.efi initrd=\\rd.cpio esp-initrd\r\n",
+            ),
+        ],
+    );
+    let run = boot(Boot {
+        el: 2,
+        uefi: true,
+        esp: Some(dir),
+        ..Default::default()
+    });
+    assert!(
+        run.out.contains("(initrd= on the boot volume)"),
+        "{}",
+        run.out
+    );
+    assert!(run.out.contains("\ninitrd from the volume"), "{}", run.out);
+    assert_eq!(run.status, Some(0));
+
+    let dir = esp(
+        "esp-missing",
+        &[
+            ("kernel.efi", &kernel),
+            ("startup.nsh", b"fs0:\\kernel.efi initrd=\\missing.cpio\r\n"),
+        ],
+    );
+    let run = boot(Boot {
+        el: 2,
+        uefi: true,
+        esp: Some(dir),
+        until: Some("efistub: cannot boot"),
+        ..Default::default()
+    });
+    assert!(
+        run.out.contains(
+            "efistub: cannot boot: initrd=: no such file on the boot volume (EFI status 0x800000000000000e)"
+        ),
+        "{}",
+        run.out
+    );
+    assert!(!run.out.contains("kernel 0.1.0: entered"), "{}", run.out);
+}
+
+/// Debian's U-Boot on QEMU virt `booti`s the Image (preloaded), which chains on.
+#[test]
+fn uboot_booti_boots_the_kernel() {
+    let rd = initramfs("uboot-booti.cpio", Some("poweroff\n"), &[]);
+    let size = std::fs::metadata(&rd).unwrap().len();
+    let run = boot(Boot {
+        el: 2,
+        initrd: Some(rd),
+        uboot: Some(format!(
+            "setenv bootargs 'semihosting kexec.chain=2 kexec.payload=16M from-booti'; booti {UBOOT_KERNEL:#x} {UBOOT_INITRD:#x}:{size:x} ${{fdtcontroladdr}}"
+        )),
+        ..Default::default()
+    });
+    assert!(run.out.contains("U-Boot 2023.01"), "{}", run.out);
+    let entered = run
+        .line("kernel 0.1.0: entered at EL2")
+        .unwrap_or_else(|| panic!("{}", run.out));
+    assert!(
+        entered.contains(&format!("image at {UBOOT_KERNEL:#x}")),
+        "{entered}"
+    );
+    assert!(run.out.contains("from-booti"), "{}", run.out);
+    check_chain(&run, 2, "2");
+}
+
+/// U-Boot's `bootefi` starts the Image through its EFI stub, after `fatload`ing it from a
+/// virtio disk (U-Boot 2023.01 needs to have loaded the image itself); the stub takes the
+/// command line from `bootargs` and the initrd from `initrd=` on that disk; the kernel
+/// chains on, every hop's image hash the file's.
+#[test]
+fn uboot_bootefi_boots_the_efi_stub() {
+    let rd = cpio::build(&[("init.rc", S_IFREG | 0o644, b"poweroff\n")]);
+    let dir = esp(
+        "uboot-disk",
+        &[
+            ("kernel.efi", &std::fs::read(image()).unwrap()),
+            ("rd.cpio", &rd),
+        ],
+    );
+    let run = boot(Boot {
+        el: 2,
+        esp: Some(dir),
+        uboot: Some(format!(
+            "virtio scan; fatload virtio 0:1 {UBOOT_KERNEL:#x} kernel.efi; setenv bootargs 'initrd=/rd.cpio semihosting kexec.chain=2 kexec.payload=16M from-bootefi'; bootefi {UBOOT_KERNEL:#x} ${{fdtcontroladdr}}"
+        )),
+        ..Default::default()
+    });
+    assert!(
+        run.out.contains("(initrd= on the boot volume)"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out.contains("efistub: moved the Image to")
+            || run.out.contains("efistub: running in place"),
+        "{}",
+        run.out
+    );
+    assert!(run.out.contains("from-bootefi"), "{}", run.out);
+    check_chain(&run, 2, "2");
 }
 
 /// With ACPI on, EDK2 publishes no DTB: the stub says so and returns to the firmware.
