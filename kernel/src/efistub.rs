@@ -233,6 +233,9 @@ fn run(
     ]);
     let map_cap = size + MAP_SLACK_DESCRIPTORS * desc_size;
     let map_buf = allocate(bs, map_cap.div_ceil(PAGE as usize))?;
+    let wrong_key = cmdline
+        .split(|&b| b == b' ')
+        .any(|w| w == b"efistub.wrong_map_key");
     let mut exited = false;
     for _ in 0..EXIT_RETRIES {
         size = map_cap;
@@ -249,6 +252,8 @@ fn run(
         if s != Status::SUCCESS {
             return Err((s, "GetMemoryMap failed"));
         }
+        // `efistub.wrong_map_key` (a test of this loop) hands the firmware a stale key.
+        let key = if wrong_key { key.wrapping_add(1) } else { key };
         // SAFETY: the key of the map just read. After a failure only GetMemoryMap may be
         // called again (UEFI 2.10, 7.4), which this loop does.
         let s = unsafe { (bs.exit_boot_services)(image, key) };
