@@ -31,6 +31,8 @@ mod kexec;
 #[cfg(target_os = "none")]
 mod kexec_chain;
 #[cfg(target_os = "none")]
+mod memcheck;
+#[cfg(target_os = "none")]
 mod memory;
 #[cfg(target_os = "none")]
 mod shell;

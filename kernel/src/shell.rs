@@ -25,6 +25,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "irqs", usage: "irqs", help: "interrupts per CPU: ticks, timer lateness, UART, IPIs, spurious", run: |_| { crate::irq::list(); Ok(()) } },
     Command { name: "ipi", usage: "ipi", help: "ping every other CPU with an SGI and print the round trip", run: |_| crate::irq::ping() },
     Command { name: "kexec", usage: "kexec -l IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--base=ADDR] | -e | -u", help: "load, execute or unload a new kernel; alone: show what is loaded", run: crate::kexec::command },
+    Command { name: "memcheck", usage: "memcheck", help: "check memcpy, memmove, memset and memcmp against byte-at-a-time references", run: |_| crate::memcheck::command() },
     Command { name: "sleep", usage: "sleep MS", help: "idle (in wfi, woken by the tick) for MS milliseconds", run: cmd_sleep },
     Command { name: "poweroff", usage: "poweroff", help: "PSCI SYSTEM_OFF", run: cmd_poweroff },
     Command { name: "reboot", usage: "reboot", help: "PSCI SYSTEM_RESET", run: cmd_reboot },

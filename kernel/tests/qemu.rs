@@ -1732,6 +1732,24 @@ fn raspi4b_console_on_the_mini_uart() {
     assert_eq!(run.status, Some(0));
 }
 
+// ---- memory routines ---------------------------------------------------------------------
+
+/// `arch/mem.S`'s memcpy, memmove, memset and memcmp agree with byte-at-a-time references
+/// over every size to 300 bytes (and larger ones), every alignment within 16 bytes and
+/// overlaps both ways (`memcheck`).
+#[test]
+fn memory_routines_match_their_references() {
+    let rd = initramfs("memcheck.cpio", Some("memcheck\npoweroff\n"), &[]);
+    let run = boot(Boot {
+        el: 2,
+        initrd: Some(rd),
+        ..Default::default()
+    });
+    let cases: u64 = run.fields("memcheck: ok")["cases"].parse().unwrap();
+    assert!(cases > 90_000, "{cases} cases");
+    assert_eq!(run.status, Some(0));
+}
+
 // ---- interrupts ------------------------------------------------------------------------------
 
 /// A Linux `/init` line that prints the architected timer's line of `/proc/interrupts`.
@@ -2577,50 +2595,46 @@ fn raspi4b_tfa_as_shipped_names_every_cpu_that_does_not_return() {
     );
 }
 
-/// Debian's U-Boot (`rpi_arm64`) `booti`s this kernel, which finds four spin-table CPUs and
-/// kexecs on from there.
-#[test]
-fn raspi4b_uboot_boots_the_kernel_which_kexecs_on() {
-    let rd = initramfs("uboot.cpio", Some("cpus\npoweroff\n"), &[]);
+/// A 2-hop chain on `raspi4b` through a Pi 4 firmware stack, with all four CPUs started by
+/// `method` at every hop.
+fn rpi4_firmware_chain(firmware: &'static str, method: &str) -> Run {
+    let rd = initramfs(
+        &format!("{}.cpio", firmware.replace('+', "-")),
+        Some("cpus\npoweroff\n"),
+        &[],
+    );
     let run = boot(Boot {
         raspi4b: true,
-        firmware: Some("uboot"),
+        firmware: Some(firmware),
         initrd: Some(rd),
         append: Some("kexec.chain=2 kexec.payload=16M".into()),
         ..Default::default()
     });
     assert!(run.out.contains("U-Boot 2023.01"), "{}", run.out);
-    assert!(run.out.contains("u-boot: booti 0x1000000"), "{}", run.out);
     let lines = check_chain(&run, 2, "2");
     for l in &lines {
         assert_eq!(l["cpus"], "4", "{l:?}");
     }
-    for (state, method) in &cpu_methods(&run)[1..] {
-        assert_eq!((state.as_str(), method.as_str()), ("online", "spin-table"));
+    for (state, m) in &cpu_methods(&run)[1..] {
+        assert_eq!((state.as_str(), m.as_str()), ("online", method));
     }
+    run
+}
+
+/// Debian's U-Boot (`rpi_arm64`) `booti`s this kernel, which finds four spin-table CPUs and
+/// kexecs on from there.
+#[test]
+fn raspi4b_uboot_boots_the_kernel_which_kexecs_on() {
+    let run = rpi4_firmware_chain("uboot", "spin-table");
+    assert!(run.out.contains("u-boot: booti 0x1000000"), "{}", run.out);
 }
 
 /// TF-A, then U-Boot, then this kernel (the stack of a Pi 4 with `armstub=bl31.bin` and
 /// `kernel=u-boot.bin`): PSCI CPUs, kept across a kexec.
 #[test]
 fn raspi4b_tfa_then_uboot_then_the_kernel() {
-    let rd = initramfs("tfa-uboot.cpio", Some("cpus\npoweroff\n"), &[]);
-    let run = boot(Boot {
-        raspi4b: true,
-        firmware: Some("tfa+uboot"),
-        initrd: Some(rd),
-        append: Some("kexec.chain=2 kexec.payload=16M".into()),
-        ..Default::default()
-    });
+    let run = rpi4_firmware_chain("tfa+uboot", "psci");
     assert!(run.out.contains("NOTICE:  BL31: v2.8"), "{}", run.out);
-    assert!(run.out.contains("U-Boot 2023.01"), "{}", run.out);
-    let lines = check_chain(&run, 2, "2");
-    for l in &lines {
-        assert_eq!(l["cpus"], "4", "{l:?}");
-    }
-    for (state, method) in &cpu_methods(&run)[1..] {
-        assert_eq!((state.as_str(), method.as_str()), ("online", "psci"));
-    }
 }
 
 #[test]

@@ -19,6 +19,7 @@ use aarch64_cpu::registers::{
 use core::arch::asm;
 
 core::arch::global_asm!(include_str!("vectors.S"));
+core::arch::global_asm!(include_str!("mem.S"));
 core::arch::global_asm!(
     include_str!("efi_entry.S"),
     CURRENT_EL_EL2 = const 2 << 2,
