@@ -177,7 +177,7 @@ fn run(
 
     // A 2 MiB-aligned copy of the Image, unless the firmware put it on one.
     let image_size = image_size(image_base);
-    let file_size = file_size(image_base);
+    let file_size = file_size();
     let kernel = if image_base.is_multiple_of(IMAGE_ALIGN) {
         con.line(&["running in place at ", hex(image_base, &mut h)]);
         image_base
@@ -606,7 +606,7 @@ fn image_size(base: u64) -> u64 {
 }
 
 /// The Image file's length (`_edata - _text`): what a copy needs; the rest is BSS.
-fn file_size(_base: u64) -> u64 {
+fn file_size() -> u64 {
     (&raw const boot::symbols::_edata) as u64 - (&raw const boot::symbols::_text) as u64
 }
 

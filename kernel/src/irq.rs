@@ -356,20 +356,36 @@ pub fn ping() -> Result<(), alloc::string::String> {
     Ok(())
 }
 
-/// Per-CPU counts for `cpus` and `irqs`: (ticks, timer lateness mean and max in µs, UART
-/// interrupts, IPIs, spurious).
-pub fn stats(index: usize) -> Option<(u64, u64, u64, u64, u64, u64)> {
+/// One CPU's interrupt counts, for `cpus` and `irqs`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Timer interrupts taken.
+    pub ticks: u64,
+    /// Their lateness, deadline to handler: mean and maximum, in µs.
+    pub late_mean_us: u64,
+    /// See `late_mean_us`.
+    pub late_max_us: u64,
+    /// Console receive interrupts.
+    pub uart: u64,
+    /// SGIs received.
+    pub ipis: u64,
+    /// Interrupts acknowledged that nobody handles, and empty acknowledges.
+    pub spurious: u64,
+}
+
+/// The counts of the CPU with DTB index `index`.
+pub fn stats(index: usize) -> Option<Stats> {
     let p = PER_CPU.get(index)?;
     let ticks = p.ticks.load(Ordering::Relaxed);
     let mean = p.late_sum.load(Ordering::Relaxed) / ticks.max(1);
-    Some((
+    Some(Stats {
         ticks,
-        arch::ticks_to_us(mean),
-        arch::ticks_to_us(p.late_max.load(Ordering::Relaxed)),
-        p.uart.load(Ordering::Relaxed),
-        p.ipis.load(Ordering::Relaxed),
-        p.spurious.load(Ordering::Relaxed),
-    ))
+        late_mean_us: arch::ticks_to_us(mean),
+        late_max_us: arch::ticks_to_us(p.late_max.load(Ordering::Relaxed)),
+        uart: p.uart.load(Ordering::Relaxed),
+        ipis: p.ipis.load(Ordering::Relaxed),
+        spurious: p.spurious.load(Ordering::Relaxed),
+    })
 }
 
 /// The `irqs` command.
@@ -394,9 +410,10 @@ pub fn list() {
         if p.ticks.load(Ordering::Relaxed) == 0 && !p.online.load(Ordering::Relaxed) {
             continue;
         }
-        let (ticks, mean, max, uart, ipis, spurious) = stats(i).unwrap_or_default();
+        let st = stats(i).unwrap_or_default();
         println!(
-            "cpu{i}  ticks={ticks} timer_late_us_mean={mean} timer_late_us_max={max} uart={uart} ipi={ipis} spurious={spurious}"
+            "cpu{i}  ticks={} timer_late_us_mean={} timer_late_us_max={} uart={} ipi={} spurious={}",
+            st.ticks, st.late_mean_us, st.late_max_us, st.uart, st.ipis, st.spurious
         );
     }
 }

@@ -369,7 +369,7 @@ pub fn list() {
             (_, 0) => None,
             _ => Some(block(c).index as usize),
         };
-        let ticks = index.and_then(crate::irq::stats).map_or(0, |s| s.0);
+        let ticks = index.and_then(crate::irq::stats).map_or(0, |s| s.ticks);
         println!(
             "cpu{i}  mpidr={:#x}  el={}  {state}  method={method}  ticks={ticks}",
             c.mpidr, c.el
