@@ -299,11 +299,12 @@ fn run(
     unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), dtb_buf as *mut u8, blob.len()) };
     // Everything the kernel reads with its MMU off, or may read before its caches are on, is
     // at the point of coherency.
-    clean(kernel, file_size);
-    clean(dtb_buf, blob.len() as u64);
-    clean(map_buf, size as u64);
+    // (arch::clean_inval_dcache is PC-relative code like the rest of the stub.)
+    crate::arch::clean_inval_dcache(kernel, file_size);
+    crate::arch::clean_inval_dcache(dtb_buf, blob.len() as u64);
+    crate::arch::clean_inval_dcache(map_buf, size as u64);
     if let Some((pa, len)) = initrd {
-        clean(pa, len);
+        crate::arch::clean_inval_dcache(pa, len);
     }
     // SAFETY: a 2 MiB-aligned Image with its entry at offset 0, a DTB, all cleaned.
     unsafe { efi_enter_kernel(kernel, dtb_buf) }
@@ -314,17 +315,6 @@ fn halt() -> ! {
     loop {
         aarch64_cpu::asm::wfi();
     }
-}
-
-/// Cleans `[pa, pa + len)` to the point of coherency (identity-mapped).
-fn clean(pa: u64, len: u64) {
-    let mut a = pa & !63;
-    while a < pa + len {
-        // SAFETY: cleaning lines of mapped memory does not change it.
-        unsafe { core::arch::asm!("dc cvac, {}", in(reg) a, options(nostack)) };
-        a += 64;
-    }
-    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
 }
 
 /// `LoadOptions` (UCS-2, as firmware passes `-append` or a boot entry's options) as UTF-8.

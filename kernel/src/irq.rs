@@ -12,7 +12,6 @@ use crate::arch::gic::Gic;
 use crate::arch::{self, timer};
 use crate::kexec::KexecError;
 use crate::{console, memory, println, SYSTEM};
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use spin::Once;
 
@@ -98,9 +97,12 @@ fn map_gic() -> Option<Gic> {
         Some(c) => map(c)?,
         None => 0,
     };
-    let mut redist = Vec::new();
-    for r in &g.redist {
-        redist.push((map(*r)?, r.size() as usize));
+    // memory::init mapped the redistributors already (it had to stop LPIs before handing
+    // out frames).
+    let redist = memory::redistributor_windows().to_vec();
+    if redist.len() != g.redist.len() {
+        println!("irq: cannot map every GICv3 redistributor region the DTB lists");
+        return None;
     }
     if g.version == 2 && cpu == 0 {
         println!("irq: the GICv2 in the DTB has no CPU interface region");

@@ -309,12 +309,20 @@ pub fn init(
         info
     });
     LIVE_LPIS.call_once(|| lpis);
+    REDISTRIBUTORS.call_once(|| redist_va);
     LINEAR_READY.store(result.is_ok(), Ordering::Release);
     *KERNEL_MAP.lock() = Some(km);
     (result, console_va)
 }
 
 static LIVE_LPIS: spin::Once<alloc::vec::Vec<arch::gic::LiveLpis>> = spin::Once::new();
+static REDISTRIBUTORS: spin::Once<alloc::vec::Vec<(usize, usize)>> = spin::Once::new();
+
+/// The GICv3 redistributor regions `init` mapped (VA, size), in the DTB's order: the GIC
+/// driver uses these mappings too.
+pub fn redistributor_windows() -> &'static [(usize, usize)] {
+    REDISTRIBUTORS.get().map_or(&[], |v| v.as_slice())
+}
 
 /// The redistributors a previous kernel left with LPIs on, as found at boot.
 pub fn live_lpis() -> &'static [arch::gic::LiveLpis] {

@@ -24,48 +24,40 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// What `script` (relative to the tree) builds: the path it prints as its last line, unless
+/// `env` names it already (as `scripts/test.sh` does).
+fn built(env: &str, script: &str, hint: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    let out = Command::new(root().join(script)).output().expect(script);
+    assert!(
+        out.status.success(),
+        "{script} failed{hint}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last = stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("{script} printed no path"));
+    PathBuf::from(last.trim())
+}
+
 fn image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        if let Ok(p) = std::env::var("KERNEL_IMAGE") {
-            return PathBuf::from(p);
-        }
-        let out = Command::new(root().join("scripts/build.sh"))
-            .output()
-            .expect("scripts/build.sh");
-        assert!(
-            out.status.success(),
-            "build failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        PathBuf::from(
-            stdout
-                .lines()
-                .last()
-                .expect("build.sh prints the Image path")
-                .trim(),
-        )
-    })
+    IMAGE.get_or_init(|| built("KERNEL_IMAGE", "scripts/build.sh", ""))
 }
 
 /// The cache-model plugin: `$CACHE_MODEL` (set by `scripts/test.sh`), or built now.
 fn cache_model() -> &'static Path {
     static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
     PLUGIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("CACHE_MODEL") {
-            return PathBuf::from(p);
-        }
-        let out = Command::new(root().join("tools/cache-model/build.sh"))
-            .output()
-            .expect("tools/cache-model/build.sh");
-        assert!(
-            out.status.success(),
-            "cache model build failed (scripts/setup.sh installs gcc and glib): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        PathBuf::from(stdout.lines().last().expect("the .so path").trim())
+        built(
+            "CACHE_MODEL",
+            "tools/cache-model/build.sh",
+            " (scripts/setup.sh installs gcc and glib)",
+        )
     })
 }
 
