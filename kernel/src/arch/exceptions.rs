@@ -20,7 +20,18 @@ pub struct TrapFrame {
     pub esr: u64,
     /// `FAR_EL1`.
     pub far: u64,
+    /// q0..q31, each as two 64-bit halves (low first).
+    pub q: [[u64; 2]; 32],
+    /// `FPSR`.
+    pub fpsr: u64,
+    /// `FPCR`.
+    pub fpcr: u64,
 }
+
+// vectors.S builds the frame with these offsets.
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 816);
+const _: () = assert!(core::mem::offset_of!(TrapFrame, q) == 288);
+const _: () = assert!(core::mem::offset_of!(TrapFrame, fpsr) == 800);
 
 const SLOTS: [&str; 16] = [
     "synchronous, EL1 on SP_EL0",

@@ -12,9 +12,13 @@
  * and restores the frame and ERETs if it returns.
  *
  * TrapFrame layout (bytes): x0..x30 at 0..248, sp at 248, elr 256, spsr 264, esr 272,
- * far 280; 288 in all.
+ * far 280, q0..q31 at 288..800, fpsr 800, fpcr 808; 816 in all. The SIMD registers are
+ * saved because the kernel's Rust code (handlers included) is built with NEON and uses
+ * them freely, and so do the memory and SHA-256 routines an interrupt may land in.
  */
-    .equ FRAME_SIZE, 288
+    .equ FRAME_SIZE, 816
+    .equ FRAME_Q0, 288
+    .equ FRAME_FPSR, 800
 
     .macro slot_sp0, n
     .org vectors_el1 + \n * 0x80
@@ -84,8 +88,50 @@ save_rest:
     mrs     x2, esr_el1
     mrs     x3, far_el1
     stp     x2, x3, [sp, #272]
+    add     x2, sp, #FRAME_Q0
+    stp     q0, q1, [x2, #0]
+    stp     q2, q3, [x2, #32]
+    stp     q4, q5, [x2, #64]
+    stp     q6, q7, [x2, #96]
+    stp     q8, q9, [x2, #128]
+    stp     q10, q11, [x2, #160]
+    stp     q12, q13, [x2, #192]
+    stp     q14, q15, [x2, #224]
+    stp     q16, q17, [x2, #256]
+    stp     q18, q19, [x2, #288]
+    stp     q20, q21, [x2, #320]
+    stp     q22, q23, [x2, #352]
+    stp     q24, q25, [x2, #384]
+    stp     q26, q27, [x2, #416]
+    stp     q28, q29, [x2, #448]
+    stp     q30, q31, [x2, #480]
+    mrs     x2, fpsr
+    mrs     x3, fpcr
+    str     x2, [sp, #FRAME_FPSR]
+    str     x3, [sp, #FRAME_FPSR + 8]
     mov     x0, sp
     bl      handle_exception
+    ldr     x2, [sp, #FRAME_FPSR]
+    ldr     x3, [sp, #FRAME_FPSR + 8]
+    msr     fpsr, x2
+    msr     fpcr, x3
+    add     x2, sp, #FRAME_Q0
+    ldp     q0, q1, [x2, #0]
+    ldp     q2, q3, [x2, #32]
+    ldp     q4, q5, [x2, #64]
+    ldp     q6, q7, [x2, #96]
+    ldp     q8, q9, [x2, #128]
+    ldp     q10, q11, [x2, #160]
+    ldp     q12, q13, [x2, #192]
+    ldp     q14, q15, [x2, #224]
+    ldp     q16, q17, [x2, #256]
+    ldp     q18, q19, [x2, #288]
+    ldp     q20, q21, [x2, #320]
+    ldp     q22, q23, [x2, #352]
+    ldp     q24, q25, [x2, #384]
+    ldp     q26, q27, [x2, #416]
+    ldp     q28, q29, [x2, #448]
+    ldp     q30, q31, [x2, #480]
     ldp     x2, x3, [sp, #256]
     msr     elr_el1, x2
     msr     spsr_el1, x3
