@@ -74,16 +74,14 @@ memmove:
     subs    x2, x2, #64
     b.lo    .Lfwd_tail
 .Lfwd_loop:
-    ldp     x6, x7, [x1]
-    ldp     x8, x9, [x1, #16]
-    ldp     x10, x11, [x1, #32]
-    ldp     x14, x15, [x1, #48]
-    add     x1, x1, #64
-    stp     x6, x7, [x3]
-    stp     x8, x9, [x3, #16]
-    stp     x10, x11, [x3, #32]
-    stp     x14, x15, [x3, #48]
-    add     x3, x3, #64
+    ldp     x6, x7, [x1], #16
+    ldp     x8, x9, [x1], #16
+    ldp     x10, x11, [x1], #16
+    ldp     x14, x15, [x1], #16
+    stp     x6, x7, [x3], #16
+    stp     x8, x9, [x3], #16
+    stp     x10, x11, [x3], #16
+    stp     x14, x15, [x3], #16
     subs    x2, x2, #64
     b.hs    .Lfwd_loop
 .Lfwd_tail:
