@@ -15,3 +15,4 @@ pub mod gicv3;
 pub mod gzip;
 pub mod lineedit;
 pub mod platform;
+pub mod sha256;

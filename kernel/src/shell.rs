@@ -25,6 +25,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "irqs", usage: "irqs", help: "interrupts per CPU: ticks, timer lateness, UART, IPIs, spurious", run: |_| { crate::irq::list(); Ok(()) } },
     Command { name: "ipi", usage: "ipi", help: "ping every other CPU with an SGI and print the round trip", run: |_| crate::irq::ping() },
     Command { name: "kexec", usage: "kexec -l IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--base=ADDR] | -e | -u", help: "load, execute or unload a new kernel; alone: show what is loaded", run: crate::kexec::command },
+    Command { name: "sha256", usage: "sha256 [--portable] FILE...", help: "SHA-256 of initramfs files, with the rate (the CPU's SHA-2 instructions when it has them)", run: cmd_sha256 },
     Command { name: "memcheck", usage: "memcheck", help: "check memcpy, memmove, memset and memcmp against byte-at-a-time references", run: |_| crate::memcheck::command() },
     Command { name: "sleep", usage: "sleep MS", help: "idle (in wfi, woken by the tick) for MS milliseconds", run: cmd_sleep },
     Command { name: "poweroff", usage: "poweroff", help: "PSCI SYSTEM_OFF", run: cmd_poweroff },
@@ -189,6 +190,35 @@ fn cmd_cat(w: &[String]) -> Result<(), String> {
             Ok(s) => print!("{s}"),
             Err(_) => return Err(alloc::format!("{p}: binary file ({} bytes)", f.len())),
         }
+    }
+    Ok(())
+}
+
+fn cmd_sha256(w: &[String]) -> Result<(), String> {
+    let portable = w.iter().any(|a| a == "--portable");
+    let paths: alloc::vec::Vec<&String> = w[1..].iter().filter(|a| *a != "--portable").collect();
+    if paths.is_empty() {
+        return Err("usage: sha256 [--portable] FILE...".into());
+    }
+    let (compress, engine) = if portable {
+        (
+            sha2::block_api::compress256 as kernel::sha256::Compress,
+            "portable",
+        )
+    } else {
+        arch::sha2::compress()
+    };
+    for p in paths {
+        let f = files::find(p).ok_or_else(|| alloc::format!("{p}: no such file"))?;
+        let t0 = arch::ticks();
+        let d = kernel::sha256::Sha256::digest(compress, f);
+        let us = arch::ticks_to_us(arch::ticks() - t0).max(1);
+        println!(
+            "{}  {p} ({} bytes, {us} us, {} MiB/s, {engine})",
+            kernel::sha256::hex(&d),
+            f.len(),
+            f.len() as u64 * 1_000_000 / us / (1 << 20)
+        );
     }
     Ok(())
 }

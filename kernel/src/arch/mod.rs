@@ -10,6 +10,7 @@
 
 pub mod exceptions;
 pub mod gic;
+pub mod sha2;
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
@@ -20,6 +21,7 @@ use core::arch::asm;
 
 core::arch::global_asm!(include_str!("vectors.S"));
 core::arch::global_asm!(include_str!("mem.S"));
+core::arch::global_asm!(include_str!("sha256.S"), options(raw));
 core::arch::global_asm!(
     include_str!("efi_entry.S"),
     CURRENT_EL_EL2 = const 2 << 2,
