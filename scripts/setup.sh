@@ -4,6 +4,7 @@
 #   - QEMU >= 9 (on Debian 12 from bookworm-backports), dtc/fdtput, gdb-multiarch
 #   - gcc, pkg-config and glib's headers for the cache-model QEMU plugin (tools/cache-model)
 #   - Debian's EDK2 and U-Boot for QEMU virt (qemu-efi-aarch64, u-boot-qemu)
+#   - gnuplot (scripts/bench.sh draws its plot with it)
 # Idempotent: a second run only checks.  Needs root (or sudo) for apt.
 set -euo pipefail
 
@@ -39,10 +40,12 @@ pkg-config --exists glib-2.0 2>/dev/null || need_pkgs+=(libglib2.0-dev)
 [ -f /usr/share/qemu-efi-aarch64/QEMU_EFI.fd ] || need_pkgs+=(qemu-efi-aarch64)
 # U-Boot for QEMU virt (the U-Boot tests and qemu.sh --firmware uboot).
 [ -f /usr/lib/u-boot/qemu_arm64/u-boot.bin ] || need_pkgs+=(u-boot-qemu)
+# gnuplot for scripts/bench.sh's plot.
+command -v gnuplot >/dev/null || need_pkgs+=(gnuplot-nox)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null; then
-        say "please install: QEMU >= 9 (qemu-system-aarch64), dtc/fdtput, gdb-multiarch, cpio, gcc, pkg-config, glib 2 headers, EDK2 for aarch64 (QEMU_EFI.fd), U-Boot for qemu_arm64"; exit 1
+        say "please install: QEMU >= 9 (qemu-system-aarch64), dtc/fdtput, gdb-multiarch, cpio, gcc, pkg-config, glib 2 headers, EDK2 for aarch64 (QEMU_EFI.fd), U-Boot for qemu_arm64, gnuplot"; exit 1
     fi
     . /etc/os-release
     backports=()

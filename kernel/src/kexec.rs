@@ -23,7 +23,7 @@ use kexec::image::{self, ImageError, ImageHeader};
 use kexec::kimage::{Kimage, LoadError, PhysPages, Segment};
 use kexec::{place, reloc};
 use mm::layout::{phys_to_virt, LINEAR_BASE};
-use mm::memmap::Region;
+use mm::memmap::{subtract, Region};
 use mm::paging::{MapError, TableAlloc, ENTRIES};
 use mm::PAGE_SIZE;
 use spin::Mutex;
@@ -182,6 +182,9 @@ pub struct LoadRequest {
     pub base: Option<u64>,
     /// A chain hand-over block (header page + payload) to pass on.
     pub handover: Option<&'static [u8]>,
+    /// Copy every page at `kexec -e` (as Linux does) instead of writing segments whose
+    /// destination is free straight into it.
+    pub copy_all: bool,
 }
 
 impl LoadRequest {
@@ -199,6 +202,7 @@ impl LoadRequest {
             mmu_off: false,
             base: None,
             handover: None,
+            copy_all: false,
         }
     }
 }
@@ -207,6 +211,8 @@ struct SegInfo {
     what: String,
     dest: Region,
     bytes: u64,
+    /// Bytes of `dest` written in place at load time (the rest is copied at `kexec -e`).
+    in_place: u64,
 }
 
 struct Loaded {
@@ -376,7 +382,7 @@ fn load_image(
         parts.push(("chain hand-over".into(), h, r));
     }
     parts.push((format!("DTB (from {})", dtb.name), &dtb.blob, dtb_dest));
-    let (mut kimage, segs) = fill_segments(&parts)?;
+    let (mut kimage, segs) = fill_segments(&parts, !req.copy_all)?;
 
     let dests = Destinations {
         image: placed.image,
@@ -406,6 +412,9 @@ struct Placement {
     handover: Option<Region>,
     /// Every range placed so far (the DTB and a fresh pen page must avoid them).
     taken: Vec<Region>,
+    /// Usable memory that is free now: preferred, since segments placed there are written
+    /// in place instead of copied at `kexec -e`.
+    free: Vec<Region>,
     /// Bytes of usable memory, for error messages.
     usable_bytes: u64,
 }
@@ -421,20 +430,29 @@ impl Placement {
         within: &[Region],
     ) -> Result<Region, KexecError> {
         let size = mm::align_up(bytes.max(1), PAGE_SIZE);
-        let at = place::highest(within, &self.taken, size, align).ok_or(KexecError::NoRoom {
-            what,
-            bytes,
-            usable: self.usable_bytes,
-        })?;
+        let free_within = intersect(within, &self.free);
+        let at = place::highest(&free_within, &self.taken, size, align)
+            .or_else(|| place::highest(within, &self.taken, size, align))
+            .ok_or(KexecError::NoRoom {
+                what,
+                bytes,
+                usable: self.usable_bytes,
+            })?;
         let r = Region::new(at, size);
         self.taken.push(r);
         Ok(r)
     }
 }
 
-/// Load step 1: the image at the requested base or the lowest 2 MiB-aligned one that fits,
-/// then the initrd (`initrd_len` bytes, if any) and the chain hand-over block from the top of
-/// usable memory. The DTB is placed once it is written ([`next_dtb`]).
+/// The parts of `a` that are also in `b`.
+fn intersect(a: &[Region], b: &[Region]) -> Vec<Region> {
+    subtract(a, &subtract(a, b))
+}
+
+/// Load step 1: the image at the requested base or the lowest 2 MiB-aligned one that fits
+/// (in free memory if it can: then it is written in place), then the initrd (`initrd_len`
+/// bytes, if any) and the chain hand-over block from the top of usable memory, free memory
+/// first. The DTB is placed once it is written ([`next_dtb`]).
 fn place_segments(
     req: &LoadRequest,
     usable: &[Region],
@@ -449,10 +467,14 @@ fn place_segments(
             usable: usable_bytes,
         });
     }
+    let free = intersect(usable, &FRAMES.free_regions());
     let base = match req.base {
         Some(b) => b,
-        None => place::slots(usable, &[], hdr.image_size, IMAGE_ALIGN, hdr.text_offset)
+        None => place::slots(&free, &[], hdr.image_size, IMAGE_ALIGN, hdr.text_offset)
             .next()
+            .or_else(|| {
+                place::slots(usable, &[], hdr.image_size, IMAGE_ALIGN, hdr.text_offset).next()
+            })
             .ok_or(KexecError::NoRoom {
                 what: "image",
                 bytes: hdr.image_size,
@@ -473,6 +495,7 @@ fn place_segments(
         initrd: None,
         handover: None,
         taken: alloc::vec![image],
+        free,
         usable_bytes,
     };
     // The initrd must share a 1 GiB-aligned window of at most 32 GiB with the image.
@@ -628,7 +651,10 @@ fn next_dtb(
 /// Load step 3: the entry list with a source page for every destination page, from
 /// `(description, data, destination)` in copy order. Refuses plainly when the source pages
 /// cannot fit in free memory.
-fn fill_segments(parts: &[(String, &[u8], Region)]) -> Result<(Kimage, Vec<SegInfo>), KexecError> {
+fn fill_segments(
+    parts: &[(String, &[u8], Region)],
+    zero_copy: bool,
+) -> Result<(Kimage, Vec<SegInfo>), KexecError> {
     let segments: Vec<Segment<'_>> = parts
         .iter()
         .map(|(_, data, r)| Segment {
@@ -642,13 +668,14 @@ fn fill_segments(parts: &[(String, &[u8], Region)]) -> Result<(Kimage, Vec<SegIn
     if need > free {
         return Err(KexecError::TooBig { need, free });
     }
-    let kimage = Kimage::load(&mut FramePages, &segments).map_err(KexecError::List)?;
+    let kimage = Kimage::load(&mut FramePages, &segments, zero_copy).map_err(KexecError::List)?;
     let segs = parts
         .iter()
         .map(|(what, data, dest)| SegInfo {
             what: what.clone(),
             dest: *dest,
             bytes: data.len() as u64,
+            in_place: kimage.in_place_bytes(dest),
         })
         .collect();
     Ok((kimage, segs))
@@ -673,15 +700,20 @@ fn finish_load(
 ) {
     let handover_src = dests
         .handover
-        .and_then(|r| kimage.source_for(&mut FramePages, r.start));
+        .and_then(|r| kimage.page_for(&mut FramePages, r.start));
     if let Some(src) = handover_src {
         let mut pages = FramePages;
         let page = pages.page(src);
         let mut h = Header::read_header(page).expect("built by chain_next");
         h.ttpages = control.ttpages as u64;
-        h.copied = segs.iter().map(|s| s.dest.size()).sum();
+        h.copied = kimage.source_pages().len() as u64 * PAGE_SIZE;
         h.mmu_off = req.mmu_off as u64;
         h.write(page);
+    }
+    // The next kernel starts with its MMU and caches off: what was written in place must be
+    // at the PoC (the relocation cleans only what it copies).
+    for r in kimage.in_place() {
+        arch::clean_inval_dcache(phys_to_virt(r.start), r.size());
     }
     if req.mmu_off {
         // The copy reads sources and the list with caches off: push them to the PoC.
@@ -880,10 +912,17 @@ pub fn show() {
         return println!("kexec: nothing loaded");
     };
     for (i, s) in l.segs.iter().enumerate() {
-        println!("segment {i}  {}  {:>10} bytes  {}", s.dest, s.bytes, s.what);
+        println!(
+            "segment {i}  {}  {:>10} bytes  copied={} in_place={}  {}",
+            s.dest,
+            s.bytes,
+            s.dest.size() - s.in_place,
+            s.in_place,
+            s.what
+        );
     }
     println!(
-        "kexec: entry={:#x} dtb={:#x} control={:#x} ttpages={} list={} sources={} control_pages={} el2={} mmu={}",
+        "kexec: entry={:#x} dtb={:#x} control={:#x} ttpages={} list={} sources={} control_pages={} el2={} mmu={} copied={} in_place={}",
         l.args.entry,
         l.args.dtb,
         l.reloc_pa,
@@ -893,6 +932,8 @@ pub fn show() {
         l.kimage.control_pages().len(),
         if l.args.el2 != 0 { "stub" } else { "no" },
         if l.args.mmu_off != 0 { "off" } else { "on" },
+        l.kimage.source_pages().len() as u64 * PAGE_SIZE,
+        l.segs.iter().map(|s| s.in_place).sum::<u64>(),
     );
 }
 
@@ -956,6 +997,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     let mut append = None;
     let mut dtb = None;
     let mut mmu_off = false;
+    let mut copy_all = false;
     let mut base = None;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
@@ -973,6 +1015,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
             "-e" | "--exec" => action = Some('e'),
             "-u" | "--unload" => action = Some('u'),
             "--mmu-off" => mmu_off = true,
+            "--copy-all" => copy_all = true,
             o => {
                 if let Some(v) = o.strip_prefix("--initrd=") {
                     initrd = Some(InitrdSource::File(v.to_string()));
@@ -1014,6 +1057,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
             req.append = append;
             req.dtb = dtb;
             req.mmu_off = mmu_off;
+            req.copy_all = copy_all;
             req.base = base;
             load(&req).map_err(|e| e.to_string())?;
             show();

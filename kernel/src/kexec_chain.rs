@@ -1,4 +1,5 @@
-//! The kexec-chain self-test (`kexec.chain=N`, `kexec.payload=SIZE`, `kexec.mmu=on|off|both`):
+//! The kexec-chain self-test (`kexec.chain=N`, `kexec.payload=SIZE`, `kexec.mmu=on|off|both`,
+//! `kexec.copy=auto|all`):
 //! each generation reports itself on a `chain:` line, checks what the previous one handed over
 //! (`kernel::chain`), and kexecs a fresh copy of itself at another address.
 
@@ -36,6 +37,13 @@ pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
         "both" => false,
         other => return println!("chain: FAIL kexec.mmu={other}: expected on, off or both"),
     };
+    // kexec.copy=auto (default: zero copy where the destination is free) or all (every page
+    // copied at kexec -e, as Linux does).
+    let copy_all = match sys.cmdline.get("kexec.copy").unwrap_or("auto") {
+        "auto" => false,
+        "all" => true,
+        other => return println!("chain: FAIL kexec.copy={other}: expected auto or all"),
+    };
 
     let prev = sys.platform.handover.map(|r| {
         // SAFETY: the hand-over block is reserved RAM that nothing else uses.
@@ -60,8 +68,8 @@ pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
         None => (0, 0, 0, 0, "-", 0),
     };
     println!(
-        "chain: hop={hop}/{total} el={} cpus={cpus} load={:#x} free={free} image={image_hash} payload={payload} ttpages={ttpages} reloc_us={reloc_us} reloc_rate={rate}MiB/s reloc_mmu={reloc_mmu} hop_us={hop_us} smp_up_us={smp_up_us} smp_down_us={smp_down_us}",
-        sys.entry_el, sys.image_pa
+        "chain: hop={hop}/{total} el={} cpus={cpus} load={:#x} free={free} image={image_hash} payload={payload} ttpages={ttpages} reloc_us={reloc_us} reloc_rate={rate}MiB/s reloc_mmu={reloc_mmu} hop_us={hop_us} smp_up_us={smp_up_us} smp_down_us={smp_down_us} copied={}",
+        sys.entry_el, sys.image_pa, prev_h.map_or(0, |h| h.copied)
     );
     if let Some(h) = prev_h {
         let fail = if payload != "ok" {
@@ -96,16 +104,24 @@ pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
         return println!("chain: PASS");
     }
     let mmu_off = mmu_off || (mmu == "both" && hop % 2 == 1);
-    if let Err(e) = chain_next(hop, total, payload_len, mmu_off, free, cpus, prev_h) {
+    let how = How { mmu_off, copy_all };
+    if let Err(e) = chain_next(hop, total, payload_len, how, free, cpus, prev_h) {
         println!("chain: FAIL hop {} load: {e}", hop + 1);
     }
+}
+
+/// How the next hop is loaded.
+#[derive(Clone, Copy)]
+struct How {
+    mmu_off: bool,
+    copy_all: bool,
 }
 
 fn chain_next(
     hop: u64,
     total: u64,
     payload_len: u64,
-    mmu_off: bool,
+    how: How,
     free: u64,
     cpus: usize,
     prev: Option<Header>,
@@ -138,10 +154,10 @@ fn chain_next(
     };
     header.write(head);
 
-    let base = next_base(hop + 1)?;
     let mut req = LoadRequest::new(ImageSource::Itself);
-    req.mmu_off = mmu_off;
-    req.base = Some(base);
+    req.mmu_off = how.mmu_off;
+    req.copy_all = how.copy_all;
+    req.base = next_base(hop + 1)?;
     req.handover = Some(block);
     let loaded = load(&req);
     FRAMES.free(block_pa, mm::align_up(block_len, PAGE_SIZE) / PAGE_SIZE);
@@ -155,9 +171,10 @@ fn chain_next(
 }
 
 /// Where hop `hop` puts the next kernel: on odd hops the 2 MiB slot next to the running
-/// kernel (overlapping its pages whenever its image_size exceeds 2 MiB), otherwise slots
-/// spread over all of usable memory.
-fn next_base(hop: u64) -> Result<u64, KexecError> {
+/// kernel (overlapping its pages whenever its image_size exceeds 2 MiB: those are copied), on
+/// every fourth hop wherever `kexec -l` puts it by default (`None`: free memory, written in
+/// place), otherwise slots spread over all of usable memory.
+fn next_base(hop: u64) -> Result<Option<u64>, KexecError> {
     let sys = SYSTEM.get().expect("booted");
     let map = memory::memory_map().expect("memory::init ran");
     let usable = place::usable(map);
@@ -185,11 +202,14 @@ fn next_base(hop: u64) -> Result<u64, KexecError> {
             .copied()
             .min_by_key(|&s| s.abs_diff(sys.image_pa))
             .expect("non-empty");
-        return Ok(near);
+        return Ok(Some(near));
+    }
+    if hop.is_multiple_of(4) {
+        return Ok(None);
     }
     // A multiplicative walk over the slots: a different slot each even hop.
     let i = (hop / 2).wrapping_mul(0x9e37_79b9) as usize % others.len();
-    Ok(others[i])
+    Ok(Some(others[i]))
 }
 
 /// Copies 16 MiB between two buffers and reports the rate, for comparison with the

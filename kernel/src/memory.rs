@@ -419,6 +419,12 @@ impl kexec::kimage::PhysPages for FramePages {
         // SAFETY: `pa` is a frame the loader allocated and owns.
         unsafe { page_mut(pa) }
     }
+    fn claim(&mut self, pa: u64, count: u64) -> u64 {
+        FRAMES.claim(pa, count)
+    }
+    fn free_run(&mut self, pa: u64, count: u64) {
+        FRAMES.free_run(pa, count)
+    }
 }
 
 /// Allocates a stack of `bytes` (a multiple of 4 KiB) in frames, maps it in the stack window

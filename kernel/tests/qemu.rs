@@ -158,11 +158,16 @@ impl Run {
         let line = self
             .line(prefix)
             .unwrap_or_else(|| panic!("no '{prefix}' line in:\n{}", self.out));
-        line.split_whitespace()
-            .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        fields_of(line)
     }
+}
+
+/// The `key=value` words of a console line.
+fn fields_of(line: &str) -> HashMap<String, String> {
+    line.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Debian's EDK2 for QEMU virt (`qemu-efi-aarch64`, which `scripts/setup.sh` installs).
@@ -891,12 +896,7 @@ fn chain_lines(run: &Run) -> Vec<HashMap<String, String>> {
         .lines()
         .map(|l| l.trim_end_matches('\r'))
         .filter(|l| l.starts_with("chain: hop="))
-        .map(|l| {
-            l.split_whitespace()
-                .filter_map(|w| w.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
+        .map(fields_of)
         .collect()
 }
 
@@ -959,6 +959,89 @@ fn chain_of_20_hops_at_el2() {
     assert_eq!(lines[1]["ttpages"], "6");
     assert!(run.out.contains("after the chain"));
     assert!(run.line("memcpy: ").is_some());
+    // Zero copy: hops placed in free memory copy nothing at kexec -e; hops placed over the
+    // running kernel copy the pages it uses, and far less than the whole image and payload.
+    let copied: Vec<u64> = lines[1..]
+        .iter()
+        .map(|l| l["copied"].parse().unwrap())
+        .collect();
+    let whole = image_size() + (64 << 20);
+    assert!(
+        copied.iter().filter(|&&c| c == 0).count() >= 5,
+        "{copied:?}"
+    );
+    assert!(copied.iter().any(|&c| c > 0), "{copied:?}");
+    assert!(copied.iter().all(|&c| c < whole), "{copied:?}");
+}
+
+/// `kexec.copy=all`: every page of every hop goes through the relocation copy, as Linux
+/// does it.
+#[test]
+fn chain_copying_every_page() {
+    let run = chain_boot(2, "1G", "kexec.chain=6 kexec.payload=64M kexec.copy=all");
+    let lines = check_chain(&run, 6, "2");
+    for l in &lines[1..] {
+        let copied: u64 = l["copied"].parse().unwrap();
+        assert!(copied >= image_size() + (64 << 20), "{l:?}");
+    }
+}
+
+/// The `kexec` listing says per segment what is written in place and what is copied at
+/// `kexec -e`: a self-kexec with the default placement copies almost nothing, one over the
+/// running kernel (`--base=` its own base) copies what it overlaps, `--copy-all` copies all;
+/// the last one is executed.
+#[test]
+fn kexec_listing_shows_copied_and_in_place_bytes() {
+    let rd = initramfs(
+        "zerocopy.cpio",
+        Some("kexec -l --self\nkexec -l --self --base=0x40000000\nkexec -l --self --copy-all --append=\"init=/next.rc\"\nkexec -e\n"),
+        &[("next.rc", b"echo NEXT-OK\npoweroff\n")],
+    );
+    let run = boot(Boot {
+        el: 2,
+        initrd: Some(rd),
+        ..Default::default()
+    });
+    let totals: Vec<HashMap<String, String>> = run
+        .out
+        .lines()
+        .filter(|l| l.starts_with("kexec: entry="))
+        .map(fields_of)
+        .collect();
+    assert_eq!(totals.len(), 3, "{}", run.out);
+    let n = |i: usize, k: &str| totals[i][k].parse::<u64>().unwrap();
+    let size = image_size();
+    assert!(
+        n(0, "copied") < 64 << 10,
+        "default placement: {:?}",
+        totals[0]
+    );
+    assert!(n(0, "in_place") >= size, "{:?}", totals[0]);
+    assert!(
+        n(1, "copied") >= 4096 && n(1, "in_place") > 0,
+        "over the kernel: {:?}",
+        totals[1]
+    );
+    assert_eq!(n(2, "in_place"), 0, "{:?}", totals[2]);
+    assert!(n(2, "copied") >= size, "{:?}", totals[2]);
+    // Per segment: copied + in_place is the segment's destination size.
+    let segs: Vec<&str> = run
+        .out
+        .lines()
+        .filter(|l| l.starts_with("segment "))
+        .collect();
+    assert!(segs.len() >= 9, "{}", run.out);
+    for l in segs {
+        let f = fields_of(l);
+        let (c, p): (u64, u64) = (f["copied"].parse().unwrap(), f["in_place"].parse().unwrap());
+        assert!(c + p > 0 && (c + p) % 4096 == 0, "{l}");
+    }
+    assert!(
+        run.out.contains("NEXT-OK"),
+        "the copied load boots: {}",
+        run.out
+    );
+    assert_eq!(run.status, Some(0));
 }
 
 #[test]
@@ -1482,7 +1565,9 @@ fn bad_linux_images_are_named() {
     k64[24..32].copy_from_slice(&((flags & !0b110) | 0b110).to_le_bytes());
     let gz = gzip(&linux);
     let truncated_gz = gz[..gz.len() / 2].to_vec();
-    let big = vec![3u8; 160 << 20];
+    // Larger than what is left free once the initramfs holds it: even written in place
+    // (zero copy) the image and initrd cannot fit.
+    let big = vec![3u8; 240 << 20];
     let rd = initramfs(
         "badlinux.cpio",
         Some("kexec -l /Image-64k\nkexec -l /Image.gz\nkexec -l /Image --initrd=/big\necho still alive\npoweroff\n"),
@@ -2752,6 +2837,14 @@ fn cache_model_chain(el: u8, report: &'static str) {
         ["on", "off", "on", "off"],
         "both relocation modes ran"
     );
+    let copied: Vec<u64> = lines[1..]
+        .iter()
+        .map(|l| l["copied"].parse().unwrap())
+        .collect();
+    assert!(
+        copied.contains(&0) && copied.iter().any(|&c| c > 0),
+        "hops written in place and hops copied both ran under the model: {copied:?}"
+    );
     assert_coherent(&run);
 }
 
@@ -2899,7 +2992,8 @@ fn cache_model_catches_missing_maintenance() {
             el: 2,
             initrd: Some(rd),
             image: Some(image),
-            append: Some("kexec.chain=2 kexec.payload=4M".into()),
+            // Every page through the relocation loop: that is the code under test.
+            append: Some("kexec.chain=2 kexec.payload=4M kexec.copy=all".into()),
             cache_model: Some(report),
             ..Default::default()
         });

@@ -18,6 +18,12 @@
 //!   inside some destination is set aside until its own destination's turn comes;
 //! - **list pages and control pages** lie in no destination.
 //!
+//! **Zero copy**: a destination page that is free RAM at load time is claimed
+//! ([`PhysPages::claim`]) and the segment is written straight into it; the list has no entry
+//! for it (the next `IND_DESTINATION` skips over it). Only destination pages that are in use
+//! (by the running kernel, its initrd, DTB, stacks, heap...) get a source page and are copied
+//! at `kexec -e`. [`Kimage::load`] with `zero_copy` false copies every page, as Linux does.
+//!
 //! Everything is allocated by [`Kimage::load`] and [`Kimage::alloc_control`]; executing the
 //! list allocates nothing.
 
@@ -46,6 +52,11 @@ pub trait PhysPages {
     fn free(&mut self, pa: u64);
     /// The contents of an allocated page.
     fn page(&mut self, pa: u64) -> &mut [u8];
+    /// Takes the free pages from `pa` on, up to `count` of them, stopping at the first that
+    /// is not free; returns how many it took.
+    fn claim(&mut self, pa: u64, count: u64) -> u64;
+    /// Returns `count` pages from `pa` that [`PhysPages::claim`] took.
+    fn free_run(&mut self, pa: u64, count: u64);
 }
 
 /// One piece of the next kernel's memory.
@@ -126,6 +137,8 @@ pub struct Kimage {
     list_pages: Vec<u64>,
     sources: Vec<u64>,
     control: Vec<u64>,
+    /// Destination runs written in place (claimed at load, not in the list).
+    in_place: Vec<Region>,
 }
 
 /// Pages taken from the allocator but not yet used, kept so that the next request for
@@ -136,6 +149,7 @@ struct Builder<'m, M: PhysPages> {
     set_aside: Vec<u64>,
     list_pages: Vec<u64>,
     sources: Vec<u64>,
+    in_place: Vec<Region>,
     /// (current list page, next free slot).
     cursor: Option<(u64, usize)>,
     head: u64,
@@ -206,10 +220,15 @@ impl<M: PhysPages> Builder<'_, M> {
 }
 
 impl Kimage {
-    /// Builds the list for `segments`: validates them, allocates a source page for every
+    /// Builds the list for `segments`: validates them; with `zero_copy`, claims every free
+    /// destination page and writes its data there; allocates a source page for every other
     /// destination page (filled with the segment's data, zero-padded), and returns the pages
     /// it set aside to `mem`. On error everything allocated is returned.
-    pub fn load<M: PhysPages>(mem: &mut M, segments: &[Segment<'_>]) -> Result<Kimage, LoadError> {
+    pub fn load<M: PhysPages>(
+        mem: &mut M,
+        segments: &[Segment<'_>],
+        zero_copy: bool,
+    ) -> Result<Kimage, LoadError> {
         let dests: Vec<Region> = segments.iter().map(Segment::range).collect();
         for (i, s) in segments.iter().enumerate() {
             if !s.dest.is_multiple_of(PAGE_SIZE) {
@@ -227,12 +246,28 @@ impl Kimage {
                 }
             }
         }
+        // Claimed before anything else is allocated, so that no list or source page can
+        // take a free destination page first.
+        let mut in_place = Vec::new();
+        if zero_copy {
+            for d in &dests {
+                let mut at = d.start;
+                while at < d.end {
+                    let n = mem.claim(at, (d.end - at) / PAGE_SIZE);
+                    if n > 0 {
+                        in_place.push(Region::new(at, n * PAGE_SIZE));
+                    }
+                    at += n.max(1) * PAGE_SIZE;
+                }
+            }
+        }
         let mut b = Builder {
             mem,
             dests,
             set_aside: Vec::new(),
             list_pages: Vec::new(),
             sources: Vec::new(),
+            in_place,
             cursor: None,
             head: IND_DONE,
         };
@@ -246,6 +281,7 @@ impl Kimage {
             list_pages: b.list_pages,
             sources: b.sources,
             control: Vec::new(),
+            in_place: b.in_place,
         };
         match result {
             Ok(()) => Ok(image),
@@ -261,20 +297,30 @@ impl Kimage {
         segments: &[Segment<'_>],
     ) -> Result<(), LoadError> {
         for s in segments {
-            b.add(s.dest | IND_DESTINATION)?;
             let pages = s.range().size() / PAGE_SIZE;
+            let mut cursor = None;
             for i in 0..pages {
                 let dest = s.dest + i * PAGE_SIZE;
-                let src = b.alloc_source(dest)?;
-                b.sources.push(src);
+                let in_place = b.in_place.iter().any(|r| r.start <= dest && dest < r.end);
+                let page = if in_place {
+                    dest
+                } else {
+                    if cursor != Some(dest) {
+                        b.add(dest | IND_DESTINATION)?;
+                    }
+                    cursor = Some(dest + PAGE_SIZE);
+                    let src = b.alloc_source(dest)?;
+                    b.sources.push(src);
+                    b.add(src | IND_SOURCE)?;
+                    src
+                };
                 let off = (i * PAGE_SIZE) as usize;
-                let page = b.mem.page(src);
+                let page = b.mem.page(page);
                 let n = s.data.len().saturating_sub(off).min(PAGE_SIZE as usize);
                 if n > 0 {
                     page[..n].copy_from_slice(&s.data[off..off + n]);
                 }
                 page[n..].fill(0);
-                b.add(src | IND_SOURCE)?;
             }
         }
         b.add(IND_DONE)
@@ -322,6 +368,32 @@ impl Kimage {
         &self.sources
     }
 
+    /// The destination runs that were written in place.
+    pub fn in_place(&self) -> &[Region] {
+        &self.in_place
+    }
+
+    /// Bytes of `dest` written in place (the rest is copied at `kexec -e`).
+    pub fn in_place_bytes(&self, dest: &Region) -> u64 {
+        self.in_place
+            .iter()
+            .map(|r| r.end.min(dest.end).saturating_sub(r.start.max(dest.start)))
+            .sum()
+    }
+
+    /// Where the next kernel's page `dest` is now: its source page, or `dest` itself when it
+    /// was written in place.
+    pub fn page_for<M: PhysPages>(&self, mem: &mut M, dest: u64) -> Option<u64> {
+        if self
+            .in_place
+            .iter()
+            .any(|r| r.start <= dest && dest < r.end)
+        {
+            return Some(dest);
+        }
+        self.source_for(mem, dest)
+    }
+
     /// Returns every page this image owns to `mem`.
     pub fn free<M: PhysPages>(&mut self, mem: &mut M) {
         for pa in self
@@ -331,6 +403,9 @@ impl Kimage {
             .chain(self.control.drain(..))
         {
             mem.free(pa);
+        }
+        for r in self.in_place.drain(..) {
+            mem.free_run(r.start, r.size() / PAGE_SIZE);
         }
         self.head = IND_DONE;
         self.dests.clear();
@@ -457,6 +532,24 @@ mod tests {
             assert!(self.used.contains_key(&pa), "access to a free page {pa:#x}");
             self.bytes(pa, PAGE_SIZE as usize)
         }
+        fn claim(&mut self, pa: u64, count: u64) -> u64 {
+            let mut n = 0;
+            while n < count {
+                let p = pa + n * PAGE_SIZE;
+                let Some(i) = self.free.iter().position(|&f| f == p) else {
+                    break;
+                };
+                self.free.swap_remove(i);
+                self.used.insert(p, ());
+                n += 1;
+            }
+            n
+        }
+        fn free_run(&mut self, pa: u64, count: u64) {
+            for i in 0..count {
+                self.free(pa + i * PAGE_SIZE);
+            }
+        }
     }
 
     const BASE: u64 = 0x4000_0000;
@@ -488,6 +581,8 @@ mod tests {
         fn relocation_of_random_layouts(
             spec in proptest::collection::vec((0u64..40, 0usize..40_000, 0u64..3), 1..6),
             seed in any::<u64>(),
+            zero_copy in any::<bool>(),
+            busy in 0usize..300,
         ) {
             let (datas, places) = layout(&spec);
             let segs: Vec<Segment<'_>> = datas.iter().zip(&places)
@@ -495,7 +590,9 @@ mod tests {
                 .collect();
             prop_assume!(places.last().is_none_or(|&(d, m)| d + m <= BASE + (PAGES as u64 / 2) * PAGE_SIZE));
             let mut sim = Sim::new(BASE, PAGES, seed);
-            let mut image = Kimage::load(&mut sim, &segs).unwrap();
+            // Pages the running kernel uses: random ones, some inside destinations.
+            let running: Vec<u64> = (0..busy).map(|_| sim.alloc().unwrap()).collect();
+            let mut image = Kimage::load(&mut sim, &segs, zero_copy).unwrap();
             let control: Vec<u64> = (0..8).map(|_| image.alloc_control(&mut sim).unwrap()).collect();
 
             // Invariants: a source page is its own destination or in none; list and control
@@ -516,9 +613,25 @@ mod tests {
             for &p in image.list_pages().iter().chain(&control) {
                 prop_assert!(!image.dests.iter().any(|d| d.overlaps(&Region::new(p, PAGE_SIZE))));
             }
-            // Round trip: the list names every destination page once, in segment order.
+            // Round trip: the list names every destination page once, except those written in
+            // place; those are exactly the destination pages the running kernel does not use.
             let expect: usize = segs.iter().map(|s| (s.range().size() / PAGE_SIZE) as usize).sum();
-            prop_assert_eq!(seen.len(), expect);
+            let in_place: usize = image.in_place().iter().map(|r| (r.size() / PAGE_SIZE) as usize).sum();
+            prop_assert_eq!(seen.len() + in_place, expect);
+            for r in image.in_place() {
+                prop_assert!(image.dests.iter().any(|d| d.contains(r)));
+                for pa in (r.start..r.end).step_by(PAGE_SIZE as usize) {
+                    prop_assert!(!seen.contains_key(&pa), "{pa:#x} both in place and copied");
+                    prop_assert!(!running.contains(&pa));
+                }
+            }
+            if zero_copy {
+                for &d in seen.keys() {
+                    prop_assert!(running.contains(&d), "{d:#x} copied but was free");
+                }
+            } else {
+                prop_assert_eq!(in_place, 0);
+            }
             prop_assert_eq!(*entries.last().unwrap(), IND_DONE);
 
             // Every destination byte comes from its segment after the copy.
@@ -534,6 +647,9 @@ mod tests {
                 prop_assert_eq!(sim.page(*c).to_vec(), before, "control page {:#x} changed", c);
             }
             image.free(&mut sim);
+            for pa in running {
+                sim.free(pa);
+            }
             prop_assert_eq!(sim.used.len(), 0, "pages leaked");
         }
     }
@@ -548,7 +664,7 @@ mod tests {
             dest: BASE + 2048 * PAGE_SIZE,
             memsz: data.len() as u64,
         }];
-        let mut image = Kimage::load(&mut sim, &segs).unwrap();
+        let mut image = Kimage::load(&mut sim, &segs, false).unwrap();
         assert_eq!(image.list_pages().len(), 3);
         assert_eq!(image.entries(&mut sim).len(), 1 + 1500 + 1);
         let last = BASE + (2048 + 1499) * PAGE_SIZE;
@@ -561,6 +677,53 @@ mod tests {
     }
 
     #[test]
+    fn zero_copy_writes_free_destinations_in_place() {
+        let data = vec![0xa5; 10 * PAGE_SIZE as usize + 100];
+        let mut sim = Sim::new(BASE, 64, 11);
+        let dest = BASE + 8 * PAGE_SIZE;
+        // The "running kernel" holds pages 10 and 11 of the destination range.
+        let mut running = Vec::new();
+        for p in [dest + 2 * PAGE_SIZE, dest + 3 * PAGE_SIZE] {
+            assert_eq!(sim.claim(p, 1), 1);
+            running.push(p);
+        }
+        let segs = [Segment {
+            data: &data,
+            dest,
+            memsz: data.len() as u64,
+        }];
+        let mut image = Kimage::load(&mut sim, &segs, true).unwrap();
+        assert_eq!(
+            image.source_pages().len(),
+            2,
+            "only the two busy pages are copied"
+        );
+        assert_eq!(
+            image.in_place(),
+            [
+                Region::new(dest, 2 * PAGE_SIZE),
+                Region::new(dest + 4 * PAGE_SIZE, 7 * PAGE_SIZE)
+            ]
+        );
+        assert_eq!(image.in_place_bytes(&segs[0].range()), 9 * PAGE_SIZE);
+        let e = image.entries(&mut sim);
+        assert_eq!(e.len(), 4, "one destination, two sources, done: {e:x?}");
+        assert_eq!(e[0], (dest + 2 * PAGE_SIZE) | IND_DESTINATION);
+        assert_eq!(image.page_for(&mut sim, dest), Some(dest));
+        assert_eq!(
+            image.page_for(&mut sim, dest + 3 * PAGE_SIZE),
+            Some(image.source_pages()[1])
+        );
+        sim.relocate(image.head);
+        assert!(sim.bytes(dest, data.len()) == &data[..]);
+        image.free(&mut sim);
+        for p in running {
+            sim.free(p);
+        }
+        assert_eq!(sim.used.len(), 0);
+    }
+
+    #[test]
     fn bad_segments_and_exhaustion_are_errors() {
         let d = [1u8; 10];
         let mut sim = Sim::new(BASE, 64, 3);
@@ -570,18 +733,18 @@ mod tests {
             memsz,
         };
         assert_eq!(
-            Kimage::load(&mut sim, &[seg(BASE + 1, 4096)]).unwrap_err(),
+            Kimage::load(&mut sim, &[seg(BASE + 1, 4096)], false).unwrap_err(),
             LoadError::Unaligned {
                 segment: 0,
                 dest: BASE + 1
             }
         );
         assert_eq!(
-            Kimage::load(&mut sim, &[seg(BASE, 5)]).unwrap_err(),
+            Kimage::load(&mut sim, &[seg(BASE, 5)], false).unwrap_err(),
             LoadError::MemszBelowData { segment: 0 }
         );
         assert_eq!(
-            Kimage::load(&mut sim, &[seg(BASE, 8192), seg(BASE + 4096, 10)]).unwrap_err(),
+            Kimage::load(&mut sim, &[seg(BASE, 8192), seg(BASE + 4096, 10)], false).unwrap_err(),
             LoadError::Overlap { a: 0, b: 1 }
         );
         let big = vec![0u8; 100 * PAGE_SIZE as usize];
@@ -592,6 +755,7 @@ mod tests {
                 dest: BASE,
                 memsz: big.len() as u64,
             }],
+            false,
         )
         .unwrap_err();
         assert!(matches!(e, LoadError::OutOfMemory { .. }));
