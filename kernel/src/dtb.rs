@@ -87,6 +87,30 @@ pub enum DtbError {
     },
     /// The memory reservation block has no terminating (0, 0) entry.
     RsvmapUnterminated,
+    /// A property's name offset does not point at a NUL-terminated UTF-8 string in the
+    /// strings block.
+    BadNameOffset {
+        /// Offset of the property inside the structure block.
+        offset: usize,
+        /// Its name offset.
+        nameoff: u32,
+        /// The strings block's size.
+        strings: usize,
+    },
+    /// A node's name is not UTF-8.
+    NodeName {
+        /// Offset of the node inside the structure block.
+        offset: usize,
+    },
+    /// The root node has a name (it must have none).
+    RootNamed,
+    /// Nodes do not nest: a property or node outside the root, a property after a child
+    /// node (the specification puts a node's properties first), an `FDT_END_NODE` without
+    /// its node, or `FDT_END` inside a node.
+    BadNesting {
+        /// Offset of the token inside the structure block.
+        offset: usize,
+    },
 }
 
 impl fmt::Display for DtbError {
@@ -118,6 +142,23 @@ impl fmt::Display for DtbError {
             ),
             Self::RsvmapUnterminated => {
                 write!(f, "DTB: memory reservation block has no (0, 0) terminator")
+            }
+            Self::BadNameOffset {
+                offset,
+                nameoff,
+                strings,
+            } => write!(
+                f,
+                "DTB: property at structure offset {offset:#x} names string {nameoff:#x}, \
+                 not a UTF-8 string in the {strings}-byte strings block"
+            ),
+            Self::NodeName { offset } => write!(
+                f,
+                "DTB: the name of the node at structure offset {offset:#x} is not UTF-8"
+            ),
+            Self::RootNamed => write!(f, "DTB: the root node has a name (it must have none)"),
+            Self::BadNesting { offset } => {
+                write!(f, "DTB: nodes do not nest at structure offset {offset:#x}")
             }
         }
     }
@@ -180,9 +221,17 @@ pub fn header(blob: &[u8]) -> Result<Header, DtbError> {
 }
 
 /// Walks the structure block up to `FDT_END`, checking that every token is known and ends
-/// inside the block, and hands `each` every token with its data.
-fn walk(st: &[u8], mut each: impl FnMut(u32, &[u8])) -> Result<(), DtbError> {
+/// inside the block, that every property names a string of `strings`, and that the nodes
+/// nest under one root with their properties first, and hands `each` every token with its
+/// data. (The `fdt` crate, which
+/// reads the result, trusts all of this and panics on a blob that breaks it.)
+fn walk(st: &[u8], strings: &[u8], mut each: impl FnMut(u32, &[u8])) -> Result<(), DtbError> {
     let mut at = 0;
+    // Open nodes, and whether the root has been closed.
+    let mut depth = 0usize;
+    let mut root_done = false;
+    // The last token other than FDT_NOP: a property may only follow its node or a property.
+    let mut prev = FDT_NOP;
     loop {
         if at + 4 > st.len() {
             return Err(DtbError::StructTruncated { offset: at });
@@ -207,6 +256,49 @@ fn walk(st: &[u8], mut each: impl FnMut(u32, &[u8])) -> Result<(), DtbError> {
         };
         if at + len > st.len() {
             return Err(DtbError::StructTruncated { offset: at });
+        }
+        let nesting = DtbError::BadNesting { offset: at };
+        match token {
+            FDT_BEGIN_NODE if root_done => return Err(nesting),
+            FDT_BEGIN_NODE => {
+                let name = &st[at + 4..at + len];
+                let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(0)];
+                if core::str::from_utf8(name).is_err() {
+                    return Err(DtbError::NodeName { offset: at });
+                }
+                if depth == 0 && !name.is_empty() {
+                    return Err(DtbError::RootNamed);
+                }
+                depth += 1;
+            }
+            FDT_END_NODE if depth == 0 => return Err(nesting),
+            FDT_END_NODE => {
+                depth -= 1;
+                root_done = depth == 0;
+            }
+            FDT_PROP if depth == 0 || !matches!(prev, FDT_BEGIN_NODE | FDT_PROP) => {
+                return Err(nesting)
+            }
+            FDT_PROP => {
+                let nameoff = be32(st, at + 8);
+                let named = strings.get(nameoff as usize..).is_some_and(|rest| {
+                    rest.iter()
+                        .position(|&c| c == 0)
+                        .is_some_and(|nul| core::str::from_utf8(&rest[..nul]).is_ok())
+                });
+                if !named {
+                    return Err(DtbError::BadNameOffset {
+                        offset: at,
+                        nameoff,
+                        strings: strings.len(),
+                    });
+                }
+            }
+            FDT_END if depth != 0 || !root_done => return Err(nesting),
+            _ => {}
+        }
+        if token != FDT_NOP {
+            prev = token;
         }
         each(token, &st[at..at + len]);
         if token == FDT_END {
@@ -241,7 +333,7 @@ pub fn compact(blob: &[u8]) -> Result<Vec<u8>, DtbError> {
         &total[h.off_dt_strings as usize..(h.off_dt_strings + h.size_dt_strings) as usize];
 
     let mut out_struct = Vec::with_capacity(st.len());
-    walk(st, |tok, t| {
+    walk(st, strings, |tok, t| {
         if tok != FDT_NOP {
             out_struct.extend_from_slice(t)
         }
@@ -320,7 +412,8 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
     let compact = compact(blob)?;
     let h = header(&compact)?;
     let st = &compact[h.off_dt_struct as usize..][..h.size_dt_struct as usize];
-    let mut strings = compact[h.off_dt_strings as usize..][..h.size_dt_strings as usize].to_vec();
+    let old_strings = &compact[h.off_dt_strings as usize..][..h.size_dt_strings as usize];
+    let mut strings = old_strings.to_vec();
     let mut name_off = |name: &str| -> u32 {
         let mut at = 0;
         while at < strings.len() {
@@ -360,7 +453,7 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
         }
     };
     let mut pending = false;
-    walk(st, |tok, t| match tok {
+    walk(st, old_strings, |tok, t| match tok {
         FDT_BEGIN_NODE => {
             if pending {
                 new_props(&mut out_struct, &path);
@@ -435,9 +528,64 @@ mod tests {
     fn nops(blob: &[u8]) -> usize {
         let h = header(blob).unwrap();
         let st = &blob[h.off_dt_struct as usize..][..h.size_dt_struct as usize];
+        let strings = &blob[h.off_dt_strings as usize..][..h.size_dt_strings as usize];
         let mut n = 0;
-        walk(st, |tok, _| n += usize::from(tok == FDT_NOP)).unwrap();
+        walk(st, strings, |tok, _| n += usize::from(tok == FDT_NOP)).unwrap();
         n
+    }
+
+    /// A blob from structure tokens (big-endian words and name bytes) and a strings block.
+    fn blob_of(st: &[u32], strings: &[u8]) -> Vec<u8> {
+        let st: Vec<u8> = st.iter().flat_map(|w| w.to_be_bytes()).collect();
+        assemble(0, &[0; 16], &st, strings)
+    }
+
+    /// What the `fdt` crate trusts and panics on, found by fuzzing (fuzz/regressions/):
+    /// each is an error here, before the crate sees the blob.
+    #[test]
+    fn structure_rules_the_fdt_crate_relies_on() {
+        const B: u32 = FDT_BEGIN_NODE;
+        const E: u32 = FDT_END_NODE;
+        const P: u32 = FDT_PROP;
+        let ok = blob_of(&[B, 0, P, 0, 0, E, FDT_END], b"a\0");
+        assert!(compact(&ok).is_ok());
+        assert_eq!(
+            compact(&blob_of(&[B, 0, P, 0, 7, E, FDT_END], b"a\0")).unwrap_err(),
+            DtbError::BadNameOffset {
+                offset: 8,
+                nameoff: 7,
+                strings: 2
+            }
+        );
+        assert!(matches!(
+            compact(&blob_of(&[B, 0, P, 0, 0, E, FDT_END], b"\xff\0")).unwrap_err(),
+            DtbError::BadNameOffset { .. }
+        ));
+        // A property after a child node; a property outside the root; END inside a node;
+        // a second root; END_NODE without a node.
+        for st in [
+            &[B, 0, B, 0x6100_0000, E, P, 0, 0, E, FDT_END][..],
+            &[P, 0, 0, B, 0, E, FDT_END],
+            &[B, 0, FDT_END],
+            &[B, 0, E, B, 0, E, FDT_END],
+            &[E, FDT_END],
+        ] {
+            assert!(
+                matches!(
+                    compact(&blob_of(st, b"a\0")).unwrap_err(),
+                    DtbError::BadNesting { .. }
+                ),
+                "{st:x?}"
+            );
+        }
+        assert_eq!(
+            compact(&blob_of(&[B, 0x6100_0000, E, FDT_END], b"")).unwrap_err(),
+            DtbError::RootNamed
+        );
+        assert!(matches!(
+            compact(&blob_of(&[B, 0, B, 0xff00_0000, E, E, FDT_END], b"")).unwrap_err(),
+            DtbError::NodeName { offset: 8 }
+        ));
     }
 
     #[test]
@@ -578,9 +726,10 @@ mod tests {
         // In the token stream, no property follows the root's first subnode.
         let h = header(&out).unwrap();
         let st = &out[h.off_dt_struct as usize..][..h.size_dt_struct as usize];
+        let strings = &out[h.off_dt_strings as usize..][..h.size_dt_strings as usize];
         let mut depth = 0;
         let mut seen_child = false;
-        walk(st, |tok, _| match tok {
+        walk(st, strings, |tok, _| match tok {
             FDT_BEGIN_NODE => {
                 depth += 1;
                 seen_child |= depth == 2;

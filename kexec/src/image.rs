@@ -12,6 +12,12 @@ pub const HEADER_SIZE: usize = 64;
 /// `magic` at offset 0x38.
 pub const MAGIC: [u8; 4] = *b"ARM\x64";
 const MAGIC_OFFSET: usize = 0x38;
+/// The MS-DOS header's magic, which an EFI-capable Image has as the low half of `code0`.
+const PE_DOS_MAGIC: [u8; 2] = *b"MZ";
+/// Where the MS-DOS header keeps the PE header's file offset.
+const PE_OFFSET_AT: usize = 0x3c;
+/// The PE header's signature.
+const PE_SIGNATURE: &[u8] = b"PE\0\0";
 
 /// `flags` fields.
 pub mod flags {
@@ -67,6 +73,21 @@ pub enum ImageError {
     },
     /// `text_offset` is not below 2 MiB or not 4 KiB aligned.
     BadTextOffset(u64),
+    /// The Image is also an EFI application (`MZ`), but the PE header offset at 0x3c points
+    /// past the end of the file.
+    PeOutside {
+        /// The offset at 0x3c.
+        offset: u32,
+        /// The file's length.
+        file_len: usize,
+    },
+    /// There is no `PE\0\0` signature where the offset at 0x3c points.
+    PeSignature {
+        /// The offset at 0x3c.
+        offset: u32,
+        /// The four bytes found there.
+        found: [u8; 4],
+    },
 }
 
 impl fmt::Display for ImageError {
@@ -95,6 +116,14 @@ impl fmt::Display for ImageError {
             } => write!(
                 f,
                 "Image header: image_size {image_size} is smaller than the file ({file_len} bytes); truncated or corrupt header"
+            ),
+            Self::PeOutside { offset, file_len } => write!(
+                f,
+                "Image's PE/COFF header: the offset at 0x3c ({offset:#x}) points outside the {file_len}-byte file"
+            ),
+            Self::PeSignature { offset, found } => write!(
+                f,
+                "Image's PE/COFF header: {found:02x?} at {offset:#x} (named at 0x3c), expected \"PE\\0\\0\""
             ),
             Self::BadTextOffset(t) => write!(
                 f,
@@ -145,6 +174,24 @@ pub fn parse(file: &[u8]) -> Result<ImageHeader, ImageError> {
     if h.text_offset >= 2 << 20 || !h.text_offset.is_multiple_of(4096) {
         return Err(ImageError::BadTextOffset(h.text_offset));
     }
+    // An EFI-capable Image (Linux with its EFI stub, this kernel) starts with "MZ" and
+    // names its PE header at 0x3c: if it claims one, it must be there.
+    if file[..2] == PE_DOS_MAGIC {
+        let offset = u32::from_le_bytes(file[PE_OFFSET_AT..PE_OFFSET_AT + 4].try_into().unwrap());
+        let sig = (offset as usize)
+            .checked_add(4)
+            .and_then(|end| file.get(offset as usize..end))
+            .ok_or(ImageError::PeOutside {
+                offset,
+                file_len: file.len(),
+            })?;
+        if sig != PE_SIGNATURE {
+            return Err(ImageError::PeSignature {
+                offset,
+                found: sig.try_into().unwrap(),
+            });
+        }
+    }
     Ok(h)
 }
 
@@ -153,6 +200,36 @@ mod tests {
     use super::*;
     use alloc::vec;
     use alloc::vec::Vec;
+
+    #[test]
+    fn a_pe_header_must_be_where_mz_says() {
+        let mut f = header(0, 1 << 20, 0b1010, 4096);
+        f[0..2].copy_from_slice(b"MZ");
+        f[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
+        f[0x40..0x44].copy_from_slice(b"PE\0\0");
+        assert!(parse(&f).is_ok());
+        f[0x3c..0x40].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+        assert_eq!(
+            parse(&f).unwrap_err(),
+            ImageError::PeOutside {
+                offset: 0xffff_fff0,
+                file_len: 4096
+            }
+        );
+        f[0x3c..0x40].copy_from_slice(&4094u32.to_le_bytes());
+        assert!(matches!(
+            parse(&f).unwrap_err(),
+            ImageError::PeOutside { offset: 4094, .. }
+        ));
+        f[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        assert_eq!(
+            parse(&f).unwrap_err(),
+            ImageError::PeSignature {
+                offset: 0x80,
+                found: [0; 4]
+            }
+        );
+    }
 
     fn header(text_offset: u64, image_size: u64, flags: u64, len: usize) -> Vec<u8> {
         let mut f = vec![0u8; len];

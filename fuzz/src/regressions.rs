@@ -1,0 +1,23 @@
+//! Every input the fuzzer ever failed on, kept in `fuzz/regressions/<target>-<what>.bin`
+//! and run again by `cargo test`: each must now give an answer (an error or success), not a
+//! panic.
+
+#[test]
+fn every_saved_input_is_answered() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let target = name.split('-').next().unwrap();
+        let (_, run, _) = crate::targets::ALL
+            .iter()
+            .find(|t| t.0 == target)
+            .unwrap_or_else(|| panic!("{name}: no target {target}"));
+        let input = std::fs::read(&path).unwrap();
+        let outcome = run(&input);
+        println!("{name}: {outcome:?}");
+        n += 1;
+    }
+    assert!(n > 0);
+}
