@@ -3,18 +3,20 @@
  *
  * compiler_builtins' versions (weak symbols, which these replace) are built for
  * aarch64-unknown-none's strict alignment, so they move a byte at a time when the pointers
- * are not aligned alike. These follow the shape of Arm's optimized-routines: 16-byte ldp/stp
- * pairs, 64 bytes per loop iteration, and heads and tails done with overlapping accesses
- * instead of byte loops. They rely on unaligned accesses to Normal memory, so they are for
- * the kernel with its MMU on (and the EFI stub, in the firmware's identity map): everything
- * Rust runs in. No stack is used; no SIMD registers are touched.
+ * are not aligned alike. These follow the shape of Arm's optimized-routines (its Advanced
+ * SIMD memcpy): 64 bytes per loop iteration as two ldp/stp of q registers, heads and tails
+ * done with overlapping 16-byte x-register accesses instead of byte loops. They rely on
+ * unaligned accesses to Normal memory, so they are for the kernel with its MMU on (and the
+ * EFI stub, in the firmware's identity map; UEFI leaves FP/SIMD enabled): everything Rust
+ * runs in. No stack is used. The SIMD registers they use are caller-saved, and exception
+ * entry saves all of them (vectors.S), so an interrupt in the middle of a copy is harmless.
  *
  * Register contract (AAPCS64):
  *   memcpy(x0 = dst, x1 = src, x2 = n) -> x0 = dst     (regions must not overlap)
  *   memmove(x0 = dst, x1 = src, x2 = n) -> x0 = dst    (regions may overlap)
  *   memset(x0 = dst, w1 = byte, x2 = n) -> x0 = dst
  *   memcmp(x0 = a, x1 = b, x2 = n) -> w0 < 0, 0, > 0  (as the first differing bytes, unsigned)
- * Clobbered: x1-x17 as AAPCS64 allows; x0 as the result.
+ * Clobbered: x1-x17 and v0-v3 as AAPCS64 allows; x0 as the result.
  */
     .section .text.mem, "ax"
 
@@ -74,14 +76,10 @@ memmove:
     subs    x2, x2, #64
     b.lo    .Lfwd_tail
 .Lfwd_loop:
-    ldp     x6, x7, [x1], #16
-    ldp     x8, x9, [x1], #16
-    ldp     x10, x11, [x1], #16
-    ldp     x14, x15, [x1], #16
-    stp     x6, x7, [x3], #16
-    stp     x8, x9, [x3], #16
-    stp     x10, x11, [x3], #16
-    stp     x14, x15, [x3], #16
+    ldp     q0, q1, [x1], #32
+    ldp     q2, q3, [x1], #32
+    stp     q0, q1, [x3], #32
+    stp     q2, q3, [x3], #32
     subs    x2, x2, #64
     b.hs    .Lfwd_loop
 .Lfwd_tail:
@@ -102,16 +100,10 @@ memmove:
     subs    x2, x2, #64
     b.lo    .Lbwd_tail
 .Lbwd_loop:
-    ldp     x6, x7, [x4, #-16]
-    ldp     x8, x9, [x4, #-32]
-    ldp     x10, x11, [x4, #-48]
-    ldp     x14, x15, [x4, #-64]
-    sub     x4, x4, #64
-    stp     x6, x7, [x5, #-16]
-    stp     x8, x9, [x5, #-32]
-    stp     x10, x11, [x5, #-48]
-    stp     x14, x15, [x5, #-64]
-    sub     x5, x5, #64
+    ldp     q0, q1, [x4, #-32]
+    ldp     q2, q3, [x4, #-64]!
+    stp     q0, q1, [x5, #-32]
+    stp     q2, q3, [x5, #-64]!
     subs    x2, x2, #64
     b.hs    .Lbwd_loop
 .Lbwd_tail:
@@ -156,11 +148,9 @@ memset:
 2:  /* 16 or more: 64 per iteration, then 16 at a time, then the last 16 overlapping. */
     subs    x2, x2, #64
     b.lo    6f
-5:  stp     x6, x6, [x3]
-    stp     x6, x6, [x3, #16]
-    stp     x6, x6, [x3, #32]
-    stp     x6, x6, [x3, #48]
-    add     x3, x3, #64
+    dup     v0.2d, x6
+5:  stp     q0, q0, [x3], #32
+    stp     q0, q0, [x3], #32
     subs    x2, x2, #64
     b.hs    5b
 6:  adds    x2, x2, #64
