@@ -105,7 +105,7 @@ for line in sys.stdin.buffer:
 # (lines are "<ns> <text>").
 between() {
     awk -v s="$2" -v e="$3" 'index($0, s) && t0 == "" { t0 = $1; next }
-        t0 != "" && index($0, e) { printf "%d", $1 - t0; exit }' "$1"
+        t0 != "" && index($0, e) { printf "%.0f", $1 - t0; exit }' "$1"
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "" }'; }
 ms() { awk -v n="$1" 'BEGIN { if (n == "") print "-"; else if (n < 1e6) printf "%.3f", n / 1e6; else printf "%.1f", n / 1e6 }'; }

@@ -1,10 +1,13 @@
 //! The kexec-chain self-test's hand-over block (`kexec.chain=N`), as plain data.
 //!
 //! Each generation hands the next one a single kexec segment, named in the next DTB by
-//! `/chosen/kexec,handover-start`/`-end`: one 4 KiB header page followed by the payload.
+//! `/chosen/kexec,handover-start`/`-end`: one 4 KiB header page, the payload, then the
+//! history: one [`HopRecord`] per earlier generation, so that the last one can show that
+//! no hop was lost or reordered.
 //! The relocation page writes the counter at the start and end of its copy into
 //! [`Header::reloc_start`] and [`Header::reloc_end`] (at [`STAMP_OFFSET`]) after copying.
 
+use alloc::vec::Vec;
 use core::fmt;
 
 /// `magic` of a hand-over block.
@@ -49,6 +52,102 @@ pub struct Header {
     pub smp_down_us: u64,
     /// CPUs online in the sender (0: not known): the receiver must bring up as many.
     pub cpus: u64,
+    /// [`HopRecord`]s after the payload: one per generation before the receiver.
+    pub history_len: u64,
+    /// [`hash`] of the history's bytes.
+    pub history_hash: u64,
+}
+
+/// One generation's entry in the history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HopRecord {
+    /// Its hop number (0 for the first kernel).
+    pub hop: u64,
+    /// The counter when it was ready (the counter runs on across kexec).
+    pub ready_ticks: u64,
+    /// Its free frames, as its `chain:` line printed them.
+    pub free: u64,
+}
+
+impl HopRecord {
+    /// Bytes per record.
+    pub const SIZE: usize = 24;
+
+    /// Appends the record to `out`.
+    pub fn write(&self, out: &mut [u8]) {
+        for (i, w) in [self.hop, self.ready_ticks, self.free].iter().enumerate() {
+            out[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        }
+    }
+
+    fn read(b: &[u8]) -> HopRecord {
+        let w = |i: usize| u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().unwrap());
+        HopRecord {
+            hop: w(0),
+            ready_ticks: w(1),
+            free: w(2),
+        }
+    }
+}
+
+/// Why the history is not what the receiver of hop `hop` must find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryError {
+    /// It runs past the block.
+    Outside {
+        /// Records declared.
+        records: u64,
+        /// Block size.
+        block: usize,
+    },
+    /// It does not hash to `history_hash`.
+    Hash,
+    /// Not one record per earlier hop.
+    Count {
+        /// Records found.
+        found: u64,
+        /// Records expected (the receiver's hop number).
+        expected: u64,
+    },
+    /// Record `at` names another hop: one was lost or reordered.
+    Order {
+        /// Position.
+        at: usize,
+        /// Its hop number.
+        found: u64,
+    },
+    /// Record `at` was ready no later than the one before it.
+    TimeBackwards {
+        /// Position.
+        at: usize,
+    },
+}
+
+impl fmt::Display for HistoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Outside { records, block } => write!(
+                f,
+                "history of {records} hops does not fit a {block}-byte hand-over block"
+            ),
+            Self::Hash => write!(f, "history hash mismatch"),
+            Self::Count { found, expected } => {
+                write!(f, "history has {found} hops, expected {expected}")
+            }
+            Self::Order { at, found } => {
+                write!(
+                    f,
+                    "history entry {at} is hop {found}: a hop lost or reordered"
+                )
+            }
+            Self::TimeBackwards { at } => {
+                write!(
+                    f,
+                    "history entry {at} was ready no later than the one before it"
+                )
+            }
+        }
+    }
 }
 
 /// Why a hand-over block cannot be read.
@@ -83,7 +182,7 @@ impl fmt::Display for HeaderError {
 }
 
 impl Header {
-    const FIELDS: usize = 14;
+    const FIELDS: usize = 16;
 
     fn words(&self) -> [u64; Self::FIELDS] {
         [
@@ -101,6 +200,8 @@ impl Header {
             self.reloc_end,
             self.smp_down_us,
             self.cpus,
+            self.history_len,
+            self.history_hash,
         ]
     }
 
@@ -148,9 +249,71 @@ impl Header {
             reloc_end: w(12),
             smp_down_us: w(13),
             cpus: w(14),
+            history_len: w(15),
+            history_hash: w(16),
         };
         Ok(h)
     }
+}
+
+impl Header {
+    /// Bytes of the whole block: header page, payload, history.
+    pub fn block_len(&self) -> u64 {
+        HEADER_PAGE as u64 + self.payload_len + self.history_len * HopRecord::SIZE as u64
+    }
+
+    /// The history of a block whose header is `self`, checked as the receiver of hop
+    /// `self.hop` must find it: one record per earlier hop, in order, ready times rising.
+    pub fn history(&self, block: &[u8]) -> Result<Vec<HopRecord>, HistoryError> {
+        let outside = HistoryError::Outside {
+            records: self.history_len,
+            block: block.len(),
+        };
+        let start = (HEADER_PAGE as u64).saturating_add(self.payload_len);
+        let len = self
+            .history_len
+            .checked_mul(HopRecord::SIZE as u64)
+            .ok_or(outside)?;
+        let bytes = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(s, l)| block.get(s..s.checked_add(l)?))
+            .ok_or(outside)?;
+        if hash(bytes) != self.history_hash {
+            return Err(HistoryError::Hash);
+        }
+        if self.history_len != self.hop {
+            return Err(HistoryError::Count {
+                found: self.history_len,
+                expected: self.hop,
+            });
+        }
+        let records: Vec<HopRecord> = bytes
+            .chunks_exact(HopRecord::SIZE)
+            .map(HopRecord::read)
+            .collect();
+        for (at, r) in records.iter().enumerate() {
+            if r.hop != at as u64 {
+                return Err(HistoryError::Order { at, found: r.hop });
+            }
+            if at > 0 && r.ready_ticks <= records[at - 1].ready_ticks {
+                return Err(HistoryError::TimeBackwards { at });
+            }
+        }
+        Ok(records)
+    }
+}
+
+/// Writes `records` after the payload of `block` and sets `history_len` and `history_hash`
+/// in `h` (write the header afterwards). `block` must be [`Header::block_len`] long for them.
+pub fn put_history(h: &mut Header, block: &mut [u8], records: &[HopRecord]) {
+    let start = HEADER_PAGE + h.payload_len as usize;
+    let bytes = &mut block[start..start + records.len() * HopRecord::SIZE];
+    for (r, out) in records.iter().zip(bytes.chunks_exact_mut(HopRecord::SIZE)) {
+        r.write(out);
+    }
+    h.history_len = records.len() as u64;
+    h.history_hash = hash(bytes);
 }
 
 /// Fills `buf` with a pseudo-random pattern that depends on `seed` and on each word's
@@ -220,6 +383,75 @@ mod tests {
         assert!(matches!(
             Header::read(&block[..HEADER_PAGE + 50]),
             Err(HeaderError::PayloadOutside { .. })
+        ));
+    }
+
+    #[test]
+    fn history_is_checked_for_loss_and_order() {
+        let recs: Vec<HopRecord> = (0..3)
+            .map(|i| HopRecord {
+                hop: i,
+                ready_ticks: 100 + 10 * i,
+                free: 5000,
+            })
+            .collect();
+        let mut h = Header {
+            hop: 3,
+            payload_len: 40,
+            ..Default::default()
+        };
+        let len = (HEADER_PAGE as u64 + 40 + 3 * HopRecord::SIZE as u64) as usize;
+        let mut block = vec![0u8; len];
+        put_history(&mut h, &mut block, &recs);
+        assert_eq!(h.block_len() as usize, len);
+        h.write(&mut block);
+        let (r, _) = Header::read(&block).unwrap();
+        assert_eq!(r.history(&block).unwrap(), recs);
+        // A lost hop, a swapped pair, time going back, a flipped bit, a short block.
+        let with = |recs: &[HopRecord], hop: u64| {
+            let mut h = Header {
+                hop,
+                payload_len: 40,
+                ..Default::default()
+            };
+            let mut b = vec![0u8; len];
+            put_history(&mut h, &mut b, recs);
+            h.write(&mut b);
+            h.history(&b)
+        };
+        assert_eq!(
+            with(&[recs[0], recs[2]], 2),
+            Err(HistoryError::Order { at: 1, found: 2 })
+        );
+        assert_eq!(
+            with(&recs[..2], 3),
+            Err(HistoryError::Count {
+                found: 2,
+                expected: 3
+            })
+        );
+        let back = [
+            recs[0],
+            HopRecord {
+                ready_ticks: 50,
+                ..recs[1]
+            },
+        ];
+        assert_eq!(with(&back, 2), Err(HistoryError::TimeBackwards { at: 1 }));
+        let mut bad = block.clone();
+        bad[len - 1] ^= 1;
+        assert_eq!(r.history(&bad), Err(HistoryError::Hash));
+        assert!(matches!(
+            r.history(&block[..len - 1]),
+            Err(HistoryError::Outside { .. })
+        ));
+        let huge = Header {
+            history_len: u64::MAX,
+            ..r
+        };
+        assert!(matches!(
+            huge.history(&block),
+            Err(HistoryError::Outside { .. })
         ));
     }
 

@@ -73,6 +73,8 @@ pub enum KexecError {
     Tables(MapError),
     /// No memory for a control page.
     NoControlPage,
+    /// No free page for the spin-table CPUs' pen.
+    NoPenPage,
     /// No memory for a buffer.
     NoMemory(u64),
     /// The segments need more memory than is free.
@@ -124,6 +126,7 @@ impl fmt::Display for KexecError {
             Self::List(e) => write!(f, "entry list: {e}"),
             Self::Tables(e) => write!(f, "transitional tables: {e}"),
             Self::NoControlPage => write!(f, "out of memory for control pages"),
+            Self::NoPenPage => write!(f, "out of memory for the spin-table CPUs' pen page"),
             Self::NoMemory(n) => write!(f, "out of memory for a {n}-byte buffer"),
             Self::Gzip(file, e) => write!(f, "{file}: Image.gz: {e}"),
             Self::Cpus(e) => write!(f, "stopping the other CPUs: {e}"),
@@ -884,7 +887,7 @@ fn prepare_pen(sys: &crate::System, taken: &[Region]) -> Result<(u64, bool), Kex
             for p in rejected {
                 FRAMES.free(p, 1);
             }
-            (found.ok_or(KexecError::NoControlPage)?, true)
+            (found.ok_or(KexecError::NoPenPage)?, true)
         }
     };
     // SAFETY: fresh, or the DTB-reserved pen page that no CPU is in now (all run this kernel).
@@ -987,6 +990,43 @@ pub fn execute() -> Result<(), KexecError> {
     // SAFETY: built at load time: code at reloc_pa (at the PoC) mapped by root, args in a
     // control page; interrupts are masked.
     unsafe { arch::kexec_jump(reloc_pa, args_va, root) }
+}
+
+/// `failalloc kexec ARGS...` (test builds): `kexec -l ARGS` with frame allocation 1, 2, ...
+/// failing, until a load reaches no failure. After each attempt (and an unload) the free
+/// frames must be what they were before: one `failalloc:` line per attempt says so.
+#[cfg(feature = "fault-inject")]
+pub fn failure_sweep(args: &[String]) -> Result<(), String> {
+    use mm::frame::inject;
+    let mut cmd = alloc::vec!["kexec".to_string(), "-l".to_string()];
+    cmd.extend(args.iter().cloned());
+    unload();
+    let before = FRAMES.free_frames();
+    for n in 1..=100_000u64 {
+        let failed = inject::failed();
+        inject::fail_nth(n);
+        let result = command(&cmd);
+        inject::fail_nth(0);
+        let hit = inject::failed() > failed;
+        unload();
+        let free = FRAMES.free_frames();
+        let outcome = match &result {
+            Ok(()) => "loaded".to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        println!("failalloc: n={n} failed={hit} free={free} before={before} outcome={outcome}");
+        if free != before {
+            return Err(format!(
+                "allocation {n} failed and {} frames were not given back",
+                before.abs_diff(free)
+            ));
+        }
+        if !hit {
+            println!("failalloc: done: a load makes {} allocations", n - 1);
+            return Ok(());
+        }
+    }
+    Err("no end: more than 100000 allocations in one load".into())
 }
 
 /// The `kexec` shell command.

@@ -9,7 +9,7 @@ use crate::memory::{self, FRAMES};
 use crate::{arch, println, SYSTEM};
 use alloc::format;
 use alloc::vec::Vec;
-use kernel::chain::{self, Header};
+use kernel::chain::{self, Header, HopRecord};
 use kexec::place;
 use mm::memmap::Region;
 use mm::PAGE_SIZE;
@@ -45,10 +45,20 @@ pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
         other => return println!("chain: FAIL kexec.copy={other}: expected auto or all"),
     };
 
+    // The previous generation's block: header, payload check, and the history of every
+    // generation before this one.
+    let mut history: Vec<HopRecord> = Vec::new();
+    let mut history_error = None;
     let prev = sys.platform.handover.map(|r| {
         // SAFETY: the hand-over block is reserved RAM that nothing else uses.
         let block = unsafe { memory::phys_slice(r) };
-        Header::read(block).map(|(h, p)| (h, chain::hash(p) == h.payload_hash))
+        Header::read(block).map(|(h, p)| {
+            match h.history(block) {
+                Ok(recs) => history = recs,
+                Err(e) => history_error = Some(e),
+            }
+            (h, chain::hash(p) == h.payload_hash)
+        })
     });
     let free = FRAMES.free_frames();
     let image_hash = kernel::sha256::hex(&arch::sha2::sha256(&pristine_image()));
@@ -74,6 +84,8 @@ pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
     if let Some(h) = prev_h {
         let fail = if payload != "ok" {
             Some(format!("payload hash mismatch at hop {hop}"))
+        } else if let Some(e) = history_error {
+            Some(format!("hop {hop}: {e}"))
         } else if sys.entry_el != h.first_el {
             Some(format!(
                 "entered at EL{} but the chain started at EL{}",
@@ -100,12 +112,26 @@ pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
     if hop == 0 {
         memcpy_benchmark();
     }
+    history.push(HopRecord {
+        hop,
+        ready_ticks,
+        free,
+    });
     if hop >= total {
+        // The whole chain, as each generation recorded itself and handed it on.
+        for r in &history {
+            println!(
+                "chain: history hop={} ready_us={} free={}",
+                r.hop,
+                arch::ticks_to_us(r.ready_ticks),
+                r.free
+            );
+        }
         return println!("chain: PASS");
     }
     let mmu_off = mmu_off || (mmu == "both" && hop % 2 == 1);
     let how = How { mmu_off, copy_all };
-    if let Err(e) = chain_next(hop, total, payload_len, how, free, cpus, prev_h) {
+    if let Err(e) = chain_next(hop, total, payload_len, how, cpus, prev_h, &history) {
         println!("chain: FAIL hop {} load: {e}", hop + 1);
     }
 }
@@ -122,12 +148,13 @@ fn chain_next(
     total: u64,
     payload_len: u64,
     how: How,
-    free: u64,
     cpus: usize,
     prev: Option<Header>,
+    history: &[HopRecord],
 ) -> Result<(), KexecError> {
+    let free = history.last().expect("this hop's record").free;
     let sys = SYSTEM.get().expect("booted");
-    let header = Header {
+    let mut header = Header {
         hop: hop + 1,
         total,
         first_el: prev.map_or(sys.entry_el, |h| h.first_el),
@@ -143,16 +170,15 @@ fn chain_next(
     };
     // The block is built in frames (it can be far larger than the heap) and copied into the
     // entry list's source pages by the load; then its frames go back.
-    let block_len = chain::HEADER_PAGE as u64 + payload_len;
+    header.history_len = history.len() as u64;
+    let block_len = header.block_len();
     let (block_pa, block) =
         memory::alloc_contiguous(block_len).ok_or(KexecError::NoMemory(block_len))?;
-    let (head, payload) = block.split_at_mut(chain::HEADER_PAGE);
+    let payload = &mut block[chain::HEADER_PAGE..][..payload_len as usize];
     chain::fill(payload, hop + 1);
-    let header = Header {
-        payload_hash: chain::hash(payload),
-        ..header
-    };
-    header.write(head);
+    header.payload_hash = chain::hash(payload);
+    chain::put_history(&mut header, block, history);
+    header.write(block);
 
     let mut req = LoadRequest::new(ImageSource::Itself);
     req.mmu_off = how.mmu_off;

@@ -28,6 +28,8 @@ const COMMANDS: &[Command] = &[
     Command { name: "sha256", usage: "sha256 [--portable] FILE...", help: "SHA-256 of initramfs files, with the rate (the CPU's SHA-2 instructions when it has them)", run: cmd_sha256 },
     Command { name: "memcheck", usage: "memcheck", help: "check memcpy, memmove, memset and memcmp against byte-at-a-time references", run: |_| crate::memcheck::command() },
     Command { name: "sleep", usage: "sleep MS", help: "idle (in wfi, woken by the tick) for MS milliseconds", run: cmd_sleep },
+    #[cfg(feature = "fault-inject")]
+    Command { name: "failalloc", usage: "failalloc N | failalloc kexec ARGS...", help: "test builds: make the Nth frame allocation (or claim) from now fail, once; or load `kexec -l ARGS` failing allocation 1, 2, ... until a load reaches none", run: cmd_failalloc },
     Command { name: "poweroff", usage: "poweroff", help: "PSCI SYSTEM_OFF", run: cmd_poweroff },
     Command { name: "reboot", usage: "reboot", help: "PSCI SYSTEM_RESET", run: cmd_reboot },
 ];
@@ -220,6 +222,23 @@ fn cmd_sha256(w: &[String]) -> Result<(), String> {
             f.len() as u64 * 1_000_000 / us / (1 << 20)
         );
     }
+    Ok(())
+}
+
+#[cfg(feature = "fault-inject")]
+fn cmd_failalloc(w: &[String]) -> Result<(), String> {
+    if w.get(1).map(String::as_str) == Some("kexec") {
+        return crate::kexec::failure_sweep(&w[2..]);
+    }
+    let n = w
+        .get(1)
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or("usage: failalloc N | failalloc kexec ARGS...")?;
+    mm::frame::inject::fail_nth(n);
+    println!(
+        "failalloc: frame allocation {n} from now fails ({} failed so far)",
+        mm::frame::inject::failed()
+    );
     Ok(())
 }
 

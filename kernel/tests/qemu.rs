@@ -24,13 +24,17 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// What `script` (relative to the tree) builds: the path it prints as its last line, unless
-/// `env` names it already (as `scripts/test.sh` does).
+/// What `script` (relative to the tree, with its arguments after spaces) builds: the path it
+/// prints as its last line, unless `env` names it already (as `scripts/test.sh` does).
 fn built(env: &str, script: &str, hint: &str) -> PathBuf {
     if let Ok(p) = std::env::var(env) {
         return PathBuf::from(p);
     }
-    let out = Command::new(root().join(script)).output().expect(script);
+    let mut words = script.split_whitespace();
+    let out = Command::new(root().join(words.next().unwrap()))
+        .args(words)
+        .output()
+        .expect(script);
     assert!(
         out.status.success(),
         "{script} failed{hint}: {}",
@@ -47,6 +51,13 @@ fn built(env: &str, script: &str, hint: &str) -> PathBuf {
 fn image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
     IMAGE.get_or_init(|| built("KERNEL_IMAGE", "scripts/build.sh", ""))
+}
+
+/// The test Image with failure injection (`scripts/build.sh --fault-inject`): `$FAULT_IMAGE`
+/// (set by `scripts/test.sh`), or built now.
+fn fault_image() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| built("FAULT_IMAGE", "scripts/build.sh --fault-inject", ""))
 }
 
 /// The cache-model plugin: `$CACHE_MODEL` (set by `scripts/test.sh`), or built now.
@@ -133,6 +144,8 @@ struct Boot {
     image: Option<PathBuf>,
     /// Run under the cache model (`tools/cache-model`), its report in this scratch file.
     cache_model: Option<&'static str>,
+    /// More QEMU arguments, last.
+    qemu_args: Vec<String>,
 }
 
 struct Run {
@@ -322,6 +335,7 @@ fn boot(b: Boot) -> Run {
         }
         cmd.args(["-append", &append]);
     }
+    cmd.args(&b.qemu_args);
     let report = b.cache_model.map(scratch);
     if let Some(r) = &report {
         let _ = std::fs::remove_file(r);
@@ -935,9 +949,36 @@ fn check_chain(run: &Run, hops: usize, el: &str) -> Vec<HashMap<String, String>>
         overlapped |= load.abs_diff(prev) < size;
     }
     assert!(overlapped, "no hop overlapped the running kernel");
+    check_history(run, &lines);
     assert!(run.line("chain: PASS").is_some(), "{}", run.out);
     assert_eq!(run.status, Some(0), "init.rc powers off after the chain");
     lines
+}
+
+/// The last generation's `chain: history` lines: one per generation, in order, each with
+/// the free frames that generation's own `chain:` line printed, ready times rising.
+fn check_history(run: &Run, lines: &[HashMap<String, String>]) {
+    let hist: Vec<HashMap<String, String>> = run
+        .out
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| l.starts_with("chain: history hop="))
+        .map(fields_of)
+        .collect();
+    assert_eq!(
+        hist.len(),
+        lines.len(),
+        "one history record per generation: {}",
+        run.out
+    );
+    let mut last = 0u64;
+    for (i, (h, l)) in hist.iter().zip(lines).enumerate() {
+        assert_eq!(h["hop"], i.to_string(), "{h:?}");
+        assert_eq!(h["free"], l["free"], "hop {i}: the history's free frames");
+        let t: u64 = h["ready_us"].parse().unwrap();
+        assert!(i == 0 || t > last, "hop {i}: ready_us {t} not after {last}");
+        last = t;
+    }
 }
 
 fn chain_boot(el: u8, mem: &'static str, append: &str) -> Run {
@@ -1177,8 +1218,29 @@ fn bad_kexec_input_is_named_and_the_shell_survives() {
         kernel::dtb::edit_chosen(&base, &[("filler", Some(&filler))]).unwrap()
     };
     let big_initrd = vec![7u8; 120 << 20];
+    // PE/COFF: the offset at 0x3c past the end, and pointing at no PE signature.
+    let pe_outside = patched_image(|b| {
+        let len = b.len() as u32;
+        b[0x3c..0x40].copy_from_slice(&(len - 2).to_le_bytes())
+    });
+    let pe_unsigned = patched_image(|b| b[0x3c..0x40].copy_from_slice(&0x100u32.to_le_bytes()));
+    // DTBs the fuzzer found (fuzz/regressions/): each once made the fdt crate panic.
+    let regressions = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
+    let read_reg = |n: &str| std::fs::read(regressions.join(n)).unwrap();
+    let dtb_nameoff = read_reg("dtb-slice-start-out-of-range.bin");
+    let dtb_utf8 = read_reg("dtb-name-not-utf8.bin");
+    let dtb_nesting = read_reg("dtb-begin-end-mismatch.bin");
+    let dtb_root = read_reg("dtb-root-named.bin");
+    let dtb_cut = std::fs::read(fixture("virt-1g.dtb")).unwrap()[..1000].to_vec();
     let script = "\
 kexec -e
+kexec -l /pe-outside
+kexec -l /pe-unsigned
+kexec -l --self --dtb=/dtb-nameoff
+kexec -l --self --dtb=/dtb-utf8
+kexec -l --self --dtb=/dtb-nesting
+kexec -l --self --dtb=/dtb-root
+kexec -l --self --dtb=/dtb-cut
 kexec -l /not-image
 kexec -l /truncated
 kexec -l /zero-size
@@ -1205,6 +1267,13 @@ poweroff
             ("64k", &k64),
             ("big.dtb", &big_dtb),
             ("big-initrd", &big_initrd),
+            ("pe-outside", &pe_outside),
+            ("pe-unsigned", &pe_unsigned),
+            ("dtb-nameoff", &dtb_nameoff),
+            ("dtb-utf8", &dtb_utf8),
+            ("dtb-nesting", &dtb_nesting),
+            ("dtb-root", &dtb_root),
+            ("dtb-cut", &dtb_cut),
         ],
     );
     let run = boot(Boot {
@@ -1215,6 +1284,13 @@ poweroff
     });
     let expect = [
         "kexec: nothing loaded: use kexec -l first",
+        "kexec: /pe-outside: Image's PE/COFF header: the offset at 0x3c (",
+        "kexec: /pe-unsigned: Image's PE/COFF header: [",
+        "names string 0x",
+        "kexec: /dtb-utf8: DTB: property at structure offset",
+        "DTB: nodes do not nest at structure offset",
+        "DTB: the root node has a name",
+        "kexec: /dtb-cut: DTB: 1000 bytes, but its header needs",
         "kexec: /not-image: not an arm64 Image: magic at 0x38 is",
         "kexec: /truncated: not an arm64 Image: 40 bytes, shorter than the 64-byte header",
         "kexec: /zero-size: Image header: image_size is 0",
@@ -1232,6 +1308,100 @@ poweroff
         assert!(run.out.contains(e), "missing '{e}' in:\n{}", run.out);
     }
     assert_eq!(run.status, Some(0));
+}
+
+/// A hand-over block as a previous kernel would leave it, but broken: the payload's hash
+/// wrong, or a hop missing from the history. Loaded into RAM by QEMU and named in the DTB's
+/// `/chosen/kexec,handover-*`; the kernel names the fault on its `chain: FAIL` line and goes
+/// on to its boot script.
+#[test]
+fn bad_handover_blocks_are_named() {
+    use kernel::chain::{self, Header, HopRecord};
+    const AT: u64 = 0x7000_0000;
+    let block = |lose_a_hop: bool, bad_hash: bool| {
+        let mut h = Header {
+            hop: 2,
+            total: 3,
+            first_el: 2,
+            payload_len: 8192,
+            cpus: 1,
+            ..Default::default()
+        };
+        let recs: Vec<HopRecord> = (0..2)
+            .map(|i| HopRecord {
+                hop: i,
+                ready_ticks: 1000 + i,
+                free: 9,
+            })
+            .collect();
+        let recs = if lose_a_hop { vec![recs[1]] } else { recs };
+        h.history_len = recs.len() as u64;
+        let mut b = vec![0u8; h.block_len() as usize];
+        chain::fill(&mut b[chain::HEADER_PAGE..][..8192], 2);
+        h.payload_hash = chain::hash(&b[chain::HEADER_PAGE..][..8192]) ^ u64::from(bad_hash);
+        chain::put_history(&mut h, &mut b, &recs);
+        h.write(&mut b);
+        b
+    };
+    for (name, b, expect) in [
+        (
+            "ho-hash",
+            block(false, true),
+            "chain: FAIL payload hash mismatch at hop 2",
+        ),
+        (
+            "ho-lost",
+            block(true, false),
+            "chain: FAIL hop 2: history has 1 hops, expected 2",
+        ),
+    ] {
+        let file = scratch(&format!("{name}.bin"));
+        std::fs::write(&file, &b).unwrap();
+        let dtb = scratch(&format!("{name}.dtb"));
+        std::fs::copy(fixture("virt-1g.dtb"), &dtb).unwrap();
+        for (prop, v) in [
+            ("kexec,handover-start", AT),
+            ("kexec,handover-end", AT + b.len() as u64),
+        ] {
+            let st = Command::new("fdtput")
+                .arg(&dtb)
+                .args([
+                    "-t",
+                    "x",
+                    "/chosen",
+                    prop,
+                    &format!("{:x}", v >> 32),
+                    &format!("{:x}", v & 0xffff_ffff),
+                ])
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let rd = initramfs(
+            &format!("{name}.cpio"),
+            Some("echo still alive\npoweroff\n"),
+            &[],
+        );
+        let run = boot(Boot {
+            el: 2,
+            initrd: Some(rd),
+            dtb: Some(dtb),
+            append: Some("kexec.chain=3".into()),
+            qemu_args: vec![
+                "-device".into(),
+                format!("loader,file={},addr={AT:#x},force-raw=on", file.display()),
+            ],
+            ..Default::default()
+        });
+        assert!(
+            run.out.contains(expect),
+            "missing '{expect}' in:\n{}",
+            run.out
+        );
+        assert_eq!(run.out.matches("chain: FAIL").count(), 1, "{}", run.out);
+        assert!(run.out.contains("still alive"), "{}", run.out);
+        assert_eq!(run.status, Some(0));
+    }
 }
 
 #[test]
@@ -1725,6 +1895,97 @@ fn juno_shaped_virt_chain_then_linux() {
         "{}",
         run.out
     );
+}
+
+/// Every frame allocation a kexec load makes fails once (`failalloc kexec`, a test build):
+/// on `raspi4b` with the real Pi 4 DTB, so that the load needs a pen page for its spin-table
+/// CPUs as well as the image, initrd and DTB segments and the control pages. Every attempt
+/// that hits its failure is refused with a named error and gives every frame back (or, when
+/// the failure is a claim, loads by copying instead); then the same load and `kexec -e` boot
+/// Linux with all four CPUs.
+#[test]
+fn every_frame_allocation_of_a_kexec_load_fails_once() {
+    let version = std::fs::read_to_string(fixture("linux/version")).unwrap();
+    let wdt = std::fs::read(fixture(format!(
+        "linux/root/lib/modules/{}/kernel/drivers/watchdog/bcm2835_wdt.ko",
+        version.trim()
+    )))
+    .unwrap();
+    // Linux powers a Pi off through the watchdog driver, a module in Debian.
+    let linux_rd = linux_initramfs(
+        "/bin/busybox insmod /bcm2835_wdt.ko",
+        false,
+        &[("bcm2835_wdt.ko", &wdt)],
+    );
+    let args = "/Image --initrd=/linux.cpio --append=\"console=ttyAMA0,115200 panic=-1\"";
+    let rd = initramfs(
+        "failalloc.cpio",
+        Some(&format!(
+            "failalloc kexec {args}\nkexec -l {args}\nkexec -e\n"
+        )),
+        &[("Image", &linux_image()), ("linux.cpio", &linux_rd)],
+    );
+    let run = boot(Boot {
+        el: 2,
+        raspi4b: true,
+        dtb: Some(fixture("rpi4-qemu.dtb")),
+        initrd: Some(rd),
+        image: Some(fault_image().to_path_buf()),
+        ..Default::default()
+    });
+    let attempts: Vec<HashMap<String, String>> = run
+        .out
+        .lines()
+        .filter(|l| l.starts_with("failalloc: n="))
+        .map(fields_of)
+        .collect();
+    let total: usize = run
+        .line("failalloc: done: a load makes ")
+        .unwrap_or_else(|| panic!("no end of the sweep:\n{}", run.out))
+        .split_whitespace()
+        .nth(5)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        total >= 12,
+        "control pages, list, pen and claims: {total} allocations"
+    );
+    assert_eq!(attempts.len(), total + 1);
+    let mut errors = 0;
+    for (i, a) in attempts.iter().enumerate() {
+        assert_eq!(a["n"], (i + 1).to_string());
+        assert_eq!(
+            a["free"],
+            a["before"],
+            "attempt {}: frames not given back",
+            i + 1
+        );
+        assert_eq!(
+            a["failed"],
+            if i < total { "true" } else { "false" },
+            "{a:?}"
+        );
+    }
+    for l in run.out.lines().filter(|l| l.starts_with("failalloc: n=")) {
+        if let Some(e) = l.split_once("outcome=error: ").map(|(_, e)| e) {
+            errors += 1;
+            assert!(e.len() > 10 && !e.contains("PANIC"), "a named error: {l}");
+        }
+    }
+    assert!(
+        errors >= 10,
+        "most failures refuse the load: {errors} of {total}"
+    );
+    for e in [
+        "outcome=error: out of memory for the spin-table CPUs' pen page",
+        "outcome=error: entry list: out of memory",
+        "outcome=error: out of memory for control pages",
+        "outcome=error: transitional tables: no memory left for a translation table",
+    ] {
+        assert!(run.out.contains(e), "missing '{e}' in:\n{}", run.out);
+    }
+    assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 4"), "{}", run.out);
 }
 
 /// QEMU raspi4b with Debian's real Pi 4 DTB (what QEMU does not model disabled, so that

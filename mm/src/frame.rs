@@ -13,6 +13,48 @@ use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use spin::Mutex;
 
+/// Failure injection for tests (cargo feature `fault-inject`, never in release Images): the
+/// `n`th [`Frames::alloc`] or [`Frames::claim`] from the moment [`fail_nth`] is called fails
+/// (returns `None`, claims nothing), once.
+#[cfg(feature = "fault-inject")]
+pub mod inject {
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    static COUNTDOWN: AtomicU64 = AtomicU64::new(0);
+    static FAILED: AtomicU64 = AtomicU64::new(0);
+
+    /// Arms: the `n`th allocation from now fails (`n` = 0 disarms).
+    pub fn fail_nth(n: u64) {
+        COUNTDOWN.store(n, Ordering::Relaxed);
+    }
+
+    /// Allocations failed on purpose so far.
+    pub fn failed() -> u64 {
+        FAILED.load(Ordering::Relaxed)
+    }
+
+    /// Counts one allocation; `true` if it is the one to fail.
+    pub(super) fn now() -> bool {
+        let n = COUNTDOWN.load(Ordering::Relaxed);
+        if n == 0 {
+            return false;
+        }
+        COUNTDOWN.store(n - 1, Ordering::Relaxed);
+        if n == 1 {
+            FAILED.fetch_add(1, Ordering::Relaxed);
+        }
+        n == 1
+    }
+}
+
+#[cfg(feature = "fault-inject")]
+use inject::now as injected_failure;
+#[cfg(not(feature = "fault-inject"))]
+#[inline(always)]
+fn injected_failure() -> bool {
+    false
+}
+
 /// Block orders: 2^31 frames (8 TiB) is far beyond any machine this kernel runs on.
 const ORDERS: usize = 32;
 
@@ -124,6 +166,9 @@ impl Frames {
     /// two, and the counters say so.
     pub fn alloc(&self, count: u64) -> Option<u64> {
         let order = count.max(1).next_power_of_two().trailing_zeros() as usize;
+        if injected_failure() {
+            return None;
+        }
         let mut g = self.inner.lock();
         let frame = g.buddy.alloc(order)?;
         g.free -= 1 << order;
@@ -142,6 +187,9 @@ impl Frames {
     /// not free; returns how many it took (0 if the frame at `pa` is not free). Give them back
     /// with [`Frames::free_run`].
     pub fn claim(&self, pa: u64, count: u64) -> u64 {
+        if injected_failure() {
+            return 0;
+        }
         let mut g = self.inner.lock();
         let (first, end) = (pa / PAGE_SIZE, pa / PAGE_SIZE + count);
         let mut at = first;
@@ -289,6 +337,19 @@ mod tests {
             f.alloc(1024).is_some(),
             "claimed runs merge back completely"
         );
+    }
+
+    #[cfg(feature = "fault-inject")]
+    #[test]
+    fn the_nth_allocation_fails_once() {
+        let f = Frames::new();
+        f.add_range(BASE, BASE + 64 * P);
+        inject::fail_nth(3);
+        assert!(f.alloc(1).is_some());
+        assert_eq!(f.claim(BASE + 40 * P, 1), 1);
+        assert!(f.alloc(1).is_none(), "the third fails");
+        assert!(f.alloc(1).is_some(), "once");
+        assert_eq!(inject::failed(), 1);
     }
 
     #[test]
