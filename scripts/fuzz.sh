@@ -14,7 +14,7 @@ shift || true
 scripts/fixtures.sh >/dev/null
 fx=target/fixtures
 seeds=target/fuzz-seeds
-rm -rf "$seeds"; mkdir -p "$seeds"/{image,gzip,cpio,dtb,uefi,efi,cmdline,chain,gicv3}
+rm -rf "$seeds"; mkdir -p "$seeds"/{image,gzip,cpio,dtb,uefi,efi,cmdline,chain,gicv3,elfcore}
 image=$(scripts/build.sh | tail -n1)
 # Images: the header and the PE header are all that is read; 64 KiB of each.
 head -c 65536 "$fx/linux/Image" > "$seeds/image/debian-linux"

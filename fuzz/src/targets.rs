@@ -3,7 +3,7 @@
 //! expected answer to bad input.
 
 use crate::Target;
-use kernel::{chain, cmdline, cpio, dtb, efi, gicv3, gzip, platform::Platform};
+use kernel::{chain, cmdline, cpio, dtb, efi, gicv3, gzip, platform::Platform, vmcore};
 use mm::memmap::{MemoryMap, Region};
 
 type Seeds = fn() -> Vec<Vec<u8>>;
@@ -19,6 +19,7 @@ pub const ALL: &[(&str, Target, Seeds)] = &[
     ("cmdline", cmdline_target, cmdline_seeds),
     ("chain", chain_target, chain_seeds),
     ("gicv3", gicv3_target, gicv3_seeds),
+    ("elfcore", elfcore_target, elfcore_seeds),
 ];
 
 fn no_seeds() -> Vec<Vec<u8>> {
@@ -272,4 +273,52 @@ fn gicv3_seeds() -> Vec<Vec<u8>> {
     v.extend_from_slice(&(0x4008_0000u64 | 15).to_le_bytes());
     v.extend_from_slice(&0x400a_0000u64.to_le_bytes());
     vec![v]
+}
+
+/// A crash kernel's `linux,elfcorehdr` (the ELF core header kexec-tools writes), and the
+/// notes it points at: here the input is both.
+fn elfcore_target(data: &[u8]) -> Result<(), String> {
+    let h = vmcore::parse_core_header(data).map_err(text);
+    for n in vmcore::notes(data).map_err(text)? {
+        match (n.name, n.ty) {
+            (b"CORE", vmcore::NT_PRSTATUS) => {
+                std::hint::black_box(vmcore::PrStatus::parse(n.desc));
+            }
+            (b"VMCOREINFO", _) => {
+                let info = vmcore::VmcoreInfo::parse(n.desc);
+                std::hint::black_box((info.release(), info.symbol("prb"), info.number("VA_BITS")));
+                let _ = vmcore::Translate::from_info(&info);
+            }
+            _ => {}
+        }
+    }
+    h.map(|_| ())
+}
+
+fn elfcore_seeds() -> Vec<Vec<u8>> {
+    // An ELF core header with a PT_NOTE and a PT_LOAD, then a VMCOREINFO note.
+    let mut b = vec![0u8; 64];
+    b[..4].copy_from_slice(b"\x7fELF");
+    b[4] = 2;
+    b[5] = 1;
+    b[16..18].copy_from_slice(&4u16.to_le_bytes());
+    b[18..20].copy_from_slice(&183u16.to_le_bytes());
+    b[32..40].copy_from_slice(&64u64.to_le_bytes());
+    b[54..56].copy_from_slice(&56u16.to_le_bytes());
+    b[56..58].copy_from_slice(&2u16.to_le_bytes());
+    for (ty, paddr, size) in [(4u32, 0x4100_0000u64, 0x100u64), (1, 0x4000_0000, 1 << 30)] {
+        let mut ph = [0u8; 56];
+        ph[0..4].copy_from_slice(&ty.to_le_bytes());
+        ph[24..32].copy_from_slice(&paddr.to_le_bytes());
+        ph[32..40].copy_from_slice(&size.to_le_bytes());
+        b.extend_from_slice(&ph);
+    }
+    let info = b"OSRELEASE=6.12.0\nSYMBOL(prb)=ffff800082345678\nNUMBER(VA_BITS)=48\nNUMBER(kimage_voffset)=0xffff7fff40000000\nNUMBER(PHYS_OFFSET)=0x40000000\n";
+    let mut note = Vec::new();
+    note.extend_from_slice(&11u32.to_le_bytes());
+    note.extend_from_slice(&(info.len() as u32).to_le_bytes());
+    note.extend_from_slice(&0u32.to_le_bytes());
+    note.extend_from_slice(b"VMCOREINFO\0\0");
+    note.extend_from_slice(info);
+    vec![b, note]
 }

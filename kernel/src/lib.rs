@@ -16,3 +16,4 @@ pub mod gzip;
 pub mod lineedit;
 pub mod platform;
 pub mod sha256;
+pub mod vmcore;
