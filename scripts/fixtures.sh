@@ -3,6 +3,10 @@
 #   linux/            Debian's arm64 kernel package (through linux-image-arm64:arm64, since the
 #                     archive drops old ABI versions), unpacked: its Image and its DTBs
 #   bcm2711-rpi-4-b.dtb, juno-r2.dtb   the real board DTBs from that package
+#   linux-6.12/       the newest Linux Debian has (6.12 or later: bookworm-backports on Debian
+#                     12), its Image only: the
+#                     kernel that panics in the crash-kexec tests (6.1's kexec -p writes an ELF
+#                     core header without _text, which no reader can use)
 #   virt-1g.dtb       QEMU's own virt DTB (1 GiB, EL2), from -machine dumpdtb
 #   virt-gicv3.dtb    the same with a GICv3 (and its ITS) and 4 CPUs
 #   userland/         Debian's busybox-static and kexec-tools (with its library closure, as
@@ -84,6 +88,28 @@ linux_package() {
     echo "$ver" > "$tmp/version"
 }
 fixture linux linux_package
+# The newest Linux the archive has (bookworm-backports on Debian 12), for the crash tests.
+linux_backports() {
+    local tmp=$1
+    need_arm64
+    local ver pkg
+    # The newest version any source has (madison lists the highest first).
+    ver=$(apt-cache madison linux-image-arm64:arm64 | awk -F'|' '{ gsub(/ /, "", $2); print $2; exit }')
+    case $ver in
+    6.1[2-9]* | 6.[2-9]* | [7-9].*) ;;
+    *) say "linux-image-arm64:arm64 is at most '$ver' here: Linux >= 6.12 is needed (on Debian 12, scripts/setup.sh adds bookworm-backports)"; return 1 ;;
+    esac
+    pkg=$(apt-cache depends "linux-image-arm64:arm64=$ver" | sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*\)/\1/p' | head -n1)
+    pkg=${pkg%:arm64}
+    say "downloading $pkg:arm64 (bookworm-backports)"
+    download "$pkg:arm64"
+    local x; x=$(mktemp -d); scratch+=("$x")
+    dpkg-deb -x "$debs"/*.deb "$x"
+    mkdir "$tmp"
+    cp "$x/boot/vmlinuz-${pkg#linux-image-}" "$tmp/Image"
+    echo "${pkg#linux-image-}" > "$tmp/version"
+}
+fixture linux-6.12 linux_backports
 linux_dtbs="$out/linux/root/usr/lib/linux-image-$(cat "$out/linux/version")"
 fixture bcm2711-rpi-4-b.dtb cp "$linux_dtbs/broadcom/bcm2711-rpi-4-b.dtb"
 fixture juno-r2.dtb cp "$linux_dtbs/arm/juno-r2.dtb"

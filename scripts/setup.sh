@@ -5,6 +5,7 @@
 #   - gcc, pkg-config and glib's headers for the cache-model QEMU plugin (tools/cache-model)
 #   - Debian's EDK2 and U-Boot for QEMU virt (qemu-efi-aarch64, u-boot-qemu)
 #   - gnuplot (scripts/bench.sh draws its plot with it)
+#   - on Debian 12, the bookworm-backports source (QEMU, and the fixtures' Linux 6.12)
 # Idempotent: a second run only checks.  Needs root (or sudo) for apt.
 set -euo pipefail
 
@@ -43,6 +44,17 @@ pkg-config --exists glib-2.0 2>/dev/null || need_pkgs+=(libglib2.0-dev)
 # gnuplot for scripts/bench.sh's plot.
 command -v gnuplot >/dev/null || need_pkgs+=(gnuplot-nox)
 
+# On Debian 12 the fixtures also need bookworm-backports (its Linux 6.12, the kernel the
+# crash-kexec tests panic): add the source even when nothing is to be installed.
+if command -v apt-get >/dev/null && [ -r /etc/os-release ] && . /etc/os-release \
+    && [ "${VERSION_CODENAME:-}" = bookworm ] \
+    && ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    say "adding bookworm-backports (QEMU >= 9, and the fixtures' Linux 6.12)"
+    echo "deb http://deb.debian.org/debian bookworm-backports main" \
+        | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
+    $SUDO apt-get update -qq >/dev/null
+fi
+
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null; then
         say "please install: QEMU >= 9 (qemu-system-aarch64), dtc/fdtput, gdb-multiarch, cpio, gcc, pkg-config, glib 2 headers, EDK2 for aarch64 (QEMU_EFI.fd), U-Boot for qemu_arm64, gnuplot"; exit 1
@@ -50,12 +62,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     . /etc/os-release
     backports=()
     if [ "${VERSION_CODENAME:-}" = bookworm ] && [[ " ${need_pkgs[*]} " == *" qemu-system-arm "* ]]; then
-        # bookworm's QEMU is 7.2 (no raspi4b); bookworm-backports has 10.x.
-        if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
-            say "adding bookworm-backports for QEMU >= 9"
-            echo "deb http://deb.debian.org/debian bookworm-backports main" \
-                | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
-        fi
+        # bookworm's QEMU is 7.2 (no raspi4b); bookworm-backports (added above) has 10.x.
         backports=(-t bookworm-backports)
     fi
     say "installing ${need_pkgs[*]}"

@@ -21,6 +21,8 @@ mod board;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
+mod crash;
+#[cfg(target_os = "none")]
 mod efistub;
 #[cfg(target_os = "none")]
 mod files;
@@ -43,7 +45,7 @@ pub use bare::*;
 
 #[cfg(target_os = "none")]
 mod bare {
-    use crate::{arch, console, files, irq, kexec_chain, memory, println, shell, smp};
+    use crate::{arch, console, crash, files, irq, kexec_chain, memory, println, shell, smp};
     use fdt::Fdt;
     use kernel::cmdline::Cmdline;
     use kernel::platform::Platform;
@@ -230,6 +232,7 @@ mod bare {
             arch::ticks_to_us(since)
         );
 
+        crash::report_at_boot();
         kexec_chain::chain_step(now, cpus, smp_us);
 
         let init = sys.cmdline.get("init").unwrap_or("/init.rc");

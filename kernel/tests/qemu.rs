@@ -3267,3 +3267,212 @@ fn cache_model_catches_missing_maintenance() {
         );
     }
 }
+
+// ---- crash kexec -----------------------------------------------------------------------------
+
+/// This kernel as Linux's crash kernel: Debian's newest Linux (6.12, `crashkernel=64M`) loads
+/// it with kexec-tools' `kexec -p`, writes a unique line to its log and panics through sysrq.
+/// This kernel starts in the crash region, reads the ELF core header, the CPUs' registers and
+/// VMCOREINFO, walks the dead kernel's printk ring buffer and prints its last lines and the
+/// panic message; `dmesg` shows the unique line, `vmcore` the ranges, `mem` that only the
+/// 64 MiB region is free.
+#[test]
+fn crash_kernel_for_linux_shows_the_dead_kernels_log() {
+    let mark = format!(
+        "CRASH-MARK-{} the line before the panic",
+        std::process::id()
+    );
+    let ours = initramfs(
+        "crash-ours.cpio",
+        Some("dmesg\nvmcore\nmem\npoweroff\n"),
+        &[],
+    );
+    let ours = std::fs::read(ours).unwrap();
+    let hobby = std::fs::read(image()).unwrap();
+    let first = linux_initramfs(
+        &format!(
+            "echo \"{mark}\" > /dev/kmsg\n\
+             /sbin/kexec -p /hobby.Image --initrd=/hobby.cpio --append=\"console=ttyAMA0\"\n\
+             echo \"LINUX-CRASH-LOADED $(/bin/busybox cat /sys/kernel/kexec_crash_loaded)\"\n\
+             echo c > /proc/sysrq-trigger"
+        ),
+        true,
+        &[("hobby.Image", &hobby), ("hobby.cpio", &ours)],
+    );
+    let path = scratch("crash-first.cpio");
+    std::fs::write(&path, first).unwrap();
+    let run = boot(Boot {
+        el: 2,
+        mem: "2G",
+        linux: Some((
+            fixture("linux-6.12/Image"),
+            path,
+            "console=ttyAMA0 crashkernel=64M panic=-1".into(),
+        )),
+        ..Default::default()
+    });
+    assert_eq!(
+        run.line("LINUX-CRASH-LOADED"),
+        Some("LINUX-CRASH-LOADED 1"),
+        "{}",
+        run.out
+    );
+    let version = std::fs::read_to_string(fixture("linux-6.12/version")).unwrap();
+    let head = run
+        .line("crash: capture kernel for Linux ")
+        .unwrap_or_else(|| panic!("no crash report:\n{}", run.out));
+    assert!(head.contains(version.trim()), "{head}");
+    assert!(head.contains("1 CPUs' registers"), "{head}");
+    // The panicking CPU's PC and LR are kernel addresses (the image, above PAGE_END).
+    let cpu = run.fields("crash: cpu0 ");
+    for r in ["pc", "lr"] {
+        let v = u64::from_str_radix(cpu[r].trim_start_matches("0x"), 16).unwrap();
+        assert!(v >= 0xffff_8000_0000_0000, "{r} {v:#x}");
+    }
+    assert_eq!(
+        run.line("crash: panic: "),
+        Some("crash: panic: Kernel panic - not syncing: sysrq triggered crash")
+    );
+    assert!(
+        run.out.contains("crash| ") && run.out.contains("Bye!"),
+        "{}",
+        run.out
+    );
+    // `dmesg`: the whole log, the line written before the panic in it, in order.
+    let dmesg: Vec<&str> = run
+        .out
+        .lines()
+        .skip_while(|l| !l.starts_with("/init.rc: dmesg"))
+        .take_while(|l| !l.starts_with("/init.rc: vmcore"))
+        .collect();
+    let at = |s: &str| dmesg.iter().position(|l| l.contains(s));
+    let (m, p) = (
+        at(&mark),
+        at("Kernel panic - not syncing: sysrq triggered crash"),
+    );
+    assert!(m.is_some() && p.is_some() && m < p, "{}", run.out);
+    assert!(
+        dmesg
+            .iter()
+            .any(|l| l.contains("Booting Linux on physical CPU")),
+        "{}",
+        run.out
+    );
+    // `vmcore`: three ranges of the old kernel's memory; `mem`: only the crash region free.
+    assert!(
+        run.out
+            .lines()
+            .filter(|l| l.starts_with("vmcore: load "))
+            .count()
+            >= 2,
+        "{}",
+        run.out
+    );
+    let frames: u64 = run.fields("frames ")["free"].parse().unwrap();
+    assert!(
+        frames < (64 << 20) / 4096,
+        "free frames {frames}: more than the crash region"
+    );
+    assert!(run.out.contains("crashed kernel"), "{}", run.out);
+    assert_eq!(run.status, Some(0));
+}
+
+/// As a crash kernel, what cannot be read is named and the shell still comes up: an ELF core
+/// header that is not one, one outside RAM, and VMCOREINFO from a Linux whose printk ring
+/// buffer this kernel cannot read (no `prb`: before 5.10). The memory outside
+/// `linux,usable-memory-range` is never allocated.
+#[test]
+fn bad_crash_hand_overs_are_named() {
+    const HDR: u64 = 0x7000_0000;
+    const NOTES: u64 = 0x7000_1000;
+    // An ELF core header with one PT_NOTE at NOTES, and there a VMCOREINFO note.
+    let mut core = vec![0u8; 64];
+    core[..4].copy_from_slice(b"\x7fELF");
+    core[4] = 2;
+    core[5] = 1;
+    core[16..18].copy_from_slice(&4u16.to_le_bytes());
+    core[18..20].copy_from_slice(&183u16.to_le_bytes());
+    core[32..40].copy_from_slice(&64u64.to_le_bytes());
+    core[54..56].copy_from_slice(&56u16.to_le_bytes());
+    core[56..58].copy_from_slice(&1u16.to_le_bytes());
+    let info = b"OSRELEASE=4.19.0\nNUMBER(VA_BITS)=48\nNUMBER(kimage_voffset)=0xffff7fff80000000\nNUMBER(PHYS_OFFSET)=0x40000000\nOFFSET(atomic_long_t.counter)=0\n";
+    let mut ph = [0u8; 56];
+    ph[0..4].copy_from_slice(&4u32.to_le_bytes());
+    ph[24..32].copy_from_slice(&NOTES.to_le_bytes());
+    ph[32..40].copy_from_slice(&(24 + info.len() as u64).to_le_bytes());
+    core.extend_from_slice(&ph);
+    core.resize(0x1000, 0);
+    core.extend_from_slice(&11u32.to_le_bytes());
+    core.extend_from_slice(&(info.len() as u32).to_le_bytes());
+    core.extend_from_slice(&0u32.to_le_bytes());
+    core.extend_from_slice(b"VMCOREINFO\0\0");
+    core.extend_from_slice(info);
+    let garbage = vec![0x5au8; 4096];
+    for (name, at, data, expect) in [
+        (
+            "crash-garbage",
+            HDR,
+            &garbage,
+            "crash: ELF core header: not an AArch64 core file (no ELF magic)",
+        ),
+        (
+            "crash-outside",
+            0x1_0000_0000,
+            &garbage,
+            "crash: cannot read the ELF core header at 0x0100000000-0x0100001000: not in RAM",
+        ),
+        (
+            "crash-old-linux",
+            HDR,
+            &core,
+            "crash: cannot read the dead kernel's log: VMCOREINFO has no SYMBOL(prb)",
+        ),
+    ] {
+        let file = scratch(&format!("{name}.bin"));
+        std::fs::write(&file, data).unwrap();
+        let dtb = scratch(&format!("{name}.dtb"));
+        std::fs::copy(fixture("virt-1g.dtb"), &dtb).unwrap();
+        let put = |prop: &str, a: u64, s: u64| {
+            let cells: Vec<String> = [a >> 32, a & 0xffff_ffff, s >> 32, s & 0xffff_ffff]
+                .iter()
+                .map(|c| format!("{c:x}"))
+                .collect();
+            let st = Command::new("fdtput")
+                .arg(&dtb)
+                .args(["-t", "x", "/chosen", prop])
+                .args(&cells)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        };
+        put("linux,elfcorehdr", at, 4096);
+        put("linux,usable-memory-range", 0x4000_0000, 0x1000_0000);
+        let rd = initramfs(
+            &format!("{name}.cpio"),
+            Some("mem\necho still alive\npoweroff\n"),
+            &[],
+        );
+        let run = boot(Boot {
+            el: 2,
+            initrd: Some(rd),
+            dtb: Some(dtb),
+            qemu_args: vec![
+                "-device".into(),
+                format!("loader,file={},addr={HDR:#x},force-raw=on", file.display()),
+            ],
+            ..Default::default()
+        });
+        assert!(
+            run.out.contains(expect),
+            "missing '{expect}' in:\n{}",
+            run.out
+        );
+        let frames: u64 = run.fields("frames ")["free"].parse().unwrap();
+        assert!(
+            frames < (256 << 20) / 4096,
+            "{name}: {frames} free frames, more than the usable range"
+        );
+        assert!(run.out.contains("still alive"), "{}", run.out);
+        assert_eq!(run.status, Some(0));
+    }
+}

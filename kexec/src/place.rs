@@ -8,7 +8,9 @@
 use alloc::vec::Vec;
 use mm::memmap::{subtract, MemoryMap, Region, ReservedKind};
 
-/// RAM the next kernel may be given: banks minus the firmware's reservations.
+/// RAM the next kernel may be given: banks minus the firmware's reservations (and, in a
+/// crash kernel, minus the crashed kernel's memory: a kexec from there stays in the crash
+/// region).
 pub fn usable(map: &MemoryMap) -> Vec<Region> {
     let firmware: Vec<Region> = map
         .reserved
@@ -23,6 +25,8 @@ pub fn usable(map: &MemoryMap) -> Vec<Region> {
                     | ReservedKind::Uefi
                     | ReservedKind::UefiMemoryMap
                     | ReservedKind::UefiConfigTable
+                    | ReservedKind::CrashedKernel
+                    | ReservedKind::ElfCoreHdr
             )
         })
         .map(|r| r.region)

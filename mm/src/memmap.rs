@@ -77,6 +77,11 @@ pub enum ReservedKind {
     /// A UEFI configuration table that lies in RAM (boot-services or loader memory): a later
     /// kernel that calls the runtime services reads it.
     UefiConfigTable,
+    /// As a crash (capture) kernel: RAM outside `/chosen/linux,usable-memory-range`, the
+    /// crashed kernel's memory. Mapped (to be read), never allocated, never written.
+    CrashedKernel,
+    /// As a crash kernel: the ELF core header (`/chosen/linux,elfcorehdr`).
+    ElfCoreHdr,
 }
 
 impl ReservedKind {
@@ -94,6 +99,8 @@ impl ReservedKind {
             ReservedKind::Uefi => "uefi",
             ReservedKind::UefiMemoryMap => "uefi memory map",
             ReservedKind::UefiConfigTable => "uefi config table",
+            ReservedKind::CrashedKernel => "crashed kernel",
+            ReservedKind::ElfCoreHdr => "elfcorehdr",
         }
     }
 }
@@ -220,6 +227,10 @@ pub struct MemoryMap {
     pub reserved: Vec<Reserved>,
     /// Where `banks` came from.
     pub source: MapSource,
+    /// As a crash kernel (`/chosen/linux,elfcorehdr`): the ELF core header describing the
+    /// crashed kernel's memory. Everything outside `/chosen/linux,usable-memory-range` is
+    /// then reserved as [`ReservedKind::CrashedKernel`].
+    pub elfcorehdr: Option<Region>,
 }
 
 impl MemoryMap {
@@ -246,7 +257,36 @@ impl MemoryMap {
             "/chosen linux,uefi-mmap-start",
         );
         m.add_dtb_reservations(fdt)?;
+        m.add_crash_ranges(fdt)?;
         Ok(m)
+    }
+
+    /// As a crash kernel, `/chosen/linux,usable-memory-range` (the crash kernel's own RAM)
+    /// and `/chosen/linux,elfcorehdr` (encoded with the root's cell counts): everything
+    /// outside the usable ranges is the crashed kernel's, reserved and never written.
+    fn add_crash_ranges(&mut self, fdt: &Fdt<'_>) -> Result<(), MemMapError> {
+        let (Some(root), Some(chosen)) = (fdt.find_node("/"), fdt.find_node("/chosen")) else {
+            return Ok(());
+        };
+        let (ac, sc) = cell_counts(&root);
+        if let Some(p) = chosen.property("linux,elfcorehdr") {
+            let hdr = decode_reg("/chosen linux,elfcorehdr", p.value, ac, sc)?;
+            self.elfcorehdr = hdr.first().copied().filter(|r| r.size() > 0);
+        }
+        if let Some(p) = chosen.property("linux,usable-memory-range") {
+            let usable = decode_reg("/chosen linux,usable-memory-range", p.value, ac, sc)?;
+            for r in subtract(&self.banks, &usable) {
+                self.reserve(
+                    r,
+                    ReservedKind::CrashedKernel,
+                    "outside linux,usable-memory-range",
+                );
+            }
+        }
+        if let Some(r) = self.elfcorehdr {
+            self.reserve(r, ReservedKind::ElfCoreHdr, "/chosen linux,elfcorehdr");
+        }
+        Ok(())
     }
 
     /// Reads RAM banks and reservations from a DTB.
@@ -275,6 +315,7 @@ impl MemoryMap {
         }
         map.banks.sort();
         map.add_dtb_reservations(fdt)?;
+        map.add_crash_ranges(fdt)?;
         Ok(map)
     }
 
