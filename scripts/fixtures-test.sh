@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 fail() { printf 'fixtures-test: FAIL: %s\n' "$*" >&2; exit 1; }
 say() { printf 'fixtures-test: %s\n' "$*"; }
 [ -f target/fixtures/linux/version ] && [ -x target/fixtures/userland/sbin/kexec ] \
-    && [ -f target/fixtures/firmware/packages ] \
+    && [ -f target/fixtures/firmware/packages ] && [ -f target/fixtures/linux-6.12/version ] \
     || fail "target/fixtures is incomplete: run scripts/fixtures.sh first"
 
 scratch=$(mktemp -d)
@@ -20,6 +20,7 @@ fakes=$scratch/bin
 mkdir -p "$dir" "$fakes"
 # The unpacked packages, shared (hard links) so that they are not fetched again.
 cp -al target/fixtures/linux "$dir/linux"
+cp -al target/fixtures/linux-6.12 "$dir/linux-6.12"
 cp -al target/fixtures/userland "$dir/userland"
 cp -al target/fixtures/firmware "$dir/firmware"
 touch "$dir/.atomic"

@@ -226,4 +226,4 @@ rpi4_firmware() {
 }
 fixture firmware rpi4_firmware
 
-say "ok: $(cat "$out/linux/version"), $(ls "$out"/*.dtb | wc -l) DTBs and the Pi 4 firmware in $out"
+say "ok: $(cat "$out/linux/version") and $(cat "$out/linux-6.12/version"), $(ls "$out"/*.dtb | wc -l) DTBs and the Pi 4 firmware in $out"
