@@ -297,28 +297,15 @@ fn elfcore_target(data: &[u8]) -> Result<(), String> {
 
 fn elfcore_seeds() -> Vec<Vec<u8>> {
     // An ELF core header with a PT_NOTE and a PT_LOAD, then a VMCOREINFO note.
-    let mut b = vec![0u8; 64];
-    b[..4].copy_from_slice(b"\x7fELF");
-    b[4] = 2;
-    b[5] = 1;
-    b[16..18].copy_from_slice(&4u16.to_le_bytes());
-    b[18..20].copy_from_slice(&183u16.to_le_bytes());
-    b[32..40].copy_from_slice(&64u64.to_le_bytes());
-    b[54..56].copy_from_slice(&56u16.to_le_bytes());
-    b[56..58].copy_from_slice(&2u16.to_le_bytes());
-    for (ty, paddr, size) in [(4u32, 0x4100_0000u64, 0x100u64), (1, 0x4000_0000, 1 << 30)] {
-        let mut ph = [0u8; 56];
-        ph[0..4].copy_from_slice(&ty.to_le_bytes());
-        ph[24..32].copy_from_slice(&paddr.to_le_bytes());
-        ph[32..40].copy_from_slice(&size.to_le_bytes());
-        b.extend_from_slice(&ph);
-    }
+    let load = vmcore::Load {
+        paddr: 0x4000_0000,
+        vaddr: 0xffff_0000_0000_0000,
+        size: 1 << 30,
+    };
+    let header = vmcore::write_core_header(&[Region::new(0x4100_0000, 0x100)], &[load]);
     let info = b"OSRELEASE=6.12.0\nSYMBOL(prb)=ffff800082345678\nNUMBER(VA_BITS)=48\nNUMBER(kimage_voffset)=0xffff7fff40000000\nNUMBER(PHYS_OFFSET)=0x40000000\n";
-    let mut note = Vec::new();
-    note.extend_from_slice(&11u32.to_le_bytes());
-    note.extend_from_slice(&(info.len() as u32).to_le_bytes());
-    note.extend_from_slice(&0u32.to_le_bytes());
-    note.extend_from_slice(b"VMCOREINFO\0\0");
-    note.extend_from_slice(info);
-    vec![b, note]
+    vec![
+        header,
+        vmcore::write_note(b"VMCOREINFO", vmcore::NT_VMCOREINFO, info),
+    ]
 }

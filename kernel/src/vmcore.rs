@@ -144,6 +144,53 @@ pub fn parse_core_header(b: &[u8]) -> Result<CoreHeader, CoreError> {
     Ok(h)
 }
 
+/// Writes an ELF64 AArch64 core header whose program headers name `notes` (`PT_NOTE`) and
+/// `loads` (`PT_LOAD`), in the shape kexec-tools writes for a crash kernel: the header that
+/// [`parse_core_header`] reads.
+pub fn write_core_header(notes: &[Region], loads: &[Load]) -> Vec<u8> {
+    let phnum = notes.len() + loads.len();
+    let mut b = alloc::vec![0u8; 64];
+    b[..4].copy_from_slice(b"\x7fELF");
+    b[4] = 2; // ELFCLASS64
+    b[5] = 1; // ELFDATA2LSB
+    b[6] = 1; // EV_CURRENT
+    b[16..18].copy_from_slice(&ET_CORE.to_le_bytes());
+    b[18..20].copy_from_slice(&EM_AARCH64.to_le_bytes());
+    b[20..24].copy_from_slice(&1u32.to_le_bytes());
+    b[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    b[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+    b[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    b[56..58].copy_from_slice(&(phnum as u16).to_le_bytes());
+    let headers = notes
+        .iter()
+        .map(|n| (PT_NOTE, 0, n.start, n.size()))
+        .chain(loads.iter().map(|l| (PT_LOAD, l.vaddr, l.paddr, l.size)));
+    for (ty, vaddr, paddr, size) in headers {
+        let mut ph = [0u8; 56];
+        ph[0..4].copy_from_slice(&ty.to_le_bytes());
+        ph[16..24].copy_from_slice(&vaddr.to_le_bytes());
+        ph[24..32].copy_from_slice(&paddr.to_le_bytes());
+        ph[32..40].copy_from_slice(&size.to_le_bytes()); // p_filesz
+        ph[40..48].copy_from_slice(&size.to_le_bytes()); // p_memsz
+        b.extend_from_slice(&ph);
+    }
+    b
+}
+
+/// One ELF note as [`notes`] reads it: the name NUL-terminated, name and data padded to 4.
+pub fn write_note(name: &[u8], ty: u32, desc: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&(name.len() as u32 + 1).to_le_bytes());
+    b.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+    b.extend_from_slice(&ty.to_le_bytes());
+    b.extend_from_slice(name);
+    b.push(0);
+    b.resize(b.len().next_multiple_of(4), 0);
+    b.extend_from_slice(desc);
+    b.resize(b.len().next_multiple_of(4), 0);
+    b
+}
+
 /// One ELF note.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Note<'a> {
@@ -552,35 +599,14 @@ mod tests {
     use super::*;
     use alloc::vec;
 
-    fn elf_core(phdrs: &[(u32, u64, u64, u64)]) -> Vec<u8> {
-        let mut b = vec![0u8; 64];
-        b[..4].copy_from_slice(b"\x7fELF");
-        b[4] = 2;
-        b[5] = 1;
-        b[6] = 1;
-        b[16..18].copy_from_slice(&ET_CORE.to_le_bytes());
-        b[18..20].copy_from_slice(&EM_AARCH64.to_le_bytes());
-        b[32..40].copy_from_slice(&64u64.to_le_bytes());
-        b[54..56].copy_from_slice(&56u16.to_le_bytes());
-        b[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
-        for &(ty, vaddr, paddr, size) in phdrs {
-            let mut ph = [0u8; 56];
-            ph[0..4].copy_from_slice(&ty.to_le_bytes());
-            ph[16..24].copy_from_slice(&vaddr.to_le_bytes());
-            ph[24..32].copy_from_slice(&paddr.to_le_bytes());
-            ph[32..40].copy_from_slice(&size.to_le_bytes());
-            ph[40..48].copy_from_slice(&size.to_le_bytes());
-            b.extend_from_slice(&ph);
-        }
-        b
-    }
-
     #[test]
     fn core_header_loads_and_notes() {
-        let b = elf_core(&[
-            (PT_NOTE, 0, 0x4100_0000, 0x400),
-            (PT_LOAD, 0xffff_0000_0000_0000, 0x4000_0000, 1 << 30),
-        ]);
+        let load = Load {
+            paddr: 0x4000_0000,
+            vaddr: 0xffff_0000_0000_0000,
+            size: 1 << 30,
+        };
+        let b = write_core_header(&[Region::new(0x4100_0000, 0x400)], &[load]);
         let h = parse_core_header(&b).unwrap();
         assert_eq!(h.notes, [Region::new(0x4100_0000, 0x400)]);
         assert_eq!(
@@ -607,23 +633,6 @@ mod tests {
         ));
     }
 
-    fn note(name: &[u8], ty: u32, desc: &[u8]) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&(name.len() as u32 + 1).to_le_bytes());
-        b.extend_from_slice(&(desc.len() as u32).to_le_bytes());
-        b.extend_from_slice(&ty.to_le_bytes());
-        b.extend_from_slice(name);
-        b.push(0);
-        while b.len() % 4 != 0 {
-            b.push(0);
-        }
-        b.extend_from_slice(desc);
-        while b.len() % 4 != 0 {
-            b.push(0);
-        }
-        b
-    }
-
     #[test]
     fn notes_and_registers() {
         let mut pr = vec![0u8; PRSTATUS_REGS + 34 * 8];
@@ -631,8 +640,8 @@ mod tests {
         for i in 0..34 {
             pr[PRSTATUS_REGS + 8 * i..][..8].copy_from_slice(&(0x1000 + i as u64).to_le_bytes());
         }
-        let mut seg = note(b"CORE", NT_PRSTATUS, &pr);
-        seg.extend(note(
+        let mut seg = write_note(b"CORE", NT_PRSTATUS, &pr);
+        seg.extend(write_note(
             b"VMCOREINFO",
             NT_VMCOREINFO,
             b"OSRELEASE=6.12.0\nPAGESIZE=4096\n",

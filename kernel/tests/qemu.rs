@@ -1310,6 +1310,38 @@ poweroff
     assert_eq!(run.status, Some(0));
 }
 
+/// QEMU's virt DTB (`virt-1g.dtb`) with `/chosen` properties set to 64-bit values (each a
+/// pair of cells, as the root's `#address-cells = #size-cells = 2` encode them).
+fn chosen_dtb(name: &str, props: &[(&str, &[u64])]) -> PathBuf {
+    let dtb = scratch(&format!("{name}.dtb"));
+    std::fs::copy(fixture("virt-1g.dtb"), &dtb).unwrap();
+    for (prop, values) in props {
+        let cells: Vec<String> = values
+            .iter()
+            .flat_map(|v| [v >> 32, v & 0xffff_ffff])
+            .map(|c| format!("{c:x}"))
+            .collect();
+        let st = Command::new("fdtput")
+            .arg(&dtb)
+            .args(["-t", "x", "/chosen", prop])
+            .args(&cells)
+            .status()
+            .expect("fdtput (device-tree-compiler)");
+        assert!(st.success(), "fdtput {prop}");
+    }
+    dtb
+}
+
+/// QEMU arguments that put `data` (written to a scratch file) into guest RAM at `addr`.
+fn load_at(name: &str, data: &[u8], addr: u64) -> Vec<String> {
+    let file = scratch(&format!("{name}.bin"));
+    std::fs::write(&file, data).unwrap();
+    vec![
+        "-device".into(),
+        format!("loader,file={},addr={addr:#x},force-raw=on", file.display()),
+    ]
+}
+
 /// A hand-over block as a previous kernel would leave it, but broken: the payload's hash
 /// wrong, or a hop missing from the history. Loaded into RAM by QEMU and named in the DTB's
 /// `/chosen/kexec,handover-*`; the kernel names the fault on its `chain: FAIL` line and goes
@@ -1355,28 +1387,13 @@ fn bad_handover_blocks_are_named() {
             "chain: FAIL hop 2: history has 1 hops, expected 2",
         ),
     ] {
-        let file = scratch(&format!("{name}.bin"));
-        std::fs::write(&file, &b).unwrap();
-        let dtb = scratch(&format!("{name}.dtb"));
-        std::fs::copy(fixture("virt-1g.dtb"), &dtb).unwrap();
-        for (prop, v) in [
-            ("kexec,handover-start", AT),
-            ("kexec,handover-end", AT + b.len() as u64),
-        ] {
-            let st = Command::new("fdtput")
-                .arg(&dtb)
-                .args([
-                    "-t",
-                    "x",
-                    "/chosen",
-                    prop,
-                    &format!("{:x}", v >> 32),
-                    &format!("{:x}", v & 0xffff_ffff),
-                ])
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
+        let dtb = chosen_dtb(
+            name,
+            &[
+                ("kexec,handover-start", &[AT]),
+                ("kexec,handover-end", &[AT + b.len() as u64]),
+            ],
+        );
         let rd = initramfs(
             &format!("{name}.cpio"),
             Some("echo still alive\npoweroff\n"),
@@ -1387,10 +1404,7 @@ fn bad_handover_blocks_are_named() {
             initrd: Some(rd),
             dtb: Some(dtb),
             append: Some("kexec.chain=3".into()),
-            qemu_args: vec![
-                "-device".into(),
-                format!("loader,file={},addr={AT:#x},force-raw=on", file.display()),
-            ],
+            qemu_args: load_at(name, &b, AT),
             ..Default::default()
         });
         assert!(
@@ -1897,6 +1911,22 @@ fn juno_shaped_virt_chain_then_linux() {
     );
 }
 
+/// A Linux initramfs for `raspi4b`: Linux powers a Pi off through the watchdog driver, a
+/// module in Debian, which its `/init` loads first.
+fn pi_linux_initramfs() -> Vec<u8> {
+    let version = std::fs::read_to_string(fixture("linux/version")).unwrap();
+    let wdt = std::fs::read(fixture(format!(
+        "linux/root/lib/modules/{}/kernel/drivers/watchdog/bcm2835_wdt.ko",
+        version.trim()
+    )))
+    .unwrap();
+    linux_initramfs(
+        "/bin/busybox insmod /bcm2835_wdt.ko",
+        false,
+        &[("bcm2835_wdt.ko", &wdt)],
+    )
+}
+
 /// Every frame allocation a kexec load makes fails once (`failalloc kexec`, a test build):
 /// on `raspi4b` with the real Pi 4 DTB, so that the load needs a pen page for its spin-table
 /// CPUs as well as the image, initrd and DTB segments and the control pages. Every attempt
@@ -1905,18 +1935,7 @@ fn juno_shaped_virt_chain_then_linux() {
 /// Linux with all four CPUs.
 #[test]
 fn every_frame_allocation_of_a_kexec_load_fails_once() {
-    let version = std::fs::read_to_string(fixture("linux/version")).unwrap();
-    let wdt = std::fs::read(fixture(format!(
-        "linux/root/lib/modules/{}/kernel/drivers/watchdog/bcm2835_wdt.ko",
-        version.trim()
-    )))
-    .unwrap();
-    // Linux powers a Pi off through the watchdog driver, a module in Debian.
-    let linux_rd = linux_initramfs(
-        "/bin/busybox insmod /bcm2835_wdt.ko",
-        false,
-        &[("bcm2835_wdt.ko", &wdt)],
-    );
+    let linux_rd = pi_linux_initramfs();
     let args = "/Image --initrd=/linux.cpio --append=\"console=ttyAMA0,115200 panic=-1\"";
     let rd = initramfs(
         "failalloc.cpio",
@@ -1993,18 +2012,7 @@ fn every_frame_allocation_of_a_kexec_load_fails_once() {
 /// in the pen at every hop, then Linux, which releases all four from the pen.
 #[test]
 fn raspi4b_chain_then_linux() {
-    let version = std::fs::read_to_string(fixture("linux/version")).unwrap();
-    let wdt = std::fs::read(fixture(format!(
-        "linux/root/lib/modules/{}/kernel/drivers/watchdog/bcm2835_wdt.ko",
-        version.trim()
-    )))
-    .unwrap();
-    // Linux powers a Pi off through the watchdog driver, a module in Debian.
-    let linux_rd = linux_initramfs(
-        "/bin/busybox insmod /bcm2835_wdt.ko",
-        false,
-        &[("bcm2835_wdt.ko", &wdt)],
-    );
+    let linux_rd = pi_linux_initramfs();
     let rd = initramfs(
         "rpi4.cpio",
         Some("cpus\nmem\nkexec -l /Image --initrd=/linux.cpio --append=\"console=ttyAMA0,115200 panic=-1\"\nkexec -e\n"),
@@ -3386,27 +3394,14 @@ fn bad_crash_hand_overs_are_named() {
     const HDR: u64 = 0x7000_0000;
     const NOTES: u64 = 0x7000_1000;
     // An ELF core header with one PT_NOTE at NOTES, and there a VMCOREINFO note.
-    let mut core = vec![0u8; 64];
-    core[..4].copy_from_slice(b"\x7fELF");
-    core[4] = 2;
-    core[5] = 1;
-    core[16..18].copy_from_slice(&4u16.to_le_bytes());
-    core[18..20].copy_from_slice(&183u16.to_le_bytes());
-    core[32..40].copy_from_slice(&64u64.to_le_bytes());
-    core[54..56].copy_from_slice(&56u16.to_le_bytes());
-    core[56..58].copy_from_slice(&1u16.to_le_bytes());
     let info = b"OSRELEASE=4.19.0\nNUMBER(VA_BITS)=48\nNUMBER(kimage_voffset)=0xffff7fff80000000\nNUMBER(PHYS_OFFSET)=0x40000000\nOFFSET(atomic_long_t.counter)=0\n";
-    let mut ph = [0u8; 56];
-    ph[0..4].copy_from_slice(&4u32.to_le_bytes());
-    ph[24..32].copy_from_slice(&NOTES.to_le_bytes());
-    ph[32..40].copy_from_slice(&(24 + info.len() as u64).to_le_bytes());
-    core.extend_from_slice(&ph);
-    core.resize(0x1000, 0);
-    core.extend_from_slice(&11u32.to_le_bytes());
-    core.extend_from_slice(&(info.len() as u32).to_le_bytes());
-    core.extend_from_slice(&0u32.to_le_bytes());
-    core.extend_from_slice(b"VMCOREINFO\0\0");
-    core.extend_from_slice(info);
+    let note = kernel::vmcore::write_note(b"VMCOREINFO", kernel::vmcore::NT_VMCOREINFO, info);
+    let mut core = kernel::vmcore::write_core_header(
+        &[mm::memmap::Region::new(NOTES, note.len() as u64)],
+        &[],
+    );
+    core.resize((NOTES - HDR) as usize, 0);
+    core.extend_from_slice(&note);
     let garbage = vec![0x5au8; 4096];
     for (name, at, data, expect) in [
         (
@@ -3428,25 +3423,13 @@ fn bad_crash_hand_overs_are_named() {
             "crash: cannot read the dead kernel's log: VMCOREINFO has no SYMBOL(prb)",
         ),
     ] {
-        let file = scratch(&format!("{name}.bin"));
-        std::fs::write(&file, data).unwrap();
-        let dtb = scratch(&format!("{name}.dtb"));
-        std::fs::copy(fixture("virt-1g.dtb"), &dtb).unwrap();
-        let put = |prop: &str, a: u64, s: u64| {
-            let cells: Vec<String> = [a >> 32, a & 0xffff_ffff, s >> 32, s & 0xffff_ffff]
-                .iter()
-                .map(|c| format!("{c:x}"))
-                .collect();
-            let st = Command::new("fdtput")
-                .arg(&dtb)
-                .args(["-t", "x", "/chosen", prop])
-                .args(&cells)
-                .status()
-                .unwrap();
-            assert!(st.success());
-        };
-        put("linux,elfcorehdr", at, 4096);
-        put("linux,usable-memory-range", 0x4000_0000, 0x1000_0000);
+        let dtb = chosen_dtb(
+            name,
+            &[
+                ("linux,elfcorehdr", &[at, 4096]),
+                ("linux,usable-memory-range", &[0x4000_0000, 0x1000_0000]),
+            ],
+        );
         let rd = initramfs(
             &format!("{name}.cpio"),
             Some("mem\necho still alive\npoweroff\n"),
@@ -3456,10 +3439,7 @@ fn bad_crash_hand_overs_are_named() {
             el: 2,
             initrd: Some(rd),
             dtb: Some(dtb),
-            qemu_args: vec![
-                "-device".into(),
-                format!("loader,file={},addr={HDR:#x},force-raw=on", file.display()),
-            ],
+            qemu_args: load_at(name, data, HDR),
             ..Default::default()
         });
         assert!(
