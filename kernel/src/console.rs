@@ -66,6 +66,42 @@ static MINI: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::ne
 /// Serialises normal output so that lines do not interleave.
 static LOCK: Mutex<()> = Mutex::new(());
 
+/// Bytes of console output kept in RAM, for a crash kernel to show after a panic.
+pub const LOG_SIZE: usize = 64 << 10;
+
+/// The last [`LOG_SIZE`] bytes printed (exceptions and panics included), in a ring: byte `n`
+/// of the output is at `n % LOG_SIZE`; `head` counts every byte ever written.
+pub struct LogRing {
+    buf: core::cell::UnsafeCell<[u8; LOG_SIZE]>,
+    head: core::sync::atomic::AtomicU64,
+}
+
+// SAFETY: bytes are written at indices claimed with an atomic counter; a reader (the crash
+// kernel, or `dmesg`) tolerates a torn byte at the edge.
+unsafe impl Sync for LogRing {}
+
+/// The console's log ring.
+pub static LOG: LogRing = LogRing {
+    buf: core::cell::UnsafeCell::new([0; LOG_SIZE]),
+    head: core::sync::atomic::AtomicU64::new(0),
+};
+
+impl LogRing {
+    fn push(&self, b: u8) {
+        let at = self.head.fetch_add(1, Ordering::Relaxed) as usize % LOG_SIZE;
+        // SAFETY: `at` < LOG_SIZE; see the Sync impl.
+        unsafe { (*self.buf.get())[at] = b };
+    }
+
+    /// The ring's address and the count of bytes ever written.
+    pub fn location(&self) -> (*const u8, u64) {
+        (
+            self.buf.get() as *const u8,
+            self.head.load(Ordering::Relaxed),
+        )
+    }
+}
+
 fn reg(base: usize, off: usize) -> *mut u32 {
     (base + off) as *mut u32
 }
@@ -220,6 +256,7 @@ impl Write for Uart {
                 put_raw(base, b'\r');
             }
             put_raw(base, b);
+            LOG.push(b);
             prev = b;
         }
         Ok(())

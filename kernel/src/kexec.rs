@@ -188,6 +188,9 @@ pub struct LoadRequest {
     /// Copy every page at `kexec -e` (as Linux does) instead of writing segments whose
     /// destination is free straight into it.
     pub copy_all: bool,
+    /// `kexec -p`: a crash kernel, placed in this region (reserved at boot by
+    /// `crashkernel=`), entered at a panic; its last page is the ELF core header.
+    pub crash: Option<Region>,
 }
 
 impl LoadRequest {
@@ -206,6 +209,7 @@ impl LoadRequest {
             base: None,
             handover: None,
             copy_all: false,
+            crash: None,
         }
     }
 }
@@ -218,7 +222,7 @@ struct SegInfo {
     in_place: u64,
 }
 
-struct Loaded {
+pub struct Loaded {
     kimage: Kimage,
     segs: Vec<SegInfo>,
     args: reloc::Args,
@@ -234,6 +238,17 @@ struct Loaded {
 }
 
 static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
+/// The crash kernel (`kexec -p`), for a panic.
+static CRASH: Mutex<Option<Loaded>> = Mutex::new(None);
+
+/// The slot a load goes to.
+fn slot(req: &LoadRequest) -> &'static Mutex<Option<Loaded>> {
+    if req.crash.is_some() {
+        &CRASH
+    } else {
+        &LOADED
+    }
+}
 
 /// The running kernel's Image, byte for byte as `scripts/build.sh` wrote it: text and
 /// read-only data as mapped (never written), `.data` as loaded (saved by the boot code), and
@@ -286,10 +301,23 @@ fn control_page(kimage: &mut Kimage) -> Result<(u64, &'static mut [u8]), KexecEr
 
 /// `kexec -l`: loads the next kernel; replaces whatever was loaded.
 pub fn load(req: &LoadRequest) -> Result<(), KexecError> {
+    if let Some(region) = req.crash {
+        // The crash region goes back to the allocator for the load (so that the segments
+        // are claimed and written in place), and whatever the load leaves free is taken
+        // back after it, success or not.
+        unload_crash();
+        crate::crash::release_region();
+        let result = load_checked(req, alloc::vec![crate::crash::usable_part(region)]);
+        crate::crash::retake_region();
+        return result;
+    }
     unload();
-    let sys = SYSTEM.get().expect("booted");
     let map = memory::memory_map().expect("memory::init ran");
-    let usable = place::usable(map);
+    load_checked(req, place::usable(map))
+}
+
+fn load_checked(req: &LoadRequest, usable: Vec<Region>) -> Result<(), KexecError> {
+    let sys = SYSTEM.get().expect("booted");
 
     let pristine;
     let mut gunzipped: Option<(u64, u64)> = None;
@@ -579,6 +607,17 @@ fn next_dtb(
     if let Some(b) = &bootargs {
         chosen.push(("bootargs", Some(b)));
     }
+    // A crash kernel's RAM, and its ELF core header (the region's last page), in the
+    // root's cells; removed from any other next DTB.
+    let (ac, sc) = fdt::Fdt::new(sys.fdt).map_or((2, 2), |f| {
+        f.find_node("/")
+            .map_or((2, 2), |r| mm::memmap::cell_counts(&r))
+    });
+    let crash_reg = |r: Region| reg_cells(r, ac, sc);
+    let usable_reg = req.crash.map(|r| crash_reg(crate::crash::usable_part(r)));
+    let hdr_reg = req.crash.map(|r| crash_reg(crate::crash::header_page(r)));
+    chosen.push(("linux,usable-memory-range", usable_reg.as_deref()));
+    chosen.push(("linux,elfcorehdr", hdr_reg.as_deref()));
     let mut edits: Vec<dtb::Edit<'_>> = chosen
         .iter()
         .map(|&(prop, value)| dtb::Edit {
@@ -724,7 +763,7 @@ fn finish_load(
             arch::clean_inval_dcache(phys_to_virt(pa), PAGE_SIZE);
         }
     }
-    *LOADED.lock() = Some(Loaded {
+    *slot(req).lock() = Some(Loaded {
         kimage,
         segs,
         args: control.args,
@@ -821,6 +860,29 @@ fn build_control(
         idmap_root: idmap.root(),
         ttpages: copy.pages + idmap_pages,
     })
+}
+
+/// `(address, size)` as a `reg` value with `ac` and `sc` cells.
+fn reg_cells(r: Region, ac: usize, sc: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (n, cells) in [(r.start, ac), (r.size(), sc)] {
+        for i in (0..cells).rev() {
+            v.extend_from_slice(&((n >> (32 * i)) as u32).to_be_bytes());
+        }
+    }
+    v
+}
+
+/// Frees a loaded crash kernel.
+fn unload_crash() {
+    if let Some(mut l) = CRASH.lock().take() {
+        l.kimage.free(&mut FramePages);
+    }
+}
+
+/// At a panic: the loaded crash kernel, if there is one and nothing holds its slot.
+pub fn take_crash() -> Option<Loaded> {
+    CRASH.try_lock()?.take()
 }
 
 /// `kexec -u`.
@@ -949,7 +1011,16 @@ pub fn execute() -> Result<(), KexecError> {
     let pen = LOADED.lock().as_ref().and_then(|l| l.pen.map(|p| p.0));
     let smp_down_us = crate::smp::stop_secondaries(pen).map_err(KexecError::Cpus)?;
     let l = LOADED.lock().take().ok_or(KexecError::NotLoaded)?;
-    println!(
+    enter(l, smp_down_us)
+}
+
+/// The last steps of a kexec: says where it goes, quiets interrupts, stamps the chain
+/// header, and jumps to the relocation page. Also the panic path's.
+pub fn enter(l: Loaded, smp_down_us: u64) -> ! {
+    // Through the lock-free path: at a panic the console's lock may be held.
+    use core::fmt::Write;
+    let _ = writeln!(
+        crate::console::emergency_print(),
         "kexec: entering {:#x} with DTB {:#x} ({}, MMU {} relocation)",
         l.args.entry,
         l.args.dtb,
@@ -1053,6 +1124,15 @@ pub fn command(args: &[String]) -> Result<(), String> {
             }
             "--self" => image = Some(ImageSource::Itself),
             "-e" | "--exec" => action = Some('e'),
+            "-p" | "--load-panic" => {
+                action = Some('p');
+                if let Some(next) = it.clone().next() {
+                    if !next.starts_with('-') {
+                        image = Some(ImageSource::File(next.clone()));
+                        it.next();
+                    }
+                }
+            }
             "-u" | "--unload" => action = Some('u'),
             "--mmu-off" => mmu_off = true,
             "--copy-all" => copy_all = true,
@@ -1099,6 +1179,17 @@ pub fn command(args: &[String]) -> Result<(), String> {
             req.mmu_off = mmu_off;
             req.copy_all = copy_all;
             req.base = base;
+            if action == Some('p') {
+                req.crash = Some(
+                    crate::crash::region()
+                        .ok_or("kexec -p needs the region crashkernel=SIZE reserves at boot")?,
+                );
+                load(&req).map_err(|e| e.to_string())?;
+                println!(
+                    "kexec: crash kernel loaded: a panic or an unexpected exception enters it"
+                );
+                return Ok(());
+            }
             load(&req).map_err(|e| e.to_string())?;
             show();
             Ok(())

@@ -233,6 +233,7 @@ mod bare {
         );
 
         crash::report_at_boot();
+        crash::reserve_at_boot();
         kexec_chain::chain_step(now, cpus, smp_us);
 
         let init = sys.cmdline.get("init").unwrap_or("/init.rc");
@@ -255,6 +256,9 @@ mod bare {
         use core::fmt::Write;
         let mut out = console::emergency_print();
         let _ = writeln!(out, "\r\nPANIC: {info}");
+        // With a crash kernel loaded (kexec -p), it takes over from here.
+        let (x, sp, pc) = arch::registers_here();
+        crash::enter_crash_kernel(&x, sp, pc, 0);
         let _ = writeln!(out, "halted");
         arch::fatal_stop(EXIT_PANIC);
     }

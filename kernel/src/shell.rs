@@ -24,7 +24,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "cpus", usage: "cpus", help: "list the CPUs: MPIDR, EL of entry, state, how started, ticks", run: |_| { crate::smp::list(); Ok(()) } },
     Command { name: "irqs", usage: "irqs", help: "interrupts per CPU: ticks, timer lateness, UART, IPIs, spurious", run: |_| { crate::irq::list(); Ok(()) } },
     Command { name: "ipi", usage: "ipi", help: "ping every other CPU with an SGI and print the round trip", run: |_| crate::irq::ping() },
-    Command { name: "kexec", usage: "kexec -l IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--copy-all] [--base=ADDR] | -e | -u", help: "load, execute or unload a new kernel; alone: show what is loaded", run: crate::kexec::command },
+    Command { name: "kexec", usage: "kexec -l|-p IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--copy-all] [--base=ADDR] | -e | -u", help: "load, execute or unload a new kernel; alone: show what is loaded", run: crate::kexec::command },
     Command { name: "sha256", usage: "sha256 [--portable] FILE...", help: "SHA-256 of initramfs files, with the rate (the CPU's SHA-2 instructions when it has them)", run: cmd_sha256 },
     Command { name: "dmesg", usage: "dmesg", help: "as a crash kernel: the crashed Linux's whole log", run: |_| crate::crash::dmesg() },
     Command { name: "vmcore", usage: "vmcore", help: "as a crash kernel: the crashed kernel's memory ranges, notes and CPUs' registers", run: |_| crate::crash::vmcore() },
@@ -32,6 +32,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "sleep", usage: "sleep MS", help: "idle (in wfi, woken by the tick) for MS milliseconds", run: cmd_sleep },
     #[cfg(feature = "fault-inject")]
     Command { name: "failalloc", usage: "failalloc N | failalloc kexec ARGS...", help: "test builds: make the Nth frame allocation (or claim) from now fail, once; or load `kexec -l ARGS` failing allocation 1, 2, ... until a load reaches none", run: cmd_failalloc },
+    Command { name: "panic", usage: "panic [MESSAGE]", help: "panic (to test a crash kernel loaded with kexec -p)", run: |w| panic!("{}", if w.len() > 1 { w[1..].join(" ") } else { "the panic command".into() }) },
     Command { name: "poweroff", usage: "poweroff", help: "PSCI SYSTEM_OFF", run: cmd_poweroff },
     Command { name: "reboot", usage: "reboot", help: "PSCI SYSTEM_RESET", run: cmd_reboot },
 ];

@@ -3456,3 +3456,85 @@ fn bad_crash_hand_overs_are_named() {
         assert_eq!(run.status, Some(0));
     }
 }
+
+/// This kernel's own crashes: with `crashkernel=32M` it reserves a region, `kexec -p --self`
+/// loads a crash kernel into it, and a panic (the `panic` command), or an unexpected
+/// exception (`fault`), with four CPUs running, stops the others and enters it. The crash
+/// kernel reads the ELF core header, the registers and the dead kernel's log ring, and shows
+/// its last lines (the line printed before the crash among them) and the panic; it brings
+/// all four CPUs up again.
+#[test]
+fn crash_kernel_for_itself_shows_the_last_lines() {
+    for (name, crash, expect) in [
+        (
+            "self-panic",
+            "panic the test panic",
+            "crash: panic: PANIC: panicked at ",
+        ),
+        ("self-fault", "fault", "crash: panic: EXCEPTION: Data Abort"),
+    ] {
+        let mark = format!("CRASH-SELF-MARK-{name} before the crash");
+        let rd = initramfs(
+            &format!("{name}.cpio"),
+            Some(&format!(
+                "echo {mark}\nkexec -p --self --append=\"init=/capture.rc\"\n{crash}\n"
+            )),
+            &[("capture.rc", b"vmcore\ndmesg\npoweroff\n")],
+        );
+        let run = boot(Boot {
+            el: 2,
+            smp: 4,
+            initrd: Some(rd),
+            append: Some("crashkernel=32M".into()),
+            ..Default::default()
+        });
+        assert!(run.line("crash: reserved ").is_some(), "{}", run.out);
+        assert!(
+            run.out.contains(
+                "kexec: crash kernel loaded: a panic or an unexpected exception enters it"
+            ),
+            "{}",
+            run.out
+        );
+        let head = run
+            .line("crash: capture kernel for this kernel ")
+            .unwrap_or_else(|| panic!("{name}: no crash report:\n{}", run.out));
+        assert!(head.contains("1 CPUs' registers"), "{head}");
+        // `dmesg` in the crash kernel: the old kernel's whole log, the mark in it.
+        let dmesg: Vec<&str> = run
+            .out
+            .lines()
+            .skip_while(|l| !l.starts_with("/capture.rc: dmesg"))
+            .collect();
+        assert!(dmesg.iter().any(|l| *l == mark), "{name}: {}", run.out);
+        assert!(
+            run.out.contains(expect),
+            "{name}: missing '{expect}' in:\n{}",
+            run.out
+        );
+        if name == "self-panic" {
+            assert!(run.out.contains("the test panic"), "{}", run.out);
+        }
+        let cpu = run.fields("crash: cpu0 ");
+        let pc = u64::from_str_radix(cpu["pc"].trim_start_matches("0x"), 16).unwrap();
+        assert!(
+            pc >= 0xffff_8000_0000_0000,
+            "pc {pc:#x} is in the kernel image"
+        );
+        // The crash kernel's `ready` (the first after the jump; `dmesg` repeats the old
+        // one later), with the other CPUs stopped and back.
+        let ready = run
+            .out
+            .lines()
+            .skip_while(|l| !l.starts_with("crash: entering the crash kernel"))
+            .find(|l| l.starts_with("ready "))
+            .unwrap_or_else(|| panic!("the crash kernel never got ready:\n{}", run.out));
+        assert!(ready.contains("cpus=4"), "{ready}");
+        assert!(
+            run.out.lines().any(|l| l.starts_with("vmcore: load ")),
+            "{}",
+            run.out
+        );
+        assert_eq!(run.status, Some(0));
+    }
+}

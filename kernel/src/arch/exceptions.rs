@@ -176,6 +176,8 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, slot: u64) {
         }
         let _ = writeln!(out);
     }
+    // With a crash kernel loaded (kexec -p), it takes over from here.
+    crate::crash::enter_crash_kernel(&frame.x, frame.sp, frame.elr, frame.spsr);
     let _ = writeln!(out, "halted");
     crate::arch::fatal_stop(EXIT_EXCEPTION);
 }

@@ -130,6 +130,25 @@ pub mod psci {
 }
 
 /// This CPU's affinity fields of `MPIDR_EL1` (Aff3..Aff0), as the DTB's `reg` of a CPU.
+/// The general registers, SP and PC as they are here (for a crash dump of a panic, which
+/// has no trap frame): x29 and x30 are this function's caller's frame and return address.
+#[inline(always)]
+pub fn registers_here() -> ([u64; 31], u64, u64) {
+    let mut x = [0u64; 31];
+    let (fp, lr, sp, pc): (u64, u64, u64, u64);
+    // SAFETY: reads registers only.
+    unsafe {
+        core::arch::asm!(
+            "mov {fp}, x29", "mov {lr}, x30", "mov {sp}, sp", "adr {pc}, .",
+            fp = out(reg) fp, lr = out(reg) lr, sp = out(reg) sp, pc = out(reg) pc,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+    x[29] = fp;
+    x[30] = lr;
+    (x, sp, pc)
+}
+
 pub fn mpidr() -> u64 {
     MPIDR_EL1.get() & boot::regs::MPIDR_AFFINITY_MASK
 }
