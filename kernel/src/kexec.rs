@@ -614,7 +614,8 @@ fn next_dtb(
             .map_or((2, 2), |r| mm::memmap::cell_counts(&r))
     });
     let crash_reg = |r: Region| reg_cells(r, ac, sc);
-    let usable_reg = req.crash.map(|r| crash_reg(crate::crash::usable_part(r)));
+    // The whole region: Linux maps only its usable memory, and reads the header through it.
+    let usable_reg = req.crash.map(crash_reg);
     let hdr_reg = req.crash.map(|r| crash_reg(crate::crash::header_page(r)));
     chosen.push(("linux,usable-memory-range", usable_reg.as_deref()));
     chosen.push(("linux,elfcorehdr", hdr_reg.as_deref()));

@@ -168,6 +168,9 @@ pub fn write_core_header(notes: &[Region], loads: &[Load]) -> Vec<u8> {
     for (ty, vaddr, paddr, size) in headers {
         let mut ph = [0u8; 56];
         ph[0..4].copy_from_slice(&ty.to_le_bytes());
+        // p_offset: in a crash kernel's header the physical address again (Linux's
+        // /proc/vmcore reads the old memory at p_offset).
+        ph[8..16].copy_from_slice(&paddr.to_le_bytes());
         ph[16..24].copy_from_slice(&vaddr.to_le_bytes());
         ph[24..32].copy_from_slice(&paddr.to_le_bytes());
         ph[32..40].copy_from_slice(&size.to_le_bytes()); // p_filesz

@@ -3538,3 +3538,56 @@ fn crash_kernel_for_itself_shows_the_last_lines() {
         assert_eq!(run.status, Some(0));
     }
 }
+
+/// Debian's Linux 6.1 as this kernel's crash kernel (`kexec -p`, 96 MiB): after this kernel
+/// panics, Linux's `/proc/vmcore` holds the RAM outside the crash region as the ELF core
+/// header describes it, and this kernel's log ring in it with the line printed before.
+#[test]
+fn linux_as_crash_kernel_reads_our_vmcore() {
+    let mark = "CRASH-SELF-MARK-for-linux";
+    let linux_rd = linux_initramfs(
+        &format!(
+            "echo \"LINUX-VMCORE-SIZE $(/bin/busybox wc -c < /proc/vmcore)\"\n\
+             echo \"LINUX-VMCORE-MARK $(/bin/busybox grep -o -m 1 '{mark}[a-z-]*' /proc/vmcore)\""
+        ),
+        false,
+        &[],
+    );
+    let rd = initramfs(
+        "linux-capture.cpio",
+        Some(&format!(
+            "echo {mark}-before-the-panic\nkexec -p /Image --initrd=/linux.cpio --append=\"console=ttyAMA0 panic=-1\"\npanic for Linux\n"
+        )),
+        &[("Image", &linux_image()), ("linux.cpio", &linux_rd)],
+    );
+    let run = boot(Boot {
+        el: 2,
+        initrd: Some(rd),
+        append: Some("crashkernel=96M".into()),
+        ..Default::default()
+    });
+    assert!(
+        run.out.contains("OF: fdt: Reserving 4 KiB of memory at"),
+        "Linux found the ELF core header: {}",
+        run.out
+    );
+    let size: u64 = run
+        .line("LINUX-VMCORE-SIZE ")
+        .unwrap_or_else(|| panic!("no /proc/vmcore:\n{}", run.out))
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 1 GiB of RAM less the 96 MiB region, plus the header.
+    assert!(
+        (928 << 20..=(930 << 20)).contains(&size),
+        "/proc/vmcore is {size} bytes"
+    );
+    assert_eq!(
+        run.line("LINUX-VMCORE-MARK "),
+        Some(format!("LINUX-VMCORE-MARK {mark}-before-the-panic").as_str()),
+        "{}",
+        run.out
+    );
+}
