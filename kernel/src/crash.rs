@@ -271,9 +271,18 @@ pub fn report_at_boot() {
         "crash: capture kernel for {who}: ELF core header at {}, {} memory ranges ({} MiB), {} CPUs' registers",
         c.header,
         c.core.loads.len(),
-        c.core.loads.iter().map(|l| l.size).sum::<u64>() >> 20,
+        c.core.loads.iter().fold(0u64, |a, l| a.saturating_add(l.size)) >> 20,
         c.cpus.len()
     );
+    // kexec-tools 2.0.26 with Linux 6.1 writes the kernel text's range without its start
+    // (no _text in /proc/kallsyms): say so; the log is read through VMCOREINFO anyway.
+    let ram = memory::memory_map().map_or(0, |m| m.total_bytes());
+    for l in c.core.loads.iter().filter(|l| l.size > ram) {
+        println!(
+            "crash: the header's range at {:#x} ({} bytes) is larger than RAM: ignored",
+            l.paddr, l.size
+        );
+    }
     for (i, r) in c.cpus.iter().enumerate() {
         println!(
             "crash: cpu{i} pid={} pc={:#x} lr={:#x} sp={:#x}",
