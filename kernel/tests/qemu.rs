@@ -3565,7 +3565,7 @@ fn linux_as_crash_kernel_reads_our_vmcore() {
     let mark = "CRASH-SELF-MARK-for-linux";
     let linux_rd = linux_initramfs(
         &format!(
-            "echo \"LINUX-VMCORE-SIZE $(/bin/busybox wc -c < /proc/vmcore)\"\n\
+            "echo \"LINUX-VMCORE-SIZE $(/bin/busybox stat -c %s /proc/vmcore)\"\n\
              echo \"LINUX-VMCORE-MARK $(/bin/busybox grep -o -m 1 '{mark}[a-z-]*' /proc/vmcore)\""
         ),
         false,
