@@ -3307,10 +3307,13 @@ fn crash_kernel_for_linux(fixture_dir: &str) -> Run {
         "CRASH-MARK-{} the line before the panic",
         std::process::id()
     );
+    // After the report, a normal kexec from the crash region into a fresh Linux, which
+    // takes all of RAM again: the reboot.
+    let fresh = linux_initramfs("", false, &[]);
     let ours = initramfs(
-        "crash-ours.cpio",
-        Some("dmesg\nvmcore\nmem\npoweroff\n"),
-        &[],
+        &format!("crash-ours-{fixture_dir}.cpio"),
+        Some("dmesg\nvmcore\nmem\nkexec -l /Image --initrd=/fresh.cpio --append=\"console=ttyAMA0 panic=-1 fresh-after-crash\"\nkexec -e\n"),
+        &[("Image", &linux_image()), ("fresh.cpio", &fresh)],
     );
     let ours = std::fs::read(ours).unwrap();
     let hobby = std::fs::read(image()).unwrap();
@@ -3324,7 +3327,7 @@ fn crash_kernel_for_linux(fixture_dir: &str) -> Run {
         true,
         &[("hobby.Image", &hobby), ("hobby.cpio", &ours)],
     );
-    let path = scratch("crash-first.cpio");
+    let path = scratch(&format!("crash-first-{fixture_dir}.cpio"));
     std::fs::write(&path, first).unwrap();
     let run = boot(Boot {
         el: 2,
@@ -3332,7 +3335,7 @@ fn crash_kernel_for_linux(fixture_dir: &str) -> Run {
         linux: Some((
             fixture(format!("{fixture_dir}/Image")),
             path,
-            "console=ttyAMA0 crashkernel=64M panic=-1".into(),
+            "console=ttyAMA0 crashkernel=160M panic=-1".into(),
         )),
         ..Default::default()
     });
@@ -3395,10 +3398,18 @@ fn crash_kernel_for_linux(fixture_dir: &str) -> Run {
     );
     let frames: u64 = run.fields("frames ")["free"].parse().unwrap();
     assert!(
-        frames < (64 << 20) / 4096,
+        frames < (160 << 20) / 4096,
         "free frames {frames}: more than the crash region"
     );
     assert!(run.out.contains("crashed kernel"), "{}", run.out);
+    // The fresh Linux (the second LINUX-CMDLINE: the first is the panicking one's).
+    let cmdline = run
+        .out
+        .lines()
+        .filter(|l| l.starts_with("LINUX-CMDLINE"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no fresh Linux after the crash kernel:\n{}", run.out));
+    assert!(cmdline.contains("fresh-after-crash"), "{cmdline}");
     assert_eq!(run.status, Some(0));
     run
 }
