@@ -3129,6 +3129,30 @@ fn cache_model_chain_at_el1() {
     cache_model_chain(1, "cm-chain-el1.txt");
 }
 
+/// The crash path under the model: `kexec -p --self` into the `crashkernel=` region (every
+/// segment written in place at load time, nothing copied at the panic), a panic, the ELF
+/// core header written at the panic, and the crash kernel reading the old log ring: every
+/// access coherent.
+#[test]
+fn cache_model_crash_kexec() {
+    let rd = initramfs(
+        "cm-crash.cpio",
+        Some("echo CM-CRASH-MARK\nkexec -p --self --append=\"init=/capture.rc\"\npanic under the model\n"),
+        &[("capture.rc", b"poweroff\n")],
+    );
+    let run = boot(Boot {
+        el: 2,
+        initrd: Some(rd),
+        append: Some("crashkernel=32M".into()),
+        cache_model: Some("cm-crash.txt"),
+        ..Default::default()
+    });
+    assert!(run.out.contains("crash| CM-CRASH-MARK"), "{}", run.out);
+    assert!(run.out.contains("crash: panic: PANIC: "), "{}", run.out);
+    assert_eq!(run.status, Some(0));
+    assert_coherent(&run);
+}
+
 /// `kexec -l` of a file (this Image, with its own initrd and command line), under the model.
 #[test]
 fn cache_model_kexec_a_file() {
