@@ -3,7 +3,8 @@
 #   scripts/soak.sh [HOPS] [PAYLOAD]        default: 1000 hops with a 64M payload
 # The kernel checks each hop itself (payload hash, free frames against hop 1's, the EL it
 # started at, every CPU back: `chain: FAIL` otherwise); this script checks every `chain:`
-# line again against the Image file's SHA-256, and reports the hop latency (`kexec -e` to the
+# line again against the Image file's SHA-256 and the last generation's history (every
+# generation, in order), and reports the hop latency (`kexec -e` to the
 # next kernel's `ready`, in guest time under -icount, so the figures are reproducible) over
 # the first, middle and last ten hops.
 set -euo pipefail
@@ -38,10 +39,16 @@ tr -d '\r' <"$log" | awk -v hops="$hops" -v want="$want" -v wall="$wall" -v payl
         if (f["free"] != free) { printf "soak: FAIL hop %d free=%s, hop 1 had %s\n", n, f["free"], free; bad = 1 }
         lat[n] = f["hop_us"]
     }
+    /^chain: history hop=/ {
+        # The last generation prints the history it was handed: every hop, in order.
+        split($3, kv, "="); if (kv[2] + 0 != nhist) { printf "soak: FAIL history entry %d is hop %s\n", nhist, kv[2]; bad = 1 }
+        nhist++
+    }
     /^chain: (PASS|FAIL)/ { verdict = $0 }
     function mean(from, to,   s, k, c) { for (k = from; k <= to; k++) if (k in lat) { s += lat[k]; c++ } return c ? s / c : 0 }
     END {
         if (seen != hops + 1) { printf "soak: FAIL %d of %d hops reported\n", seen - 1, hops; bad = 1 }
+        if (nhist != hops + 1) { printf "soak: FAIL the history holds %d of %d generations\n", nhist, hops + 1; bad = 1 }
         if (verdict != "chain: PASS") { printf "soak: FAIL the kernel said: %s\n", verdict; bad = 1 }
         mid = int(hops / 2)
         printf "soak: %d hops x %s, %d s wall; free=%s at every hop; hop latency (us, -icount): hops 1-10 %.0f, %d-%d %.0f, %d-%d %.0f\n",

@@ -257,9 +257,13 @@ impl Header {
 }
 
 impl Header {
-    /// Bytes of the whole block: header page, payload, history.
+    /// Bytes of the whole block: header page, payload, and room for the history of every
+    /// hop of the chain (`total`), so that the block, and the memory each next kernel
+    /// reserves for it, is the same size at every hop (a history growing by 24 bytes a hop
+    /// took one more page at hop 171, and the free-frames check called it a leak).
     pub fn block_len(&self) -> u64 {
-        HEADER_PAGE as u64 + self.payload_len + self.history_len * HopRecord::SIZE as u64
+        let records = self.total.max(self.history_len);
+        HEADER_PAGE as u64 + self.payload_len + records * HopRecord::SIZE as u64
     }
 
     /// The history of a block whose header is `self`, checked as the receiver of hop
