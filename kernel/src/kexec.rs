@@ -1114,8 +1114,13 @@ pub fn command(args: &[String]) -> Result<(), String> {
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "-l" | "--load" => {
-                action = Some('l');
+            // -l loads the next kernel, -p a crash kernel; an IMAGE may follow either.
+            "-l" | "--load" | "-p" | "--load-panic" => {
+                action = Some(if matches!(a.as_str(), "-p" | "--load-panic") {
+                    'p'
+                } else {
+                    'l'
+                });
                 if let Some(next) = it.clone().next() {
                     if !next.starts_with('-') {
                         image = Some(ImageSource::File(next.clone()));
@@ -1125,15 +1130,6 @@ pub fn command(args: &[String]) -> Result<(), String> {
             }
             "--self" => image = Some(ImageSource::Itself),
             "-e" | "--exec" => action = Some('e'),
-            "-p" | "--load-panic" => {
-                action = Some('p');
-                if let Some(next) = it.clone().next() {
-                    if !next.starts_with('-') {
-                        image = Some(ImageSource::File(next.clone()));
-                        it.next();
-                    }
-                }
-            }
             "-u" | "--unload" => action = Some('u'),
             "--mmu-off" => mmu_off = true,
             "--copy-all" => copy_all = true,
