@@ -131,7 +131,17 @@ pub fn enter_crash_kernel(x: &[u64; 31], sp: u64, pc: u64, pstate: u64) {
     let (Some(r), Some(l)) = (region(), crate::kexec::take_crash()) else {
         return;
     };
-    let _ = crate::smp::stop_secondaries(None);
+    // PSCI CPUs turn off; spin-table CPUs stop in a loop of this kernel; one that does not
+    // answer is named and left where it was (the crash kernel does not need it).
+    if let Ok(s) = crate::smp::stop_secondaries(None, true) {
+        if s.stuck > 0 {
+            let _ = writeln!(
+                out,
+                "crash: going on without {} CPU(s) that did not stop",
+                s.stuck
+            );
+        }
+    }
     let Some(map) = memory::memory_map() else {
         return;
     };

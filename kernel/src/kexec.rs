@@ -966,8 +966,20 @@ fn prepare_pen(sys: &crate::System, taken: &[Region]) -> Result<(u64, bool), Kex
         put(pen::MPIDRS + 8 * slot, mpidr);
     }
     put(pen::MAGIC_OFFSET, pen::MAGIC);
+    if crate::fault::skips("pen-iallu") {
+        let at = code
+            .chunks_exact(4)
+            .position(|w| w == pen::IC_IALLU.to_le_bytes())
+            .expect("the pen invalidates its I-cache");
+        page[4 * at..4 * at + 4].copy_from_slice(&pen::NOP.to_le_bytes());
+    }
     arch::clean_inval_dcache(phys_to_virt(pa), PAGE_SIZE);
-    arch::invalidate_icache();
+    // Other CPUs run this code: every CPU's I-cache, not only this one's.
+    if crate::fault::skips("pen-ialluis") {
+        arch::invalidate_icache();
+    } else {
+        arch::invalidate_icache_all_cpus();
+    }
     Ok((pa, fresh))
 }
 
@@ -1010,7 +1022,16 @@ pub fn execute() -> Result<(), KexecError> {
     }
     // No CPU may stay behind in memory the next kernel owns.
     let pen = LOADED.lock().as_ref().and_then(|l| l.pen.map(|p| p.0));
-    let smp_down_us = crate::smp::stop_secondaries(pen).map_err(KexecError::Cpus)?;
+    // A CPU that does not answer is named and left behind (the next kernel reports that it
+    // could not have it).
+    let stopped = crate::smp::stop_secondaries(pen, false).map_err(KexecError::Cpus)?;
+    if stopped.stuck > 0 {
+        println!(
+            "kexec: going on without {} CPU(s) that did not stop",
+            stopped.stuck
+        );
+    }
+    let smp_down_us = stopped.us;
     let l = LOADED.lock().take().ok_or(KexecError::NotLoaded)?;
     enter(l, smp_down_us)
 }

@@ -25,6 +25,8 @@ mod crash;
 #[cfg(target_os = "none")]
 mod efistub;
 #[cfg(target_os = "none")]
+mod fault;
+#[cfg(target_os = "none")]
 mod files;
 #[cfg(target_os = "none")]
 mod irq;

@@ -32,6 +32,8 @@ const COMMANDS: &[Command] = &[
     Command { name: "sleep", usage: "sleep MS", help: "idle (in wfi, woken by the tick) for MS milliseconds", run: cmd_sleep },
     #[cfg(feature = "fault-inject")]
     Command { name: "failalloc", usage: "failalloc N | failalloc kexec ARGS...", help: "test builds: make the Nth frame allocation (or claim) from now fail, once; or load `kexec -l ARGS` failing allocation 1, 2, ... until a load reaches none", run: cmd_failalloc },
+    #[cfg(feature = "fault-inject")]
+    Command { name: "wedge", usage: "wedge N", help: "test builds: CPU N (as `cpus` numbers them) masks its interrupts and spins, never answering again", run: cmd_wedge },
     Command { name: "panic", usage: "panic [MESSAGE]", help: "panic (to test a crash kernel loaded with kexec -p)", run: |w| panic!("{}", if w.len() > 1 { w[1..].join(" ") } else { "the panic command".into() }) },
     Command { name: "poweroff", usage: "poweroff", help: "PSCI SYSTEM_OFF", run: cmd_poweroff },
     Command { name: "reboot", usage: "reboot", help: "PSCI SYSTEM_RESET", run: cmd_reboot },
@@ -242,6 +244,17 @@ fn cmd_failalloc(w: &[String]) -> Result<(), String> {
         "failalloc: frame allocation {n} from now fails ({} failed so far)",
         mm::frame::inject::failed()
     );
+    Ok(())
+}
+
+#[cfg(feature = "fault-inject")]
+fn cmd_wedge(w: &[String]) -> Result<(), String> {
+    let n = w
+        .get(1)
+        .and_then(|n| n.parse::<usize>().ok())
+        .ok_or("usage: wedge N")?;
+    let mpidr = crate::smp::wedge(n)?;
+    println!("wedge: cpu{n} (mpidr {mpidr:#x}) spins with interrupts masked");
     Ok(())
 }
 

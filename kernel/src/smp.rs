@@ -3,7 +3,10 @@
 //! down again before a kexec so that no CPU is left running in memory the next kernel owns:
 //! PSCI CPUs with `CPU_OFF` (the boot CPU polls `AFFINITY_INFO` until each is off),
 //! spin-table CPUs by parking them in a pen (`kexec::pen`) in a page the next kernel's DTB
-//! reserves, whose mailboxes become their new `cpu-release-addr`.
+//! reserves, whose mailboxes become their new `cpu-release-addr`. At a panic, spin-table
+//! CPUs (which have no pen then) stop in a loop of this kernel, as Linux's crash stop does.
+//! A CPU that does not answer (spinning with interrupts masked) is named and left where it
+//! is after [`STOP_TIMEOUT_US`]: the kexec or the crash kexec goes on without it.
 
 use crate::arch::{self, psci};
 use crate::memory::{self, FRAMES};
@@ -18,8 +21,11 @@ use spin::Mutex;
 
 /// Each stack: kernel (SP_EL0) and exception (SP_EL1).
 const STACK_SIZE: u64 = 16 * 1024;
-/// How long a CPU may take to report in or to turn off.
+/// How long a CPU may take to report in.
 const TIMEOUT_US: u64 = 10_000_000;
+/// How long the secondaries together may take to leave at a kexec or a panic. One that
+/// answers needs microseconds; one that does not is named and left behind after this.
+pub const STOP_TIMEOUT_US: u64 = 2_000_000;
 
 /// States in [`SecondaryBoot::state`].
 mod state {
@@ -33,6 +39,12 @@ mod state {
     pub const LEAVING: u64 = 3;
     /// `CPU_OFF` returned: it could not leave.
     pub const STUCK: u64 = 4;
+    /// The boot CPU asked it to stop here for good (a panic, with no pen to go to).
+    pub const PARK: u64 = 5;
+    /// Stopped here for good: interrupts masked, in a `wfe` loop of this kernel.
+    pub const PARKED: u64 = 6;
+    /// Test builds' `wedge`: spin with interrupts masked and never answer again.
+    pub const WEDGE: u64 = 7;
 }
 
 /// What a secondary CPU reads at `secondary_entry` (the layout `boot/src/entry.S` uses),
@@ -56,8 +68,10 @@ pub enum CpuState {
     Starting,
     /// Running this kernel.
     Online,
-    /// Left the kernel (PSCI off, or parked in the pen).
+    /// Left the kernel (PSCI off, parked in the pen, or stopped for a crash kernel).
     Off,
+    /// Did not answer when asked to leave: left running where it was.
+    Stuck,
     /// Could not be started.
     Failed,
 }
@@ -180,7 +194,10 @@ fn release_from_spin_table(
     // SAFETY: cpu-release-addr is RAM the firmware reserved for exactly this write; the
     // linear map covers it (a /memreserve/ is mapped, only no-map is not).
     unsafe { core::ptr::write_volatile(mailbox as *mut u64, spin_entry_pa) };
-    arch::clean_inval_dcache(mailbox, 8);
+    // The CPU reads its mailbox with its caches off.
+    if !crate::fault::skips("mailbox-clean") {
+        arch::clean_inval_dcache(mailbox, 8);
+    }
     arch::sev();
     Ok(())
 }
@@ -240,11 +257,25 @@ extern "C" fn secondary_main(block: &'static SecondaryBoot, entry_el: u64) -> ! 
     block.el.store(entry_el, Ordering::Relaxed);
     block.state.store(state::ONLINE, Ordering::Release);
     arch::sev();
-    // Idle in wfi; the tick and IPIs come and go until the boot CPU says STOP (and sends
-    // a wake-up IPI).
-    crate::irq::wait_for(|| (block.state.load(Ordering::Acquire) == state::STOP).then_some(()));
-    {
-        {
+    // Idle in wfi; the tick and IPIs come and go until the boot CPU says STOP or PARK (and
+    // sends a wake-up IPI), or a test wedges this CPU.
+    let asked = crate::irq::wait_for(|| {
+        let s = block.state.load(Ordering::Acquire);
+        matches!(s, state::STOP | state::PARK | state::WEDGE).then_some(s)
+    });
+    match asked {
+        state::WEDGE => {
+            arch::mask_all();
+            loop {
+                core::hint::spin_loop();
+            }
+        }
+        state::PARK => {
+            crate::irq::leave_cpu();
+            block.state.store(state::PARKED, Ordering::Release);
+            arch::halt();
+        }
+        _ => {
             block.state.store(state::LEAVING, Ordering::Release);
             crate::irq::leave_cpu();
             let pen = block.pen.load(Ordering::Acquire);
@@ -294,28 +325,57 @@ pub fn spin_slots() -> Vec<(usize, u64)> {
         .collect()
 }
 
-/// Asks every secondary CPU to leave — PSCI CPUs through `CPU_OFF` (polling `AFFINITY_INFO`
+/// What [`stop_secondaries`] did.
+pub struct Stopped {
+    /// How long it took, in µs.
+    pub us: u64,
+    /// CPUs that did not answer within [`STOP_TIMEOUT_US`] and run on where they were
+    /// (each named on the console).
+    pub stuck: usize,
+}
+
+/// Asks every secondary CPU to leave: PSCI CPUs through `CPU_OFF` (polling `AFFINITY_INFO`
 /// until each is off), spin-table CPUs into the pen at `pen` (waiting until each has
-/// arrived) — and returns the time it took in µs. Allocates nothing (kexec -e calls it).
-pub fn stop_secondaries(pen: Option<u64>) -> Result<u64, String> {
+/// arrived), or, for a crash kernel (`crash`), into a `wfe` loop of this kernel. A CPU that
+/// has not left after [`STOP_TIMEOUT_US`] is named and left behind. Allocates nothing on
+/// success (kexec -e and the panic path call it); prints through the lock-free console.
+pub fn stop_secondaries(pen: Option<u64>, crash: bool) -> Result<Stopped, String> {
+    use core::fmt::Write;
     let conduit = SYSTEM.get().and_then(|s| s.platform.psci);
     let mut cpus = CPUS.lock();
     let t0 = arch::ticks();
     for c in cpus.iter().filter(|c| c.is_secondary_online()) {
-        if let Method::Spin { .. } = c.method {
-            let pen = pen.ok_or(format!(
-                "cpu {:#x} needs a pen and none was prepared",
-                c.mpidr
-            ))?;
-            block(c).pen.store(pen, Ordering::Release);
-        }
-        block(c).state.store(state::STOP, Ordering::Release);
+        let request = match (c.method, pen, crash) {
+            (Method::Spin { .. }, _, true) => state::PARK,
+            (Method::Spin { .. }, Some(pen), false) => {
+                block(c).pen.store(pen, Ordering::Release);
+                state::STOP
+            }
+            (Method::Spin { .. }, None, false) => {
+                return Err(format!(
+                    "cpu {:#x} needs a pen and none was prepared",
+                    c.mpidr
+                ))
+            }
+            _ => state::STOP,
+        };
+        // A wedged CPU never reads it; any other answers.
+        let _ = block(c).state.compare_exchange(
+            state::ONLINE,
+            request,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         crate::irq::wake(block(c).index as usize);
     }
     arch::sev();
+    let mut stuck = 0;
     for c in cpus.iter_mut().filter(|c| c.is_secondary_online()) {
         loop {
             let off = match (c.method, conduit) {
+                (Method::Spin { .. }, _) if crash => {
+                    block(c).state.load(Ordering::Acquire) == state::PARKED
+                }
                 (Method::Spin { slot }, _) => {
                     let flag =
                         phys_to_virt(pen.unwrap_or(0)) + (kexec::pen::ARRIVED + 8 * slot) as u64;
@@ -336,16 +396,38 @@ pub fn stop_secondaries(pen: Option<u64>) -> Result<u64, String> {
             if block(c).state.load(Ordering::Acquire) == state::STUCK {
                 return Err(format!("cpu {:#x}: CPU_OFF failed", c.mpidr));
             }
-            if arch::ticks_to_us(arch::ticks() - t0) > TIMEOUT_US {
-                return Err(format!(
-                    "cpu {:#x} did not leave within {} ms",
+            if arch::ticks_to_us(arch::ticks() - t0) > STOP_TIMEOUT_US {
+                let _ = writeln!(
+                    crate::console::emergency_print(),
+                    "smp: cpu {:#x} did not stop within {} ms: left running where it was",
                     c.mpidr,
-                    TIMEOUT_US / 1000
-                ));
+                    STOP_TIMEOUT_US / 1000
+                );
+                c.state = CpuState::Stuck;
+                stuck += 1;
+                break;
             }
         }
     }
-    Ok(arch::ticks_to_us(arch::ticks() - t0))
+    Ok(Stopped {
+        us: arch::ticks_to_us(arch::ticks() - t0),
+        stuck,
+    })
+}
+
+/// Test builds' `wedge N`: CPU `N` (as `cpus` numbers them) masks its interrupts and spins,
+/// never answering again, as a CPU stuck in a lock would.
+#[cfg(feature = "fault-inject")]
+pub fn wedge(n: usize) -> Result<u64, String> {
+    let cpus = CPUS.lock();
+    let c = cpus
+        .get(n)
+        .filter(|c| c.is_secondary_online())
+        .ok_or(format!("cpu{n} is not an online secondary CPU (see cpus)"))?;
+    block(c).state.store(state::WEDGE, Ordering::Release);
+    crate::irq::wake(block(c).index as usize);
+    arch::sev();
+    Ok(c.mpidr)
 }
 
 /// The `cpus` command.
@@ -356,6 +438,7 @@ pub fn list() {
             (CpuState::Online, _) => "online",
             (CpuState::Starting, _) => "starting",
             (CpuState::Off, _) => "off",
+            (CpuState::Stuck, _) => "stuck",
             (CpuState::Failed, _) => "failed",
         };
         let method = match c.method {

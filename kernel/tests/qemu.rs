@@ -339,10 +339,19 @@ fn boot(b: Boot) -> Run {
     let report = b.cache_model.map(scratch);
     if let Some(r) = &report {
         let _ = std::fs::remove_file(r);
-        cmd.args([
-            "-plugin",
-            &format!("{},out={}", cache_model().display(), r.display()),
-        ]);
+        // Several CPUs under the model: round-robin TCG, one CPU at a time, which the model
+        // tells apart by VMPIDR_EL2. Without EL2 there is no such register: multi-threaded
+        // TCG, where QEMU's own vCPU index is right (tools/cache-model explains).
+        let mut plugin = format!("{},out={}", cache_model().display(), r.display());
+        if b.smp > 1 && !b.raspi4b {
+            if b.el == 1 {
+                cmd.args(["-accel", "tcg,thread=multi"]);
+                plugin.push_str(",cpus=index");
+            } else {
+                cmd.args(["-accel", "tcg,thread=single"]);
+            }
+        }
+        cmd.args(["-plugin", &plugin]);
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -3298,6 +3307,196 @@ fn cache_model_catches_missing_maintenance() {
             run.cache
         );
     }
+}
+
+/// The model followed `cpus` CPUs (told apart by MPIDR unless `by_index`), and saw each
+/// reset that PSCI made (`resets` counts power-on too).
+fn assert_model_cpus(run: &Run, cpus: u64, by_index: bool) {
+    let r = cache_report(run);
+    let report = run.cache.as_deref().unwrap();
+    assert_eq!(r["cpus"], cpus, "CPUs the model followed: {report}");
+    assert_eq!(r["by_mpidr"], u64::from(!by_index), "{report}");
+    assert_eq!(r["cpu_slot_clashes"], 0, "{report}");
+}
+
+/// A Raspberry Pi 4 as QEMU models it, 4 CPUs from spin tables, under the model with one
+/// I-cache and one TLB per CPU: a chain whose every hop parks CPUs 1-3 in the pen (which they
+/// never leave by a reset, so their I-caches keep what they held) and releases them into the
+/// next kernel; relocation with the MMU on and off in turn; `copy` "auto" (zero copy) or
+/// "all". Every CPU clean, every hop.
+fn cache_model_raspi4b_chain(copy: &str, report: &'static str) -> Run {
+    let rd = initramfs(
+        &format!("cm-rpi4-{copy}.cpio"),
+        Some("cpus\npoweroff\n"),
+        &[],
+    );
+    let run = boot(Boot {
+        el: 2,
+        raspi4b: true,
+        dtb: Some(fixture("rpi4-qemu.dtb")),
+        initrd: Some(rd),
+        append: Some(format!(
+            "kexec.chain=3 kexec.payload=4M kexec.mmu=both kexec.copy={copy}"
+        )),
+        cache_model: Some(report),
+        ..Default::default()
+    });
+    let lines = check_chain(&run, 3, "2");
+    for l in &lines {
+        assert_eq!(l["cpus"], "4", "every CPU up at every hop: {l:?}");
+    }
+    run
+}
+
+#[test]
+fn cache_model_raspi4b_spin_table_chain_zero_copy() {
+    let run = cache_model_raspi4b_chain("auto", "cm-rpi4-auto.txt");
+    assert_coherent(&run);
+    assert_model_cpus(&run, 4, false);
+}
+
+/// The SMP negative controls (the test Image's `fault.skip=`, kernel/src/fault.rs): each
+/// leaves out one piece of maintenance that only another CPU needs, passes in plain QEMU,
+/// and is caught. The pen without its `ic iallu`: CPUs 1-3 fetch the next kernel through
+/// I-caches that still hold the old one. The pen page invalidated with `ic iallu` (this CPU
+/// only): CPUs 1-3 fetch the pen's new code through stale I-caches. A mailbox not cleaned:
+/// the released CPU reads memory (caches off) below the boot CPU's dirty line.
+#[test]
+fn cache_model_catches_missing_smp_maintenance() {
+    for (skip, kind) in [
+        ("pen-iallu", "fetch-stale"),
+        ("pen-ialluis", "fetch-stale"),
+        ("mailbox-clean", "nc-load-dirty"),
+    ] {
+        let report: &'static str = Box::leak(format!("cm-rpi4-no-{skip}.txt").into_boxed_str());
+        let rd = initramfs("cm-rpi4-neg.cpio", Some("poweroff\n"), &[]);
+        let run = boot(Boot {
+            el: 2,
+            raspi4b: true,
+            dtb: Some(fixture("rpi4-qemu.dtb")),
+            initrd: Some(rd),
+            image: Some(fault_image().to_path_buf()),
+            append: Some(format!("kexec.chain=1 kexec.payload=4M fault.skip={skip}")),
+            cache_model: Some(report),
+            ..Default::default()
+        });
+        let lines = chain_lines(&run);
+        assert_eq!(lines.last().unwrap()["cpus"], "4", "{}", run.out);
+        assert!(run.line("chain: PASS").is_some(), "{skip}: {}", run.out);
+        let r = cache_report(&run);
+        let cache = run.cache.as_deref().unwrap();
+        assert!(r[kind] > 0, "{skip}: no {kind}: {cache}");
+        // Reported against CPUs 1-3, never the boot CPU, which did its own maintenance.
+        let cpus: Vec<&str> = cache
+            .lines()
+            .filter(|l| l.starts_with(&format!("cache-model: {kind}: ")))
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("cpu")))
+            .collect();
+        assert!(
+            !cpus.is_empty() && cpus.iter().all(|c| *c != "cpu0"),
+            "{skip}: {cache}"
+        );
+    }
+}
+
+// ---- a CPU that does not answer ----------------------------------------------------------------
+
+/// Boots the test Image on `virt` at EL2 with 4 PSCI CPUs, wedges CPU `wedged` (interrupts
+/// masked, spinning: it never answers the stop request) and runs `then`; `next.rc` is the
+/// next kernel's (or the crash kernel's) script.
+fn wedged_run(wedged: usize, then: &str, scratch_name: &str, append: &str) -> Run {
+    let rd = initramfs(
+        scratch_name,
+        Some(&format!("wedge {wedged}\n{then}")),
+        &[("next.rc", b"cpus\npoweroff\n")],
+    );
+    boot(Boot {
+        el: 2,
+        smp: 4,
+        gic3: true,
+        initrd: Some(rd),
+        image: Some(fault_image().to_path_buf()),
+        append: Some(append.into()),
+        ..Default::default()
+    })
+}
+
+/// The CPUs (`cpus` lines) of the last kernel that listed them: (state, method) each.
+fn last_cpu_listing(run: &Run) -> Vec<(String, String)> {
+    let all = cpu_methods(run);
+    all[all.len() - 4..].to_vec()
+}
+
+/// A CPU spinning with interrupts masked when `kexec -e` comes: within the stop bound the
+/// kexec names it and goes on; the next kernel starts the other CPUs and names the one it
+/// could not have (PSCI says it is still on).
+#[test]
+fn kexec_goes_on_without_a_wedged_cpu() {
+    let run = wedged_run(
+        3,
+        "kexec -l --self --append=\"init=/next.rc\"\nkexec -e\n",
+        "wedge-kexec.cpio",
+        "",
+    );
+    assert!(
+        run.out.contains("wedge: cpu3 (mpidr 0x3) spins with interrupts masked"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out
+            .contains("smp: cpu 0x3 did not stop within 2000 ms: left running where it was"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out.contains("kexec: going on without 1 CPU(s) that did not stop"),
+        "{}",
+        run.out
+    );
+    assert!(run.out.contains("smp: cpu 0x3: PSCI CPU_ON returned"), "{}", run.out);
+    assert!(run.out.contains("smp: 3 CPUs online"), "{}", run.out);
+    let cpus = last_cpu_listing(&run);
+    let states: Vec<&str> = cpus.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        states,
+        ["online (boot)", "online", "online", "failed"],
+        "{}",
+        run.out
+    );
+    assert_eq!(run.status, Some(0));
+}
+
+/// The same at a panic with a crash kernel loaded: the crash path names the CPU, goes on,
+/// and the crash kernel reports the CPUs it got.
+#[test]
+fn crash_kexec_goes_on_without_a_wedged_cpu() {
+    let run = wedged_run(
+        2,
+        "kexec -p --self --append=\"init=/next.rc\"\npanic with a wedged CPU\n",
+        "wedge-crash.cpio",
+        "crashkernel=32M",
+    );
+    assert!(
+        run.out
+            .contains("smp: cpu 0x2 did not stop within 2000 ms: left running where it was"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out.contains("crash: going on without 1 CPU(s) that did not stop"),
+        "{}",
+        run.out
+    );
+    assert!(run.out.contains("crash: panic: PANIC: "), "{}", run.out);
+    let cpus = last_cpu_listing(&run);
+    let states: Vec<&str> = cpus.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        states,
+        ["online (boot)", "online", "failed", "online"],
+        "{}",
+        run.out
+    );
 }
 
 // ---- crash kexec -----------------------------------------------------------------------------

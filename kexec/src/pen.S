@@ -10,8 +10,15 @@
  *   +MPIDRS    16 x u64: the MPIDR of the CPU each slot belongs to
  *   +MAILBOXES 16 x u64: each CPU's cpu-release-addr; 0 until the next kernel writes its entry
  *   +ARRIVED   16 x u64: set to 1 by a CPU when it is in the pen
- * Exit: to the mailbox's address with x0 = x1 = x2 = x3 = 0 (the spin-table protocol).
+ * Exit: to the mailbox's address with x0 = x1 = x2 = x3 = 0 (the spin-table protocol), this
+ *       CPU's I-cache invalidated: booting.rst wants no stale entries for the next image at
+ *       entry, and this CPU never reset since it ran the old one (the I-cache survives the
+ *       pen; the boot CPU's `ic iallu` after the relocation reaches only the boot CPU).
  * Registers: x1 MPIDR, x2 page base, x3 slot, x4 pointer, x5 value.
+ * The boot CPU writes this page with its caches on and cleans it to the PoC and invalidates
+ * every CPU's I-cache (`ic ialluis`) before any CPU enters it; the pen writes ARRIVED with
+ * its caches off (the boot CPU invalidates before reading) and reads its mailbox with them
+ * off (the next kernel cleans after writing).
  */
     .section .rodata.kexec_pen, "a"
     .balign 8
@@ -40,6 +47,9 @@ kexec_pen:
 4:  wfe
     ldr     x5, [x4]
     cbz     x5, 4b
+    ic      iallu
+    dsb     nsh
+    isb
     mov     x0, xzr
     mov     x1, xzr
     mov     x2, xzr

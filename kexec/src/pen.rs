@@ -15,6 +15,11 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"KXPEN001");
 
 const _: () = assert!(MAGIC_OFFSET + 8 <= 4096);
 
+/// `ic iallu`, which the pen runs before it enters the next kernel.
+pub const IC_IALLU: u32 = 0xd508_751f;
+/// `nop`.
+pub const NOP: u32 = 0xd503_201f;
+
 /// The pen's code, to be copied to the start of its page.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub fn code() -> &'static [u8] {

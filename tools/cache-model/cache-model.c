@@ -15,7 +15,14 @@
  *   cached-after-nc    a cacheable access to a line written non-cacheably while it may still
  *                      be in the D-cache, not invalidated since (it may hit the stale copy);
  *   fetch-stale        an instruction fetch of code written since it was last cleaned to the
- *                      PoU and invalidated from the I-cache (in that order).
+ *                      PoU and invalidated from *this CPU's* I-cache (in that order), whether
+ *                      SCTLR.I is on or off (booting.rst: the I-cache, on or off, must hold no
+ *                      stale entries; an implementation may keep non-cacheable fetches);
+ *   fetch-nc-dirty     an instruction fetch with SCTLR.I off (it reads memory) of a line
+ *                      still dirty in the D-cache;
+ *   tlb-stale          an access through a translation that differs from the one this CPU
+ *                      used before, with no TLB invalidation reaching this CPU in between
+ *                      (another CPU's local `tlbi`, or none).
  *
  * A line may be in the D-cache unless it was invalidated while no CPU had its D-cache on and
  * no CPU has turned it on since (caches are empty at reset; with the MMU on, any mapped line
@@ -37,16 +44,32 @@
  * per generation (`gen=N violations=N mmu_off=N`), so a kexec test can hold the kernels it
  * is about to account and leave a passenger's own habits (Linux's text patching) to it.
  *
+ * Every CPU: the cores' D-caches are coherent with each other, so one D-cache state per line
+ * serves all of them; each CPU has its own SCTLR (by EL), its own I-cache (`ic iallu` reaches
+ * only it; `ic ialluis` and `ic ivau` reach all) and its own TLB (`tlbi` without IS/OS
+ * reaches only it). A CPU that is reset (PSCI CPU_ON after CPU_OFF: SCTLR_EL1 back at its
+ * reset value; or a CPU at EL3 at its reset vector) starts with empty caches and TLB; a CPU
+ * that never resets (a spin-table pen, a crash stop) keeps its state.
+ * Which CPU runs: QEMU passes each callback a vCPU index, but under round-robin TCG
+ * (`-accel tcg,thread=single`) that index is a constant of the translation block, i.e. the
+ * CPU that translated it, not the one running it. So with several vCPUs the model reads
+ * VMPIDR_EL2 (a CPU with EL2 or EL3; every boot path here sets it to MPIDR_EL1) at every
+ * block and attributes what follows to that CPU. A CPU without EL2 offers no such register:
+ * there, run QEMU multi-threaded (`-accel tcg,thread=multi`, where the index is read at run
+ * time) and say `cpus=index`.
+ *
  * What it cannot see: page-table walks (tables written with the MMU off and walked through
- * a cacheable TCR), memory attributes from MAIR (every RAM access with M and C set counts
- * as write-back cacheable, every device access is ignored), speculation beyond "any line may
- * be cached while a D-cache is on", set/way maintenance (counted, not modelled), cross-
- * modification that the architecture allows (patching a B or NOP that may run either way:
- * reported as a stale fetch), and the timing between CPUs (one coherent D-cache for all,
- * one I-cache per CPU; run it with one CPU).
+ * a cacheable TCR; a TLB entry is only known from the accesses made through it), memory
+ * attributes from MAIR (every RAM access with M and C set counts as write-back cacheable,
+ * every device access is ignored), speculation beyond "any line may be cached while a
+ * D-cache is on", set/way maintenance (counted, not modelled), cross-modification that the
+ * architecture allows (patching a B or NOP that may run either way: reported as a stale
+ * fetch), the point of unification of a given core (taken as the L2, shared), and the timing
+ * between CPUs (callbacks run in one order; real CPUs race).
  *
  * Arguments: out=FILE (report there instead of QEMU's log), linear=BASE (hex),
- * details=N (violations described one by one, default 20).
+ * details=N (violations described one by one, default 20), cpus=mpidr|index (how to tell
+ * CPUs apart; default mpidr when the CPU has VMPIDR_EL2, which one vCPU does not need).
  * The report ends with a line `cache-model: violations=N`.
  */
 #include "qemu-plugin-api.h"
@@ -64,7 +87,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = 4;
 #define CHUNK_SHIFT 21
 #define LINES_PER_CHUNK (1u << (CHUNK_SHIFT - LINE_SHIFT))
 #define PA_BITS 42
-#define MAX_VCPUS 16
+#define MAX_VCPUS 32
 
 /* Line flags. */
 #define DIRTY 0x01      /* written cacheably, not cleaned to the PoC */
@@ -77,6 +100,7 @@ struct line {
     uint32_t uncached_from; /* cacheable epoch at which it was invalidated, or UNKNOWN */
     uint8_t flags;
     uint16_t iwords;        /* 4-byte words written since the I side was last coherent */
+    uint32_t reported;      /* CPUs told of a stale fetch since the line last changed */
     uint64_t writer;        /* PC of the last store, for the report */
 };
 #define UNKNOWN UINT32_MAX
@@ -86,24 +110,31 @@ enum violation {
     NC_STORE_DIRTY,
     CACHED_AFTER_NC,
     FETCH_STALE,
+    FETCH_NC_DIRTY,
+    TLB_STALE,
     N_VIOLATIONS
 };
 static const char *violation_names[N_VIOLATIONS] = {
-    "nc-load-dirty", "nc-store-dirty", "cached-after-nc", "fetch-stale",
+    "nc-load-dirty", "nc-store-dirty", "cached-after-nc", "fetch-stale", "fetch-nc-dirty",
+    "tlb-stale",
 };
 
 enum op { DC_CIVAC, DC_CVAC, DC_CVAU, DC_IVAC, DC_ZVA, DC_SETWAY, IC_IALLU, IC_IALLUIS,
-          IC_IVAU, TLBI, MSR_TTBR0, MSR_TTBR1, N_OPS };
+          IC_IVAU, TLBI, TLBI_IS, MSR_TTBR0, MSR_TTBR1, N_OPS };
 static const char *op_names[N_OPS] = {
     "dc_civac", "dc_cvac", "dc_cvau", "dc_ivac", "dc_zva", "dc_setway", "ic_iallu",
-    "ic_ialluis", "ic_ivau", "tlbi", "msr_ttbr0", "msr_ttbr1",
+    "ic_ialluis", "ic_ivau", "tlbi", "tlbi_is", "msr_ttbr0", "msr_ttbr1",
 };
 
 struct vcpu {
+    bool seen;        /* has run */
     bool cacheable;   /* the current EL's M and C */
     bool mmu_on;      /* the current EL's M */
+    bool icache_on;   /* the current EL's I */
     bool el1_mmu_on;  /* SCTLR_EL1.M as last seen at EL0/1 */
-    uint32_t iallu_time;
+    unsigned int el;  /* the current EL */
+    uint64_t sctlr_el1; /* as last seen (a reset puts it back at its reset value) */
+    uint32_t iallu_time; /* when its I-cache was last emptied */
     GHashTable *pages;   /* VA page -> PA page + 1, learned from accesses */
     GHashTable *regions; /* VA >> REGION_SHIFT -> VA - PA of the latest access there */
     uint64_t last_va_page, last_pa_page;
@@ -117,14 +148,27 @@ struct vcpu {
 #define LINEAR_END 0xffff800000000000ull
 
 /* Register handles (the same for every vCPU), read in the running vCPU's context. */
-static struct qemu_plugin_register *reg_x[31], *reg_cpsr, *reg_sctlr_el1, *reg_sctlr_el2;
+static struct qemu_plugin_register *reg_x[31], *reg_cpsr, *reg_sctlr_el1, *reg_sctlr_el2,
+    *reg_sctlr_el3, *reg_vmpidr, *reg_rvbar_el3;
 /* Handles are small integers (x0's may be NULL): which ones were found. */
 static uint32_t have_x;
 static bool have_regs;
-static unsigned int have_sys; /* cpsr, SCTLR, SCTLR_EL2 */
+/* Which system registers were found. */
+#define HAVE_CPSR 0x01
+#define HAVE_SCTLR_EL1 0x02
+#define HAVE_SCTLR_EL2 0x04
+#define HAVE_SCTLR_EL3 0x08
+#define HAVE_VMPIDR 0x10
+#define HAVE_RVBAR_EL3 0x20
+static unsigned int have_sys;
 static __thread GByteArray *reg_buf;
-/* The vCPU this thread ran last (translation callbacks are not told which vCPU asks). */
+/* The CPU this thread runs now: set at the start of every translation block. */
 static __thread unsigned int current_vcpu;
+/* How CPUs are told apart (see the top of the file). */
+enum cpus_by { CPUS_AUTO, CPUS_BY_MPIDR, CPUS_BY_INDEX };
+static enum cpus_by cpus_by;
+static bool by_mpidr;
+static int smp_vcpus = 1;
 
 /* Everything below is guarded by `lock`. */
 static GMutex lock;
@@ -138,6 +182,7 @@ static uint64_t violations[N_VIOLATIONS];
 static uint64_t ops[N_OPS];
 static uint64_t loads, stores, cached_accesses, nc_accesses, fetch_checks, discarded;
 static uint64_t unresolved_dc, unresolved_fetch, region_guesses, linear_fallbacks;
+static uint64_t resets, cpu_slot_clashes;
 static unsigned int details = 20, detailed;
 static GString *report_details;
 static FILE *out;
@@ -150,9 +195,18 @@ static uint64_t gen_violations[MAX_GENERATIONS], gen_mmu_off[MAX_GENERATIONS];
 static GHashTable *host_offsets;
 #define AMBIGUOUS UINT64_MAX
 
-/* SCTLR_ELx.M and .C. */
+/* SCTLR_ELx.M, .C and .I. */
 #define SCTLR_M (1u << 0)
 #define SCTLR_C (1u << 2)
+#define SCTLR_I (1u << 12)
+/* SCTLR_EL1 at reset on a Cortex-A72 (and what QEMU resets it to): a value no kernel here
+ * writes, so seeing it again means the CPU was reset (PSCI CPU_ON after CPU_OFF). */
+#define SCTLR_EL1_A72_RESET 0x00c50838u
+/* MPIDR_EL1 affinity fields 0 and 1. */
+#define MPIDR_AFF0(m) ((m) & 0xff)
+#define MPIDR_AFF1(m) (((m) >> 8) & 0xff)
+/* QEMU virt puts at most 16 CPUs in a cluster (GICv3; 8 with GICv2); the Pi 4 has 4. */
+#define CPUS_PER_CLUSTER 16
 /* PSTATE.EL in the gdb `cpsr` view. */
 #define CPSR_EL_SHIFT 2
 
@@ -204,6 +258,7 @@ static void cleaned_for_i(struct line *l)
     if (l->flags & I_DIRTY) {
         l->flags = (l->flags & ~I_DIRTY) | I_STALE;
         l->itime = ++now;
+        l->reported = 0;
     }
 }
 
@@ -230,6 +285,7 @@ static void access_line(unsigned int vcpu, struct line *l, bool store, uint64_t 
     struct vcpu *c = &vcpus[vcpu];
     if (store) {
         l->writer = pc;
+        l->reported = 0;
         /* Code made coherent for this CPU earlier is no longer of interest. */
         if ((l->flags & I_STALE) && (int32_t)(c->iallu_time - l->itime) > 0) {
             l->flags &= ~I_STALE;
@@ -276,11 +332,18 @@ static void access_range(unsigned int vcpu, bool store, uint64_t pa, uint64_t si
     }
 }
 
-static void learn_page(struct vcpu *c, uint64_t va, uint64_t pa)
+/* CPU `cpu` used the translation va -> pa (at `pc`). A different one that it used for the same
+ * page before, with no TLB invalidation reaching it since, may still be in its TLB. */
+static void learn_page(unsigned int cpu, uint64_t va, uint64_t pa, uint64_t pc)
 {
+    struct vcpu *c = &vcpus[cpu];
     uint64_t vp = va >> PAGE_SHIFT, pp = pa >> PAGE_SHIFT;
     if (vp == c->last_va_page && pp == c->last_pa_page) {
         return;
+    }
+    gpointer old = g_hash_table_lookup(c->pages, GSIZE_TO_POINTER(vp));
+    if (old && GPOINTER_TO_SIZE(old) - 1 != pp) {
+        violation(TLB_STALE, cpu, pa, va, pc);
     }
     c->last_va_page = vp;
     c->last_pa_page = pp;
@@ -304,12 +367,14 @@ static gboolean in_half(gpointer key, gpointer value, gpointer shift_and_half)
 }
 
 /* After a TLBI pages may have moved (regions keep their offsets); a TTBR0 write replaces the
- * lower half, a new TTBR1 table the upper half, an MMU switch everything. */
-static void forget_pages(enum forget what)
+ * lower half, a new TTBR1 table the upper half, an MMU switch or a reset everything.
+ * `cpu`: the CPU whose TLB it is, or ALL_CPUS (a broadcast TLBI). */
+#define ALL_CPUS UINT_MAX
+static void forget_pages(unsigned int cpu, enum forget what)
 {
-    for (int i = 0; i < MAX_VCPUS; i++) {
+    for (unsigned int i = 0; i < MAX_VCPUS; i++) {
         struct vcpu *c = &vcpus[i];
-        if (!c->pages) {
+        if (cpu != ALL_CPUS && cpu != i) {
             continue;
         }
         c->last_va_page = c->last_pa_page = UINT64_MAX;
@@ -331,24 +396,36 @@ static void forget_pages(enum forget what)
     }
 }
 
+/* The CPU a callback runs for: the one the last block start found running on this thread
+ * (by VMPIDR_EL2), or QEMU's index where that is right (`cpus=index`, one vCPU). */
+static unsigned int cpu_of(unsigned int vcpu_index)
+{
+    if (by_mpidr) {
+        return current_vcpu;
+    }
+    return vcpu_index < MAX_VCPUS ? vcpu_index : MAX_VCPUS - 1;
+}
+
 static void mem_access(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t va,
                        void *udata)
 {
     struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, va);
-    if (!hw || qemu_plugin_hwaddr_is_io(hw) || vcpu >= MAX_VCPUS) {
+    if (!hw || qemu_plugin_hwaddr_is_io(hw)) {
         return;
     }
     uint64_t pa = qemu_plugin_hwaddr_phys_addr(hw);
     uint64_t size = 1ull << qemu_plugin_mem_size_shift(info);
     bool store = qemu_plugin_mem_is_store(info);
+    unsigned int cpu = cpu_of(vcpu);
+    uint64_t pc = (uint64_t)(uintptr_t)udata;
     g_mutex_lock(&lock);
-    struct vcpu *c = &vcpus[vcpu];
+    struct vcpu *c = &vcpus[cpu];
     store ? stores++ : loads++;
     c->cacheable ? cached_accesses++ : nc_accesses++;
     if (c->mmu_on) {
-        learn_page(c, va, pa);
+        learn_page(cpu, va, pa, pc);
     }
-    access_range(vcpu, store, pa, size, va, (uint64_t)(uintptr_t)udata);
+    access_range(cpu, store, pa, size, va, pc);
     g_mutex_unlock(&lock);
 }
 
@@ -368,56 +445,100 @@ static uint64_t read_reg(struct qemu_plugin_register *r)
     return v;
 }
 
-/* The running vCPU's current EL's SCTLR: M (MMU on) and M && C (data accesses cacheable).
- * EL3 counts as MMU off. `el1` (optional): whether it runs at EL0/1. */
-static void mode(bool *mmu, bool *cacheable, bool *el1)
+/* The running vCPU's translation regime, as its registers say now. */
+struct mode {
+    unsigned int el;
+    bool mmu;       /* the current EL's SCTLR.M */
+    bool cacheable; /* M and C: data accesses are cacheable */
+    bool icache;    /* SCTLR.I */
+    uint64_t sctlr_el1;
+};
+
+/* Reads the running vCPU's mode (from callbacks registered with R_REGS, or translation). */
+static struct mode read_mode(void)
 {
-    uint64_t el = (read_reg(reg_cpsr) >> CPSR_EL_SHIFT) & 3;
-    if (el1) {
-        *el1 = el <= 1;
-    }
+    struct mode m = {0};
+    m.el = (read_reg(reg_cpsr) >> CPSR_EL_SHIFT) & 3;
+    m.sctlr_el1 = read_reg(reg_sctlr_el1);
     uint64_t sctlr = 0;
-    if (el <= 1) {
-        sctlr = read_reg(reg_sctlr_el1);
-    } else if (el == 2 && (have_sys & 4)) {
+    if (m.el <= 1) {
+        sctlr = m.sctlr_el1;
+    } else if (m.el == 2 && (have_sys & HAVE_SCTLR_EL2)) {
         sctlr = read_reg(reg_sctlr_el2);
+    } else if (m.el == 3 && (have_sys & HAVE_SCTLR_EL3)) {
+        sctlr = read_reg(reg_sctlr_el3);
     }
-    *mmu = sctlr & SCTLR_M;
-    *cacheable = *mmu && (sctlr & SCTLR_C);
+    m.mmu = sctlr & SCTLR_M;
+    m.cacheable = m.mmu && (sctlr & SCTLR_C);
+    m.icache = sctlr & SCTLR_I;
+    return m;
 }
 
-/* A translation block starts: are its MMU and D-cache on? */
+/* The running CPU's slot: from VMPIDR_EL2's affinity, or QEMU's index (see cpu_of). */
+static unsigned int running_cpu(unsigned int vcpu_index)
+{
+    if (!by_mpidr) {
+        return vcpu_index < MAX_VCPUS ? vcpu_index : MAX_VCPUS - 1;
+    }
+    uint64_t mpidr = read_reg(reg_vmpidr);
+    uint64_t slot = MPIDR_AFF1(mpidr) * CPUS_PER_CLUSTER + MPIDR_AFF0(mpidr);
+    if (slot >= MAX_VCPUS) {
+        __atomic_fetch_add(&cpu_slot_clashes, 1, __ATOMIC_RELAXED);
+        slot = MAX_VCPUS - 1;
+    }
+    return (unsigned int)slot;
+}
+
+/* EL0 and EL1 share a translation regime; EL2 and EL3 have their own. */
+static unsigned int regime(unsigned int el)
+{
+    return el <= 1 ? 1 : el;
+}
+
+/* A translation block starts (at `udata`, its PC): which CPU runs it, was that CPU reset,
+ * and are its MMU, D-cache and I-cache on? */
 static void tb_start(unsigned int vcpu, void *udata)
 {
-    if (vcpu >= MAX_VCPUS) {
-        return;
-    }
-    struct vcpu *c = &vcpus[vcpu];
-    bool mmu, cacheable, el1;
-    current_vcpu = vcpu;
-    mode(&mmu, &cacheable, &el1);
-    if (mmu == c->mmu_on && cacheable == c->cacheable) {
+    unsigned int cpu = running_cpu(vcpu);
+    current_vcpu = cpu;
+    struct vcpu *c = &vcpus[cpu];
+    struct mode m = read_mode();
+    uint64_t pc = (uint64_t)(uintptr_t)udata;
+    bool reset = (m.sctlr_el1 == SCTLR_EL1_A72_RESET && c->sctlr_el1 != SCTLR_EL1_A72_RESET) ||
+                 (m.el == 3 && (have_sys & HAVE_RVBAR_EL3) && pc == read_reg(reg_rvbar_el3));
+    if (!reset && c->seen && m.mmu == c->mmu_on && m.cacheable == c->cacheable &&
+        m.icache == c->icache_on && m.el == c->el && m.sctlr_el1 == c->sctlr_el1) {
         return;
     }
     g_mutex_lock(&lock);
+    if (reset) {
+        /* Caches and TLBs come out of reset empty (the A72 invalidates them itself). */
+        resets++;
+        c->iallu_time = ++now;
+        forget_pages(cpu, ALL);
+    }
     /* EL2 (an HVC into a stub, say) has its own MMU: only EL1's starts a generation. */
-    if (el1) {
-        if (vcpu == 0 && mmu && !c->el1_mmu_on) {
+    if (m.el <= 1) {
+        if (cpu == 0 && m.mmu && !c->el1_mmu_on) {
             generation++;
         }
-        c->el1_mmu_on = mmu;
+        c->el1_mmu_on = m.mmu;
     }
-    if (mmu != c->mmu_on) {
-        forget_pages(ALL);
+    if (m.mmu != c->mmu_on || regime(m.el) != regime(c->el)) {
+        forget_pages(cpu, ALL);
     }
-    if (cacheable && !c->cacheable) {
+    if (m.cacheable && !c->cacheable) {
         cacheable_cpus++;
         cacheable_epoch++;
-    } else if (!cacheable && c->cacheable) {
+    } else if (!m.cacheable && c->cacheable) {
         cacheable_cpus--;
     }
-    c->mmu_on = mmu;
-    c->cacheable = cacheable;
+    c->seen = true;
+    c->mmu_on = m.mmu;
+    c->cacheable = m.cacheable;
+    c->icache_on = m.icache;
+    c->el = m.el;
+    c->sctlr_el1 = m.sctlr_el1;
     g_mutex_unlock(&lock);
 }
 
@@ -433,27 +554,31 @@ struct tb_lines {
     struct tb_line line[];
 };
 
+/* A block's instructions are fetched: through this CPU's I-cache (which must hold nothing
+ * older than the code), and with SCTLR.I off from memory too (which must not be behind a
+ * dirty D-cache line). */
 static void tb_fetch(unsigned int vcpu, void *udata)
 {
     struct tb_lines *t = udata;
-    if (vcpu >= MAX_VCPUS) {
-        return;
-    }
+    unsigned int cpu = cpu_of(vcpu);
     g_mutex_lock(&lock);
-    struct vcpu *c = &vcpus[vcpu];
+    struct vcpu *c = &vcpus[cpu];
     for (unsigned int i = 0; i < t->n; i++) {
         struct line *l = line_at(t->line[i].pa);
         fetch_checks++;
         if (!l) {
             continue;
         }
+        uint16_t code = l->iwords & t->line[i].words;
         bool stale = (l->flags & I_DIRTY) ||
                      ((l->flags & I_STALE) && (int32_t)(c->iallu_time - l->itime) <= 0);
-        if (stale && (l->iwords & t->line[i].words)) {
-            violation(FETCH_STALE, vcpu, t->line[i].pa | first_word(l->iwords & t->line[i].words),
-                      t->pc, l->writer);
-            l->flags &= ~(I_DIRTY | I_STALE);
-            l->iwords = 0;
+        if (stale && code && !(l->reported & (1u << cpu))) {
+            violation(FETCH_STALE, cpu, t->line[i].pa | first_word(code), t->pc, l->writer);
+            l->reported |= 1u << cpu;
+        }
+        if (!c->icache_on && (l->flags & DIRTY) && code) {
+            violation(FETCH_NC_DIRTY, cpu, t->line[i].pa | first_word(code), t->pc, l->writer);
+            l->flags &= ~DIRTY;
         }
     }
     g_mutex_unlock(&lock);
@@ -496,15 +621,14 @@ static bool translate(struct vcpu *c, bool mmu_on, uint64_t va, uint64_t *pa)
 static void maintenance(unsigned int vcpu, void *udata)
 {
     struct maint *m = udata;
-    if (vcpu >= MAX_VCPUS) {
-        return;
-    }
-    struct vcpu *c = &vcpus[vcpu];
+    unsigned int cpu = cpu_of(vcpu);
+    struct vcpu *c = &vcpus[cpu];
     uint64_t va = m->rt < 31 && (have_x >> m->rt) & 1 ? read_reg(reg_x[m->rt]) : 0;
     g_mutex_lock(&lock);
     ops[m->op]++;
     switch (m->op) {
     case IC_IALLU:
+        /* This CPU's I-cache only. */
         c->iallu_time = ++now;
         break;
     case IC_IALLUIS:
@@ -514,15 +638,18 @@ static void maintenance(unsigned int vcpu, void *udata)
         }
         break;
     case TLBI:
-        forget_pages(PAGES);
+        forget_pages(cpu, PAGES);
+        break;
+    case TLBI_IS:
+        forget_pages(ALL_CPUS, PAGES);
         break;
     case MSR_TTBR0:
-        forget_pages(LOWER_HALF);
+        forget_pages(cpu, LOWER_HALF);
         break;
     case MSR_TTBR1:
         /* A new kernel table (Linux moving to swapper_pg_dir, the relocation moving to the
          * linear-map copy) keeps the image and linear-map offsets: only pages are dropped. */
-        forget_pages(PAGES);
+        forget_pages(cpu, PAGES);
         break;
     case DC_SETWAY:
         break;
@@ -560,12 +687,14 @@ static void maintenance(unsigned int vcpu, void *udata)
             break;
         case DC_ZVA:
             /* Zeroes a 64-byte block (DCZID_EL0 on the A72) through the cache. */
-            access_range(vcpu, true, pa & ~63ull, 64, va, m->pc);
+            access_range(cpu, true, pa & ~63ull, 64, va, m->pc);
             break;
         case IC_IVAU:
+            /* Every CPU's I-cache (to the inner shareable domain). */
             if (!(l->flags & I_DIRTY)) {
                 l->flags &= ~I_STALE;
                 l->iwords = 0;
+                l->reported = 0;
             }
             break;
         default:
@@ -596,9 +725,11 @@ static bool decode(uint32_t insn, enum op *op)
         *op = IC_IALLUIS;
         return true;
     }
-    /* SYS #op1, C8, Cm, #op2, Xt: TLB invalidation. */
+    /* SYS #op1, C8, Cm, #op2, Xt: TLB invalidation. CRm 7 (e.g. VMALLE1), 4 (IPAS2E1) and 6
+     * (the range forms) reach only this CPU; 3 (IS), 1 and 5 (OS), 0 and 2 broadcast. */
     if ((insn & 0xfff8f000) == 0xd5088000) {
-        *op = TLBI;
+        unsigned int crm = (insn >> 8) & 0xf;
+        *op = crm == 7 || crm == 4 || crm == 6 ? TLBI : TLBI_IS;
         return true;
     }
     for (size_t i = 0; i < G_N_ELEMENTS(table); i++) {
@@ -612,8 +743,9 @@ static bool decode(uint32_t insn, enum op *op)
 
 /* PA of an instruction: VA with the MMU off, else its host pointer less RAM's offset
  * (calibrated by MMU-off fetches in the same GiB of host memory), else as a data access. */
-static bool insn_pa(struct vcpu *c, bool mmu_on, struct qemu_plugin_insn *insn, uint64_t *pa)
+static bool insn_pa(unsigned int cpu, bool mmu_on, struct qemu_plugin_insn *insn, uint64_t *pa)
 {
+    struct vcpu *c = &vcpus[cpu];
     uint64_t va = qemu_plugin_insn_vaddr(insn);
     uint64_t host = (uint64_t)(uintptr_t)qemu_plugin_insn_haddr(insn);
     gpointer key = GSIZE_TO_POINTER(host >> 30);
@@ -632,7 +764,7 @@ static bool insn_pa(struct vcpu *c, bool mmu_on, struct qemu_plugin_insn *insn, 
     }
     if (known && GPOINTER_TO_SIZE(off) != AMBIGUOUS) {
         *pa = host - GPOINTER_TO_SIZE(off);
-        learn_page(c, va, *pa);
+        learn_page(cpu, va, *pa, va);
         return true;
     }
     return translate(c, mmu_on, va, pa);
@@ -644,10 +776,10 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     struct tb_lines *lines = g_malloc0(sizeof(*lines) + n * sizeof(lines->line[0]));
     lines->pc = qemu_plugin_tb_vaddr(tb);
     /* Translation runs on the vCPU that will run the block, in the mode it will run in. */
-    bool mmu_on, cacheable;
-    mode(&mmu_on, &cacheable, NULL);
-    unsigned int vcpu = current_vcpu < MAX_VCPUS ? current_vcpu : 0;
-    qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_start, QEMU_PLUGIN_CB_R_REGS, NULL);
+    bool mmu_on = read_mode().mmu;
+    unsigned int cpu = by_mpidr ? running_cpu(0) : current_vcpu;
+    qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_start, QEMU_PLUGIN_CB_R_REGS,
+                                         (void *)(uintptr_t)lines->pc);
     for (size_t i = 0; i < n; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         uint64_t pc = qemu_plugin_insn_vaddr(insn);
@@ -667,7 +799,7 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         }
         uint64_t pa;
         g_mutex_lock(&lock);
-        bool ok = insn_pa(&vcpus[vcpu], mmu_on, insn, &pa);
+        bool ok = insn_pa(cpu, mmu_on, insn, &pa);
         g_mutex_unlock(&lock);
         if (!ok) {
             unresolved_fetch++;
@@ -688,13 +820,6 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 
 static void vcpu_init(qemu_plugin_id_t id, unsigned int vcpu)
 {
-    if (vcpu >= MAX_VCPUS) {
-        return;
-    }
-    struct vcpu *c = &vcpus[vcpu];
-    c->pages = g_hash_table_new(g_direct_hash, g_direct_equal);
-    c->regions = g_hash_table_new(g_direct_hash, g_direct_equal);
-    c->last_va_page = c->last_pa_page = UINT64_MAX;
     if (have_regs) {
         return;
     }
@@ -709,20 +834,40 @@ static void vcpu_init(qemu_plugin_id_t id, unsigned int vcpu)
             have_x |= 1u << x;
         } else if (!strcmp(d->name, "cpsr")) {
             reg_cpsr = d->handle;
-            have_sys |= 1;
+            have_sys |= HAVE_CPSR;
         } else if (!strcmp(d->name, "SCTLR")) {
             reg_sctlr_el1 = d->handle; /* QEMU's name for SCTLR_EL1 */
-            have_sys |= 2;
+            have_sys |= HAVE_SCTLR_EL1;
         } else if (!strcmp(d->name, "SCTLR_EL2")) {
             reg_sctlr_el2 = d->handle;
-            have_sys |= 4;
+            have_sys |= HAVE_SCTLR_EL2;
+        } else if (!strcmp(d->name, "SCTLR_EL3")) {
+            reg_sctlr_el3 = d->handle;
+            have_sys |= HAVE_SCTLR_EL3;
+        } else if (!strcmp(d->name, "VMPIDR_EL2") || !strcmp(d->name, "VMPIDR")) {
+            /* QEMU 10 names it either way (virt: VMPIDR, raspi4b: VMPIDR_EL2). */
+            reg_vmpidr = d->handle;
+            have_sys |= HAVE_VMPIDR;
+        } else if (!strcmp(d->name, "RVBAR_EL3")) {
+            reg_rvbar_el3 = d->handle;
+            have_sys |= HAVE_RVBAR_EL3;
         }
     }
     g_array_free(regs, true);
-    /* SCTLR_EL2 exists only with EL2 (virtualization=on). */
-    if ((have_sys & 3) != 3 || have_x != 0x7fffffffu) {
+    /* SCTLR_EL2 and VMPIDR_EL2 exist only with EL2 (virtualization=on), *_EL3 with EL3. */
+    unsigned int needed = HAVE_CPSR | HAVE_SCTLR_EL1;
+    if ((have_sys & needed) != needed || have_x != 0x7fffffffu) {
         fprintf(stderr, "cache-model: this QEMU does not offer x0-x30, cpsr and SCTLR "
                         "to plugins (found %#x/%#x): cannot model\n", have_sys, have_x);
+        exit(1);
+    }
+    if (cpus_by != CPUS_BY_INDEX && (have_sys & HAVE_VMPIDR)) {
+        by_mpidr = true;
+    } else if (cpus_by == CPUS_BY_MPIDR || (cpus_by == CPUS_AUTO && smp_vcpus > 1)) {
+        fprintf(stderr, "cache-model: %d vCPUs without VMPIDR_EL2 (no EL2): cannot tell "
+                        "which CPU runs under -accel tcg,thread=single; run QEMU with "
+                        "-accel tcg,thread=multi and give the plugin cpus=index\n",
+                smp_vcpus);
         exit(1);
     }
 }
@@ -748,6 +893,14 @@ static void report(qemu_plugin_id_t id, void *udata)
         g_string_append_printf(s, " %s=%" PRIu64, op_names[i], ops[i]);
     }
     g_string_append_printf(s, " maintenance=%" PRIu64 "\n", maint);
+    unsigned int seen = 0;
+    for (int i = 0; i < MAX_VCPUS; i++) {
+        seen += vcpus[i].seen;
+    }
+    g_string_append_printf(s,
+                           "cache-model: cpus=%u by_mpidr=%d resets=%" PRIu64
+                           " cpu_slot_clashes=%" PRIu64 "\n",
+                           seen, by_mpidr, resets, cpu_slot_clashes);
     g_string_append_printf(s,
                            "cache-model: unresolved_dc=%" PRIu64 " region_guesses=%" PRIu64
                            " linear_fallbacks=%" PRIu64 " unresolved_fetch=%" PRIu64
@@ -793,13 +946,25 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
             linear_base = g_ascii_strtoull(argv[i] + 7, NULL, 16);
         } else if (g_str_has_prefix(argv[i], "details=")) {
             details = (unsigned int)g_ascii_strtoull(argv[i] + 8, NULL, 10);
+        } else if (!strcmp(argv[i], "cpus=mpidr")) {
+            cpus_by = CPUS_BY_MPIDR;
+        } else if (!strcmp(argv[i], "cpus=index")) {
+            cpus_by = CPUS_BY_INDEX;
         } else {
-            fprintf(stderr, "cache-model: unknown argument %s (out=FILE, linear=HEX, details=N)\n",
+            fprintf(stderr, "cache-model: unknown argument %s (out=FILE, linear=HEX, details=N, "
+                            "cpus=mpidr|index)\n",
                     argv[i]);
             return -1;
         }
     }
+    smp_vcpus = info->system.smp_vcpus;
     report_details = g_string_new("");
+    /* Every slot: CPUs are placed by MPIDR affinity, not in the order QEMU creates them. */
+    for (int i = 0; i < MAX_VCPUS; i++) {
+        vcpus[i].pages = g_hash_table_new(g_direct_hash, g_direct_equal);
+        vcpus[i].regions = g_hash_table_new(g_direct_hash, g_direct_equal);
+        vcpus[i].last_va_page = vcpus[i].last_pa_page = UINT64_MAX;
+    }
     host_offsets = g_hash_table_new(g_direct_hash, g_direct_equal);
     qemu_plugin_register_vcpu_init_cb(id, vcpu_init);
     qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);

@@ -213,11 +213,21 @@ pub fn clean_inval_dcache(va: u64, len: u64) {
     barrier::dsb(barrier::SY);
 }
 
-/// Invalidates the whole instruction cache to the point of unification.
+/// Invalidates this CPU's whole instruction cache to the point of unification: for code
+/// that only this CPU will run.
 pub fn invalidate_icache() {
     // SAFETY: invalidating the I-cache only costs refetches.
     unsafe { asm!("ic iallu", options(nostack, preserves_flags)) };
     barrier::dsb(barrier::NSH);
+    barrier::isb(barrier::SY);
+}
+
+/// Invalidates every CPU's instruction cache (the inner shareable domain) to the point of
+/// unification: for code that other CPUs will run (`ic iallu` reaches only this one).
+pub fn invalidate_icache_all_cpus() {
+    // SAFETY: invalidating the I-caches only costs refetches.
+    unsafe { asm!("ic ialluis", options(nostack, preserves_flags)) };
+    barrier::dsb(barrier::ISH);
     barrier::isb(barrier::SY);
 }
 

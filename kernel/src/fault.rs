@@ -1,0 +1,27 @@
+//! Faults on purpose, for the cache model's negative controls: test builds only
+//! (`scripts/build.sh --fault-inject`), where `fault.skip=WHAT` on the command line leaves
+//! out one piece of cache maintenance that plain QEMU cannot miss but a board would:
+//!
+//! - `pen-iallu`: the pen's own `ic iallu` before it enters the next kernel;
+//! - `pen-ialluis`: the pen page invalidated in the boot CPU's I-cache only (`ic iallu`),
+//!   although the other CPUs run it;
+//! - `mailbox-clean`: a spin-table mailbox written without the clean to the PoC that the
+//!   released CPU, reading with its caches off, needs.
+//!
+//! In other builds nothing is ever skipped.
+
+/// Whether the command line asks this build to leave out `what`.
+pub fn skips(what: &str) -> bool {
+    #[cfg(feature = "fault-inject")]
+    {
+        crate::SYSTEM
+            .get()
+            .and_then(|s| s.cmdline.get("fault.skip"))
+            == Some(what)
+    }
+    #[cfg(not(feature = "fault-inject"))]
+    {
+        let _ = what;
+        false
+    }
+}
