@@ -136,6 +136,9 @@ pub fn start_secondaries() -> (usize, u64) {
         |sym: *const u8| sym as u64 - (&raw const boot::symbols::_text) as u64 + sys.image_pa;
     let entry_pa = pa_of(&raw const boot::symbols::secondary_entry);
     let spin_entry_pa = pa_of(&raw const boot::symbols::secondary_spin_entry);
+    // A crash kernel: the crashed kernel stopped its spin-table CPUs where no spin table
+    // reaches them (a loop of its own), so their release addresses lead nowhere.
+    let capture = memory::memory_map().is_some_and(|m| m.elfcorehdr.is_some());
     for (index, node) in sys.platform.cpus.iter().enumerate() {
         let mpidr = node.mpidr;
         if mpidr == me {
@@ -143,6 +146,9 @@ pub fn start_secondaries() -> (usize, u64) {
         }
         let release = node.release_addr;
         let started = match (release, sys.platform.psci) {
+            (Some(_), _) if capture => Err(
+                "not started: a crash kernel cannot release spin-table CPUs (the crashed kernel stopped them outside any spin table)".into(),
+            ),
             (Some(addr), _) => start_one(index, mpidr, Method::Spin { slot: index }, |block_pa| {
                 release_from_spin_table(addr, spin_entry_pa, index, mpidr, block_pa)
             }),
@@ -158,7 +164,10 @@ pub fn start_secondaries() -> (usize, u64) {
                 mpidr,
                 el: 0,
                 state: CpuState::Failed,
-                method: Method::Psci,
+                method: match release {
+                    Some(_) => Method::Spin { slot: index },
+                    None => Method::Psci,
+                },
                 block: 0,
             }
         });

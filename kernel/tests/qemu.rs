@@ -3355,6 +3355,153 @@ fn cache_model_raspi4b_spin_table_chain_zero_copy() {
     assert_model_cpus(&run, 4, false);
 }
 
+/// The same with every page copied by the relocation (`kexec.copy=all`), then Debian's
+/// Linux, which releases CPUs 1-3 from the pen: this kernel's generations and the hand-over
+/// to Linux up to its MMU are clean on every CPU. (Linux's own reports after that are its
+/// text patching and user pages, as in `cache_model_kexec_into_linux`: not asserted.)
+#[test]
+fn cache_model_raspi4b_spin_table_chain_copy_all_then_linux() {
+    let linux_rd = pi_linux_initramfs();
+    let rd = initramfs(
+        "cm-rpi4-linux.cpio",
+        Some("kexec -l /Image --initrd=/linux.cpio --append=\"console=ttyAMA0,115200 panic=-1\"\nkexec -e\n"),
+        &[("Image", &linux_image()), ("linux.cpio", &linux_rd)],
+    );
+    let run = boot(Boot {
+        el: 2,
+        raspi4b: true,
+        dtb: Some(fixture("rpi4-qemu.dtb")),
+        initrd: Some(rd),
+        append: Some("kexec.chain=2 kexec.payload=4M kexec.mmu=both kexec.copy=all".into()),
+        cache_model: Some("cm-rpi4-linux.txt"),
+        ..Default::default()
+    });
+    let lines = check_chain(&run, 2, "2");
+    for l in &lines[1..] {
+        assert_eq!(l["cpus"], "4", "{l:?}");
+        assert!(l["copied"].parse::<u64>().unwrap() > 0, "{l:?}");
+    }
+    assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 4"), "{}", run.out);
+    let gens = cache_generations(&run);
+    let report = run.cache.as_deref().unwrap();
+    // The boot, three kernels of ours (the last one's hand-over and Linux's entry with it).
+    assert!(gens.len() >= 5, "Linux never turned its MMU on: {report}");
+    assert_eq!(gens[..4], [0, 0, 0, 0], "{report}");
+    assert_model_cpus(&run, 4, false);
+}
+
+/// A Pi 4 under TF-A (BL31 as the armstub, PSCI; the test-only warm-reset patch), under the
+/// model: CPU_OFF/CPU_ON at every hop go through BL31 at EL3 (its MMU and caches on), and
+/// each CPU comes back through its reset vector, with empty caches.
+#[test]
+fn cache_model_raspi4b_tfa_chain() {
+    let rd = initramfs("cm-tfa.cpio", Some("poweroff\n"), &[]);
+    let run = boot(Boot {
+        raspi4b: true,
+        firmware: Some("tfa"),
+        initrd: Some(rd),
+        append: Some("kexec.chain=2 kexec.payload=4M kexec.mmu=both".into()),
+        cache_model: Some("cm-tfa.txt"),
+        ..Default::default()
+    });
+    let lines = check_chain(&run, 2, "2");
+    for l in &lines {
+        assert_eq!(l["cpus"], "4", "{l:?}");
+    }
+    assert_coherent(&run);
+    assert_model_cpus(&run, 4, false);
+    // Power-on, and the warm reset after each CPU_OFF (3 CPUs, 2 hops).
+    assert!(cache_report(&run)["resets"] >= 4 + 2 * 3, "{:?}", run.cache);
+}
+
+/// `virt` with 4 PSCI CPUs under the model: every hop turns CPUs 1-3 off (CPU_OFF) and on
+/// again (CPU_ON resets them: empty caches), and runs its kexec from inside the tick's
+/// handler with the GIC left dirty. At EL2 (GICv3; CPUs told apart by VMPIDR_EL2 under
+/// round-robin TCG) and at EL1 (GICv2; no EL2, so multi-threaded TCG and QEMU's index).
+fn cache_model_virt_psci_chain(el: u8, gic3: bool, report: &'static str) {
+    let rd = initramfs(&format!("cm-psci-el{el}.cpio"), Some("poweroff\n"), &[]);
+    let run = boot(Boot {
+        el,
+        smp: 4,
+        gic3,
+        initrd: Some(rd),
+        append: Some(
+            "kexec.chain=2 kexec.payload=4M kexec.mmu=both kexec.from_irq kexec.gic=dirty".into(),
+        ),
+        cache_model: Some(report),
+        ..Default::default()
+    });
+    let lines = check_chain(&run, 2, &el.to_string());
+    for l in &lines {
+        assert_eq!(l["cpus"], "4", "every CPU back at every hop: {l:?}");
+    }
+    assert_coherent(&run);
+    assert_model_cpus(&run, 4, el == 1);
+    // Power-on (4) and CPU_ON after CPU_OFF at each of the 2 hops (3 each).
+    assert!(cache_report(&run)["resets"] >= 4 + 2 * 3, "{:?}", run.cache);
+}
+
+#[test]
+fn cache_model_virt_psci_chain_el2_gicv3() {
+    cache_model_virt_psci_chain(2, true, "cm-psci-el2.txt");
+}
+
+#[test]
+fn cache_model_virt_psci_chain_el1_gicv2() {
+    cache_model_virt_psci_chain(1, false, "cm-psci-el1.txt");
+}
+
+/// `kexec -p` with 4 CPUs under the model, then a panic: CPUs 1-3 stop (CPU_OFF), the ELF
+/// core header is written and the crash kernel (this one, in its region) starts its CPUs
+/// again and reads the old log; and the same on a Pi 4, whose spin-table CPUs stop in a loop
+/// of the dead kernel (no pen at a panic), which the crash kernel leaves alone.
+#[test]
+fn cache_model_crash_kexec_with_4_cpus() {
+    for raspi4b in [false, true] {
+        let rd = initramfs(
+            &format!("cm-crash-smp-{raspi4b}.cpio"),
+            Some("echo CM-SMP-CRASH\nkexec -p --self --append=\"init=/capture.rc\"\npanic with 4 CPUs\n"),
+            &[("capture.rc", b"cpus\npoweroff\n")],
+        );
+        let report: &'static str = if raspi4b {
+            "cm-crash-rpi4.txt"
+        } else {
+            "cm-crash-smp.txt"
+        };
+        let run = boot(Boot {
+            el: 2,
+            smp: 4,
+            raspi4b,
+            dtb: raspi4b.then(|| fixture("rpi4-qemu.dtb")),
+            initrd: Some(rd),
+            append: Some("crashkernel=32M".into()),
+            cache_model: Some(report),
+            ..Default::default()
+        });
+        assert!(run.out.contains("crash| CM-SMP-CRASH"), "{}", run.out);
+        assert!(!run.out.contains("did not stop"), "{}", run.out);
+        let capture_cpus = if raspi4b {
+            // Not waited for: each would cost the 10 s start timeout.
+            assert!(
+                run.out.contains(
+                    "smp: cpu 0x1: not started: a crash kernel cannot release spin-table CPUs"
+                ),
+                "{}",
+                run.out
+            );
+            ["online (boot)", "failed", "failed", "failed"]
+        } else {
+            ["online (boot)", "online", "online", "online"]
+        };
+        let cpus = last_cpu_listing(&run);
+        let states: Vec<&str> = cpus.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(states, capture_cpus, "{}", run.out);
+        let r = cache_report(&run);
+        assert_eq!(r["violations"], 0, "{:?}", run.cache);
+        assert_model_cpus(&run, 4, false);
+    }
+}
+
 /// The SMP negative controls (the test Image's `fault.skip=`, kernel/src/fault.rs): each
 /// leaves out one piece of maintenance that only another CPU needs, passes in plain QEMU,
 /// and is caught. The pen without its `ic iallu`: CPUs 1-3 fetch the next kernel through
@@ -3439,7 +3586,8 @@ fn kexec_goes_on_without_a_wedged_cpu() {
         "",
     );
     assert!(
-        run.out.contains("wedge: cpu3 (mpidr 0x3) spins with interrupts masked"),
+        run.out
+            .contains("wedge: cpu3 (mpidr 0x3) spins with interrupts masked"),
         "{}",
         run.out
     );
@@ -3450,11 +3598,16 @@ fn kexec_goes_on_without_a_wedged_cpu() {
         run.out
     );
     assert!(
-        run.out.contains("kexec: going on without 1 CPU(s) that did not stop"),
+        run.out
+            .contains("kexec: going on without 1 CPU(s) that did not stop"),
         "{}",
         run.out
     );
-    assert!(run.out.contains("smp: cpu 0x3: PSCI CPU_ON returned"), "{}", run.out);
+    assert!(
+        run.out.contains("smp: cpu 0x3: PSCI CPU_ON returned"),
+        "{}",
+        run.out
+    );
     assert!(run.out.contains("smp: 3 CPUs online"), "{}", run.out);
     let cpus = last_cpu_listing(&run);
     let states: Vec<&str> = cpus.iter().map(|(s, _)| s.as_str()).collect();
@@ -3484,7 +3637,8 @@ fn crash_kexec_goes_on_without_a_wedged_cpu() {
         run.out
     );
     assert!(
-        run.out.contains("crash: going on without 1 CPU(s) that did not stop"),
+        run.out
+            .contains("crash: going on without 1 CPU(s) that did not stop"),
         "{}",
         run.out
     );

@@ -15,9 +15,11 @@
  *   cached-after-nc    a cacheable access to a line written non-cacheably while it may still
  *                      be in the D-cache, not invalidated since (it may hit the stale copy);
  *   fetch-stale        an instruction fetch of code written since it was last cleaned to the
- *                      PoU and invalidated from *this CPU's* I-cache (in that order), whether
- *                      SCTLR.I is on or off (booting.rst: the I-cache, on or off, must hold no
- *                      stale entries; an implementation may keep non-cacheable fetches);
+ *                      PoU and invalidated from *this CPU's* I-cache (in that order), when
+ *                      that I-cache may hold the old code: the CPU fetched from the line, or
+ *                      ran with its MMU and I-cache on (speculation), since it last emptied
+ *                      its I-cache; whether SCTLR.I is on or off now (booting.rst: the
+ *                      I-cache, on or off, must hold no stale entries);
  *   fetch-nc-dirty     an instruction fetch with SCTLR.I off (it reads memory) of a line
  *                      still dirty in the D-cache;
  *   tlb-stale          an access through a translation that differs from the one this CPU
@@ -87,7 +89,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = 4;
 #define CHUNK_SHIFT 21
 #define LINES_PER_CHUNK (1u << (CHUNK_SHIFT - LINE_SHIFT))
 #define PA_BITS 42
-#define MAX_VCPUS 32
+#define MAX_VCPUS 16
 
 /* Line flags. */
 #define DIRTY 0x01      /* written cacheably, not cleaned to the PoC */
@@ -101,6 +103,8 @@ struct line {
     uint8_t flags;
     uint16_t iwords;        /* 4-byte words written since the I side was last coherent */
     uint32_t reported;      /* CPUs told of a stale fetch since the line last changed */
+    uint32_t stale_for;     /* with I_STALE: CPUs whose I-cache may hold the old code */
+    uint16_t fetched_in[MAX_VCPUS]; /* each CPU's I-cache epoch when it last fetched here */
     uint64_t writer;        /* PC of the last store, for the report */
 };
 #define UNKNOWN UINT32_MAX
@@ -135,6 +139,8 @@ struct vcpu {
     unsigned int el;  /* the current EL */
     uint64_t sctlr_el1; /* as last seen (a reset puts it back at its reset value) */
     uint32_t iallu_time; /* when its I-cache was last emptied */
+    uint16_t iepoch;     /* counts its I-cache emptyings (never 0) */
+    bool spec;           /* ran with MMU and I-cache on since: may hold any line */
     GHashTable *pages;   /* VA page -> PA page + 1, learned from accesses */
     GHashTable *regions; /* VA >> REGION_SHIFT -> VA - PA of the latest access there */
     uint64_t last_va_page, last_pa_page;
@@ -246,19 +252,95 @@ static void violation(enum violation v, unsigned int vcpu, uint64_t pa, uint64_t
     }
 }
 
+/* A cacheable load of a line another CPU wrote with its caches off, which this CPU had
+ * invalidated before that write: a copy speculatively refilled in between would be stale.
+ * That is the shape of every poll of a flag written with the MMU off (the pen's arrival
+ * flags): invalidate, read, and again if the read was old. So such a load is held, and is a
+ * violation only if the CPU does not invalidate that line again (a poll's next round)
+ * before the run ends. */
+struct held_read {
+    unsigned int gen, cpu;
+    bool mmu_off;
+    uint64_t pa, va, pc;
+};
+static GHashTable *held_reads; /* (line PA | CPU) -> struct held_read */
+static uint64_t polls;
+
+static gpointer held_key(uint64_t pa, unsigned int cpu)
+{
+    return GSIZE_TO_POINTER((pa & ~((1ull << LINE_SHIFT) - 1)) | cpu);
+}
+
+static void hold_read(unsigned int cpu, uint64_t pa, uint64_t va, uint64_t pc)
+{
+    struct held_read *h = g_new(struct held_read, 1);
+    *h = (struct held_read){MIN(generation, MAX_GENERATIONS - 1), cpu, !vcpus[cpu].mmu_on,
+                            pa, va, pc};
+    g_hash_table_replace(held_reads, held_key(pa, cpu), h);
+}
+
+/* The CPU invalidated the line again: a held read was a poll. */
+static void release_read(unsigned int cpu, uint64_t pa)
+{
+    if (g_hash_table_remove(held_reads, held_key(pa, cpu))) {
+        polls++;
+    }
+}
+
+/* At the end: held reads that no invalidation followed are violations after all. */
+static void settle_held_read(gpointer key, gpointer value, gpointer udata)
+{
+    struct held_read *h = value;
+    violations[CACHED_AFTER_NC]++;
+    gen_violations[h->gen]++;
+    gen_mmu_off[h->gen] += h->mmu_off;
+    if (detailed < details) {
+        detailed++;
+        g_string_append_printf(report_details,
+                               "cache-model: %s: gen=%u cpu%u mmu=%s pa=%#" PRIx64
+                               " va=%#" PRIx64 " pc=%#" PRIx64 " (a read never retried)\n",
+                               violation_names[CACHED_AFTER_NC], h->gen, h->cpu,
+                               h->mmu_off ? "off" : "on", h->pa, h->va, h->pc);
+    }
+}
+
 /* Byte offset of the lowest word in a word mask. */
 static uint64_t first_word(uint16_t mask)
 {
     return mask ? 4u * (unsigned int)__builtin_ctz(mask) : 0;
 }
 
+/* Memory (the PoU) now has the line's new code: which CPUs' I-caches may still hold the old?
+ * Those that fetched from it since they last emptied their I-cache, and those that ran with
+ * MMU and I-cache on since (speculation may fill any mapped line). A CPU that has only run
+ * with its MMU off since a reset or an `ic iallu` holds only what it fetched. */
+static void i_side_changed(struct line *l)
+{
+    l->flags = (l->flags & ~I_DIRTY) | I_STALE;
+    l->itime = ++now;
+    l->reported = 0;
+    l->stale_for = 0;
+    for (unsigned int i = 0; i < MAX_VCPUS; i++) {
+        const struct vcpu *c = &vcpus[i];
+        if (c->seen && (c->spec || l->fetched_in[i] == c->iepoch)) {
+            l->stale_for |= 1u << i;
+        }
+    }
+}
+
+/* A CPU's I-cache is empty (ic iallu, a broadcast invalidate, a reset). */
+static void icache_emptied(struct vcpu *c)
+{
+    c->iallu_time = ++now;
+    c->iepoch = c->iepoch == UINT16_MAX ? 1 : c->iepoch + 1;
+    c->spec = c->mmu_on && c->icache_on;
+}
+
 /* The line was cleaned to the point of unification (the I side may now be refilled). */
 static void cleaned_for_i(struct line *l)
 {
     if (l->flags & I_DIRTY) {
-        l->flags = (l->flags & ~I_DIRTY) | I_STALE;
-        l->itime = ++now;
-        l->reported = 0;
+        i_side_changed(l);
     }
 }
 
@@ -295,7 +377,11 @@ static void access_line(unsigned int vcpu, struct line *l, bool store, uint64_t 
     }
     if (c->cacheable) {
         if (l->flags & NC_WRITTEN) {
-            violation(CACHED_AFTER_NC, vcpu, pa + lo, va, pc);
+            if (store) {
+                violation(CACHED_AFTER_NC, vcpu, pa + lo, va, pc);
+            } else {
+                hold_read(vcpu, pa + lo, va, pc);
+            }
             l->flags &= ~NC_WRITTEN;
         }
         l->uncached_from = UNKNOWN;
@@ -312,8 +398,7 @@ static void access_line(unsigned int vcpu, struct line *l, bool store, uint64_t 
                 l->flags |= NC_WRITTEN;
             }
             /* Memory is now right; the I-cache may hold the old code. */
-            l->flags = (l->flags & ~I_DIRTY) | I_STALE;
-            l->itime = ++now;
+            i_side_changed(l);
         }
     }
 }
@@ -333,21 +418,25 @@ static void access_range(unsigned int vcpu, bool store, uint64_t pa, uint64_t si
 }
 
 /* CPU `cpu` used the translation va -> pa (at `pc`). A different one that it used for the same
- * page before, with no TLB invalidation reaching it since, may still be in its TLB. */
-static void learn_page(unsigned int cpu, uint64_t va, uint64_t pa, uint64_t pc)
+ * page before, with no TLB invalidation reaching it since, may still be in its TLB. Only
+ * translations QEMU gave a data access (`data`) are compared: an instruction's PA is
+ * inferred through QEMU's host pointer, which a firmware's ROM can mislead. */
+#define PAGE_FROM_DATA 1
+static void learn_page(unsigned int cpu, uint64_t va, uint64_t pa, uint64_t pc, bool data)
 {
     struct vcpu *c = &vcpus[cpu];
     uint64_t vp = va >> PAGE_SHIFT, pp = pa >> PAGE_SHIFT;
     if (vp == c->last_va_page && pp == c->last_pa_page) {
         return;
     }
-    gpointer old = g_hash_table_lookup(c->pages, GSIZE_TO_POINTER(vp));
-    if (old && GPOINTER_TO_SIZE(old) - 1 != pp) {
+    uint64_t old = GPOINTER_TO_SIZE(g_hash_table_lookup(c->pages, GSIZE_TO_POINTER(vp)));
+    if (data && (old & PAGE_FROM_DATA) && (old >> 1) - 1 != pp) {
         violation(TLB_STALE, cpu, pa, va, pc);
     }
     c->last_va_page = vp;
     c->last_pa_page = pp;
-    g_hash_table_insert(c->pages, GSIZE_TO_POINTER(vp), GSIZE_TO_POINTER(pp + 1));
+    g_hash_table_insert(c->pages, GSIZE_TO_POINTER(vp),
+                        GSIZE_TO_POINTER(((pp + 1) << 1) | (data ? PAGE_FROM_DATA : 0)));
     g_hash_table_insert(c->regions, GSIZE_TO_POINTER(va >> REGION_SHIFT),
                         GSIZE_TO_POINTER(va - pa));
     if (va >= LINEAR_START && va < LINEAR_END) {
@@ -423,7 +512,7 @@ static void mem_access(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t v
     store ? stores++ : loads++;
     c->cacheable ? cached_accesses++ : nc_accesses++;
     if (c->mmu_on) {
-        learn_page(cpu, va, pa, pc);
+        learn_page(cpu, va, pa, pc, true);
     }
     access_range(cpu, store, pa, size, va, pc);
     g_mutex_unlock(&lock);
@@ -466,7 +555,11 @@ static struct mode read_mode(void)
     } else if (m.el == 2 && (have_sys & HAVE_SCTLR_EL2)) {
         sctlr = read_reg(reg_sctlr_el2);
     } else if (m.el == 3 && (have_sys & HAVE_SCTLR_EL3)) {
-        sctlr = read_reg(reg_sctlr_el3);
+        /* Firmware at EL3 (TF-A's BL31) maps what it shares between CPUs and with its
+         * MMU-off paths non-cacheable, through a MAIR this model cannot see: its data
+         * accesses count as non-cacheable with an identity map (only its I-cache is on). */
+        m.icache = read_reg(reg_sctlr_el3) & SCTLR_I;
+        return m;
     }
     m.mmu = sctlr & SCTLR_M;
     m.cacheable = m.mmu && (sctlr & SCTLR_C);
@@ -514,7 +607,8 @@ static void tb_start(unsigned int vcpu, void *udata)
     if (reset) {
         /* Caches and TLBs come out of reset empty (the A72 invalidates them itself). */
         resets++;
-        c->iallu_time = ++now;
+        c->mmu_on = c->icache_on = false;
+        icache_emptied(c);
         forget_pages(cpu, ALL);
     }
     /* EL2 (an HVC into a stub, say) has its own MMU: only EL1's starts a generation. */
@@ -534,6 +628,7 @@ static void tb_start(unsigned int vcpu, void *udata)
         cacheable_cpus--;
     }
     c->seen = true;
+    c->spec |= m.mmu && m.icache;
     c->mmu_on = m.mmu;
     c->cacheable = m.cacheable;
     c->icache_on = m.icache;
@@ -571,7 +666,9 @@ static void tb_fetch(unsigned int vcpu, void *udata)
         }
         uint16_t code = l->iwords & t->line[i].words;
         bool stale = (l->flags & I_DIRTY) ||
-                     ((l->flags & I_STALE) && (int32_t)(c->iallu_time - l->itime) <= 0);
+                     ((l->flags & I_STALE) && (l->stale_for & (1u << cpu)) &&
+                      (int32_t)(c->iallu_time - l->itime) <= 0);
+        l->fetched_in[cpu] = c->iepoch;
         if (stale && code && !(l->reported & (1u << cpu))) {
             violation(FETCH_STALE, cpu, t->line[i].pa | first_word(code), t->pc, l->writer);
             l->reported |= 1u << cpu;
@@ -602,7 +699,7 @@ static bool translate(struct vcpu *c, bool mmu_on, uint64_t va, uint64_t *pa)
     }
     gpointer p = g_hash_table_lookup(c->pages, GSIZE_TO_POINTER(va >> PAGE_SHIFT));
     if (p) {
-        *pa = ((GPOINTER_TO_SIZE(p) - 1) << PAGE_SHIFT) | (va & ((1ull << PAGE_SHIFT) - 1));
+        *pa = (((GPOINTER_TO_SIZE(p) >> 1) - 1) << PAGE_SHIFT) | (va & ((1ull << PAGE_SHIFT) - 1));
         return true;
     }
     if (g_hash_table_lookup_extended(c->regions, GSIZE_TO_POINTER(va >> REGION_SHIFT), NULL, &p)) {
@@ -629,12 +726,11 @@ static void maintenance(unsigned int vcpu, void *udata)
     switch (m->op) {
     case IC_IALLU:
         /* This CPU's I-cache only. */
-        c->iallu_time = ++now;
+        icache_emptied(c);
         break;
     case IC_IALLUIS:
-        ++now;
         for (int i = 0; i < MAX_VCPUS; i++) {
-            vcpus[i].iallu_time = now;
+            icache_emptied(&vcpus[i]);
         }
         break;
     case TLBI:
@@ -667,6 +763,7 @@ static void maintenance(unsigned int vcpu, void *udata)
         case DC_CIVAC:
             cleaned_for_i(l);
             invalidated(l);
+            release_read(cpu, pa);
             break;
         case DC_CVAC:
             cleaned_for_i(l);
@@ -676,12 +773,12 @@ static void maintenance(unsigned int vcpu, void *udata)
             cleaned_for_i(l);
             break;
         case DC_IVAC:
+            release_read(cpu, pa);
             if (l->flags & DIRTY) {
                 discarded++;
             }
             if (l->flags & I_DIRTY) {
-                l->flags = (l->flags & ~I_DIRTY) | I_STALE;
-                l->itime = ++now;
+                i_side_changed(l);
             }
             invalidated(l);
             break;
@@ -764,7 +861,7 @@ static bool insn_pa(unsigned int cpu, bool mmu_on, struct qemu_plugin_insn *insn
     }
     if (known && GPOINTER_TO_SIZE(off) != AMBIGUOUS) {
         *pa = host - GPOINTER_TO_SIZE(off);
-        learn_page(cpu, va, *pa, va);
+        learn_page(cpu, va, *pa, va, false);
         return true;
     }
     return translate(c, mmu_on, va, pa);
@@ -882,6 +979,7 @@ static void report(qemu_plugin_id_t id, void *udata)
     for (int i = 0; i < N_OPS; i++) {
         maint += ops[i];
     }
+    g_hash_table_foreach(held_reads, settle_held_read, NULL);
     g_string_append(s, report_details->str);
     g_string_append_printf(s,
                            "cache-model: loads=%" PRIu64 " stores=%" PRIu64
@@ -899,8 +997,8 @@ static void report(qemu_plugin_id_t id, void *udata)
     }
     g_string_append_printf(s,
                            "cache-model: cpus=%u by_mpidr=%d resets=%" PRIu64
-                           " cpu_slot_clashes=%" PRIu64 "\n",
-                           seen, by_mpidr, resets, cpu_slot_clashes);
+                           " cpu_slot_clashes=%" PRIu64 " polls=%" PRIu64 "\n",
+                           seen, by_mpidr, resets, cpu_slot_clashes, polls);
     g_string_append_printf(s,
                            "cache-model: unresolved_dc=%" PRIu64 " region_guesses=%" PRIu64
                            " linear_fallbacks=%" PRIu64 " unresolved_fetch=%" PRIu64
@@ -964,8 +1062,10 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
         vcpus[i].pages = g_hash_table_new(g_direct_hash, g_direct_equal);
         vcpus[i].regions = g_hash_table_new(g_direct_hash, g_direct_equal);
         vcpus[i].last_va_page = vcpus[i].last_pa_page = UINT64_MAX;
+        vcpus[i].iepoch = 1;
     }
     host_offsets = g_hash_table_new(g_direct_hash, g_direct_equal);
+    held_reads = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     qemu_plugin_register_vcpu_init_cb(id, vcpu_init);
     qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
     qemu_plugin_register_atexit_cb(id, report, NULL);
