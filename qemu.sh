@@ -170,10 +170,18 @@ else
 fi
 args+=(-semihosting-config enable=on,target=native)
 if [ -n "$cache_model" ]; then
-    # One I-cache per CPU and no ordering between them: the model is exact for one CPU.
-    [ "$smp" = 1 ] || echo "qemu.sh: the cache model is meant for one CPU (--smp $smp given)" >&2
-    plugin=$(tools/cache-model/build.sh | tail -n1)
-    args+=(-plugin "$plugin,out=$cache_model")
+    plugin=$(tools/cache-model/build.sh | tail -n1),out=$cache_model
+    # Several CPUs on virt: round-robin TCG, where the model tells CPUs apart by VMPIDR_EL2;
+    # without EL2 there is no such register, so multi-threaded TCG and QEMU's own vCPU index.
+    # (raspi4b runs round-robin already.)
+    if [ "$machine" = virt ] && [ "$smp" != 1 ]; then
+        if [ "$el" = 1 ]; then
+            args+=(-accel tcg,thread=multi); plugin+=,cpus=index
+        else
+            args+=(-accel tcg,thread=single)
+        fi
+    fi
+    args+=(-plugin "$plugin")
 fi
 if [ "$gdb" = 1 ]; then
     elf=${image%.Image}
