@@ -25,7 +25,7 @@ const STACK_SIZE: u64 = 16 * 1024;
 const TIMEOUT_US: u64 = 10_000_000;
 /// How long the secondaries together may take to leave at a kexec or a panic. One that
 /// answers needs microseconds; one that does not is named and left behind after this.
-pub const STOP_TIMEOUT_US: u64 = 2_000_000;
+const STOP_TIMEOUT_US: u64 = 2_000_000;
 
 /// States in [`SecondaryBoot::state`].
 mod state {

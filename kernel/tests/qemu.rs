@@ -339,19 +339,7 @@ fn boot(b: Boot) -> Run {
     let report = b.cache_model.map(scratch);
     if let Some(r) = &report {
         let _ = std::fs::remove_file(r);
-        // Several CPUs under the model: round-robin TCG, one CPU at a time, which the model
-        // tells apart by VMPIDR_EL2. Without EL2 there is no such register: multi-threaded
-        // TCG, where QEMU's own vCPU index is right (tools/cache-model explains).
-        let mut plugin = format!("{},out={}", cache_model().display(), r.display());
-        if b.smp > 1 && !b.raspi4b {
-            if b.el == 1 {
-                cmd.args(["-accel", "tcg,thread=multi"]);
-                plugin.push_str(",cpus=index");
-            } else {
-                cmd.args(["-accel", "tcg,thread=single"]);
-            }
-        }
-        cmd.args(["-plugin", &plugin]);
+        cmd.args(cache_model_args(&b, r));
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -426,6 +414,24 @@ fn boot(b: Boot) -> Run {
         cache,
         idle_cpu,
     }
+}
+
+/// QEMU's arguments for running `b` under the cache model, its report in `report`. Several
+/// CPUs: round-robin TCG, one CPU at a time, which the model tells apart by VMPIDR_EL2;
+/// without EL2 there is no such register, so multi-threaded TCG, where QEMU's own vCPU index
+/// is right (tools/cache-model explains). `raspi4b` runs round-robin already.
+fn cache_model_args(b: &Boot, report: &Path) -> Vec<String> {
+    let mut plugin = format!("{},out={}", cache_model().display(), report.display());
+    let mut args = Vec::new();
+    if b.smp > 1 && !b.raspi4b {
+        let threads = if b.el == 1 { "multi" } else { "single" };
+        args.extend(["-accel".to_string(), format!("tcg,thread={threads}")]);
+        if b.el == 1 {
+            plugin.push_str(",cpus=index");
+        }
+    }
+    args.extend(["-plugin".to_string(), plugin]);
+    args
 }
 
 /// User plus system CPU time of process `pid` (all its threads), in seconds, from
@@ -2016,25 +2022,32 @@ fn every_frame_allocation_of_a_kexec_load_fails_once() {
     assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 4"), "{}", run.out);
 }
 
+/// `raspi4b` with the real Pi 4 DTB: this kernel runs its chain (`append`), and its last
+/// generation's script (`cpus`, `mem`) kexecs Debian's Linux, which prints `LINUX-CPUS`.
+fn raspi4b_chain_into_linux(name: &str, append: &str, cache_model: Option<&'static str>) -> Run {
+    let linux_rd = pi_linux_initramfs();
+    let rd = initramfs(
+        name,
+        Some("cpus\nmem\nkexec -l /Image --initrd=/linux.cpio --append=\"console=ttyAMA0,115200 panic=-1\"\nkexec -e\n"),
+        &[("Image", &linux_image()), ("linux.cpio", &linux_rd)],
+    );
+    boot(Boot {
+        el: 2,
+        raspi4b: true,
+        dtb: Some(fixture("rpi4-qemu.dtb")),
+        initrd: Some(rd),
+        append: Some(append.into()),
+        cache_model,
+        ..Default::default()
+    })
+}
+
 /// QEMU raspi4b with Debian's real Pi 4 DTB (what QEMU does not model disabled, so that
 /// Linux can boot on it too): 4 spin-table CPUs, a 10-hop chain with all four up and parked
 /// in the pen at every hop, then Linux, which releases all four from the pen.
 #[test]
 fn raspi4b_chain_then_linux() {
-    let linux_rd = pi_linux_initramfs();
-    let rd = initramfs(
-        "rpi4.cpio",
-        Some("cpus\nmem\nkexec -l /Image --initrd=/linux.cpio --append=\"console=ttyAMA0,115200 panic=-1\"\nkexec -e\n"),
-        &[("Image", &linux_image()), ("linux.cpio", &linux_rd)],
-    );
-    let run = boot(Boot {
-        el: 2,
-        raspi4b: true,
-        dtb: Some(fixture("rpi4-qemu.dtb")),
-        initrd: Some(rd),
-        append: Some("kexec.chain=10 kexec.payload=16M".into()),
-        ..Default::default()
-    });
+    let run = raspi4b_chain_into_linux("rpi4.cpio", "kexec.chain=10 kexec.payload=16M", None);
     let lines = check_chain(&run, 10, "2");
     for l in &lines {
         assert_eq!(l["cpus"], "4", "every CPU up at every hop: {l:?}");
@@ -3361,21 +3374,11 @@ fn cache_model_raspi4b_spin_table_chain_zero_copy() {
 /// text patching and user pages, as in `cache_model_kexec_into_linux`: not asserted.)
 #[test]
 fn cache_model_raspi4b_spin_table_chain_copy_all_then_linux() {
-    let linux_rd = pi_linux_initramfs();
-    let rd = initramfs(
+    let run = raspi4b_chain_into_linux(
         "cm-rpi4-linux.cpio",
-        Some("kexec -l /Image --initrd=/linux.cpio --append=\"console=ttyAMA0,115200 panic=-1\"\nkexec -e\n"),
-        &[("Image", &linux_image()), ("linux.cpio", &linux_rd)],
+        "kexec.chain=2 kexec.payload=4M kexec.mmu=both kexec.copy=all",
+        Some("cm-rpi4-linux.txt"),
     );
-    let run = boot(Boot {
-        el: 2,
-        raspi4b: true,
-        dtb: Some(fixture("rpi4-qemu.dtb")),
-        initrd: Some(rd),
-        append: Some("kexec.chain=2 kexec.payload=4M kexec.mmu=both kexec.copy=all".into()),
-        cache_model: Some("cm-rpi4-linux.txt"),
-        ..Default::default()
-    });
     let lines = check_chain(&run, 2, "2");
     for l in &lines[1..] {
         assert_eq!(l["cpus"], "4", "{l:?}");
