@@ -259,6 +259,7 @@ static void violation(enum violation v, unsigned int vcpu, uint64_t pa, uint64_t
  * violation only if the CPU does not invalidate that line again (a poll's next round)
  * before the run ends. */
 struct held_read {
+    enum violation kind;
     unsigned int gen, cpu;
     bool mmu_off;
     uint64_t pa, va, pc;
@@ -266,17 +267,27 @@ struct held_read {
 static GHashTable *held_reads; /* (line PA | CPU) -> struct held_read */
 static uint64_t polls;
 
+/* A load with caches off of a line another CPU wrote through its cache and has not cleaned
+ * yet: memory still has the old value. That is a spin-table release seen from a waiting CPU
+ * that an earlier event (another CPU's release) woke between the writer's store and its
+ * clean: on silicon it reads the old value and waits again, and the clean and SEV that follow
+ * release it. QEMU, coherent, hands it the new value at once. So such a load is held as well,
+ * and is a violation only if no clean to the PoC of that line follows before the run ends. */
+static GHashTable *early_reads; /* (line PA | CPU) -> struct held_read */
+static uint64_t early;
+
 static gpointer held_key(uint64_t pa, unsigned int cpu)
 {
     return GSIZE_TO_POINTER((pa & ~((1ull << LINE_SHIFT) - 1)) | cpu);
 }
 
-static void hold_read(unsigned int cpu, uint64_t pa, uint64_t va, uint64_t pc)
+static void hold(GHashTable *table, enum violation kind, unsigned int cpu, uint64_t pa,
+                 uint64_t va, uint64_t pc)
 {
     struct held_read *h = g_new(struct held_read, 1);
-    *h = (struct held_read){MIN(generation, MAX_GENERATIONS - 1), cpu, !vcpus[cpu].mmu_on,
-                            pa, va, pc};
-    g_hash_table_replace(held_reads, held_key(pa, cpu), h);
+    *h = (struct held_read){kind, MIN(generation, MAX_GENERATIONS - 1), cpu,
+                            !vcpus[cpu].mmu_on, pa, va, pc};
+    g_hash_table_replace(table, held_key(pa, cpu), h);
 }
 
 /* The CPU invalidated the line again: a held read was a poll. */
@@ -287,20 +298,32 @@ static void release_read(unsigned int cpu, uint64_t pa)
     }
 }
 
-/* At the end: held reads that no invalidation followed are violations after all. */
+/* The line reached the PoC: every CPU's early read of it was a round of a wait. */
+static void release_early_reads(uint64_t pa)
+{
+    for (unsigned int cpu = 0; cpu < MAX_VCPUS; cpu++) {
+        if (g_hash_table_remove(early_reads, held_key(pa, cpu))) {
+            early++;
+        }
+    }
+}
+
+/* At the end: held reads that nothing resolved are violations after all. */
 static void settle_held_read(gpointer key, gpointer value, gpointer udata)
 {
     struct held_read *h = value;
-    violations[CACHED_AFTER_NC]++;
+    violations[h->kind]++;
     gen_violations[h->gen]++;
     gen_mmu_off[h->gen] += h->mmu_off;
     if (detailed < details) {
         detailed++;
         g_string_append_printf(report_details,
                                "cache-model: %s: gen=%u cpu%u mmu=%s pa=%#" PRIx64
-                               " va=%#" PRIx64 " pc=%#" PRIx64 " (a read never retried)\n",
-                               violation_names[CACHED_AFTER_NC], h->gen, h->cpu,
-                               h->mmu_off ? "off" : "on", h->pa, h->va, h->pc);
+                               " va=%#" PRIx64 " pc=%#" PRIx64 " (%s)\n",
+                               violation_names[h->kind], h->gen, h->cpu,
+                               h->mmu_off ? "off" : "on", h->pa, h->va, h->pc,
+                               h->kind == CACHED_AFTER_NC ? "a read never retried"
+                                                          : "a line never cleaned");
     }
 }
 
@@ -380,7 +403,7 @@ static void access_line(unsigned int vcpu, struct line *l, bool store, uint64_t 
             if (store) {
                 violation(CACHED_AFTER_NC, vcpu, pa + lo, va, pc);
             } else {
-                hold_read(vcpu, pa + lo, va, pc);
+                hold(held_reads, CACHED_AFTER_NC, vcpu, pa + lo, va, pc);
             }
             l->flags &= ~NC_WRITTEN;
         }
@@ -389,9 +412,12 @@ static void access_line(unsigned int vcpu, struct line *l, bool store, uint64_t 
             l->flags = (l->flags & ~I_STALE) | DIRTY | I_DIRTY;
         }
     } else {
-        if (l->flags & DIRTY) {
-            violation(store ? NC_STORE_DIRTY : NC_LOAD_DIRTY, vcpu, pa + lo, va, pc);
+        if ((l->flags & DIRTY) && store) {
+            violation(NC_STORE_DIRTY, vcpu, pa + lo, va, pc);
             l->flags &= ~DIRTY;
+        } else if (l->flags & DIRTY) {
+            /* The line stays dirty: its clean, if one comes, decides. */
+            hold(early_reads, NC_LOAD_DIRTY, vcpu, pa + lo, va, pc);
         }
         if (store) {
             if (!known_uncached(l)) {
@@ -764,10 +790,12 @@ static void maintenance(unsigned int vcpu, void *udata)
             cleaned_for_i(l);
             invalidated(l);
             release_read(cpu, pa);
+            release_early_reads(pa);
             break;
         case DC_CVAC:
             cleaned_for_i(l);
             l->flags &= ~DIRTY;
+            release_early_reads(pa);
             break;
         case DC_CVAU:
             cleaned_for_i(l);
@@ -980,6 +1008,7 @@ static void report(qemu_plugin_id_t id, void *udata)
         maint += ops[i];
     }
     g_hash_table_foreach(held_reads, settle_held_read, NULL);
+    g_hash_table_foreach(early_reads, settle_held_read, NULL);
     g_string_append(s, report_details->str);
     g_string_append_printf(s,
                            "cache-model: loads=%" PRIu64 " stores=%" PRIu64
@@ -997,8 +1026,8 @@ static void report(qemu_plugin_id_t id, void *udata)
     }
     g_string_append_printf(s,
                            "cache-model: cpus=%u by_mpidr=%d resets=%" PRIu64
-                           " cpu_slot_clashes=%" PRIu64 " polls=%" PRIu64 "\n",
-                           seen, by_mpidr, resets, cpu_slot_clashes, polls);
+                           " cpu_slot_clashes=%" PRIu64 " polls=%" PRIu64 " early_reads=%" PRIu64 "\n",
+                           seen, by_mpidr, resets, cpu_slot_clashes, polls, early);
     g_string_append_printf(s,
                            "cache-model: unresolved_dc=%" PRIu64 " region_guesses=%" PRIu64
                            " linear_fallbacks=%" PRIu64 " unresolved_fetch=%" PRIu64
@@ -1066,6 +1095,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
     }
     host_offsets = g_hash_table_new(g_direct_hash, g_direct_equal);
     held_reads = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+    early_reads = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     qemu_plugin_register_vcpu_init_cb(id, vcpu_init);
     qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
     qemu_plugin_register_atexit_cb(id, report, NULL);
