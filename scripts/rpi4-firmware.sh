@@ -10,14 +10,15 @@
 #              kernel with its own copy of the DTB (the CPUs stay on spin tables)
 #   tfa+uboot  both: BL31, which enters U-Boot at EL2, which `booti`s the kernel
 #
-# usage: scripts/rpi4-firmware.sh FIRMWARE DIR KERNEL INITRD DTB BOOTARGS
+# usage: [KERNEL_ADDR=0x80000] scripts/rpi4-firmware.sh FIRMWARE DIR KERNEL INITRD DTB BOOTARGS
 # Writes what this boot needs into DIR (a BL31 with its header filled in, the DTB) and prints
 # the QEMU arguments, one per line, after `-M raspi4b` (the caller adds the serial ports).
 #
 # Memory, as the Pi 4's firmware and config.txt would lay it out:
 #   0x0000000  BL31 (its own reset vector; it reserves itself in the DTB)
 #   0x0080000  U-Boot (the Pi's kernel address)
-#   0x1000000  KERNEL (an arm64 Image: ours or Linux)
+#   0x1000000  KERNEL (an arm64 Image: ours or Linux), or $KERNEL_ADDR (e.g. 0x80000, where
+#              older firmware and `kernel_old=1` put it)
 #   0x4000000  the DTB (BL31 grows it to 1 MiB in place and maps the 4 MiB around it)
 #   0x5000000  INITRD
 # BL31 learns where the DTB and BL33 are from the header at 0xf0 that the VideoCore
@@ -39,7 +40,13 @@ fw=$PWD/target/fixtures/firmware
     || die "$fw is missing: scripts/fixtures.sh makes it"
 for f in "$kernel" "$initrd" "$dtb"; do [ -f "$f" ] || die "$f: no such file"; done
 
-BL31=0x0 UBOOT=0x80000 KERNEL=0x1000000 DTB=0x4000000 INITRD=0x5000000
+BL31=0x0 UBOOT=0x80000 KERNEL=${KERNEL_ADDR:-0x1000000} DTB=0x4000000 INITRD=0x5000000
+[[ $firmware == *uboot && $KERNEL -lt $((UBOOT + (2 << 20))) ]] \
+    && die "KERNEL_ADDR=$KERNEL would overlap U-Boot at $UBOOT"
+image_size=$(od -An -t u8 -j 16 -N 8 "$kernel" | tr -d ' ')   # the arm64 header's image_size
+[ $((KERNEL + image_size)) -le $((DTB)) ] \
+    || die "$kernel: its image_size $image_size at $KERNEL would reach the DTB at $DTB"
+[ $((KERNEL & 0xfff)) -eq 0 ] || die "KERNEL_ADDR=$KERNEL is not 4 KiB aligned"
 # The DTB may grow to 1 MiB under BL31 and must not reach the initrd.
 [ $((INITRD - DTB)) -ge $((1 << 20)) ] || die "the DTB's 1 MiB would overlap the initrd"
 rd_size=$(stat -c %s "$initrd")

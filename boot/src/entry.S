@@ -4,7 +4,8 @@
  * Register contract at `primary_entry` (Linux Documentation/arch/arm64/booting.rst):
  *   in:  x0 = physical address of the DTB, x1..x3 = 0
  *        MMU off, D-cache off, DAIF masked, at EL2 or EL1, non-secure
- *        the image at a 2 MiB-aligned physical address, cleaned to the PoC
+ *        the image at any 4 KiB-aligned physical address (the boot protocol asks for 2 MiB:
+ *        firmware that loads at 0x80000 breaks it), cleaned to the PoC
  *   out: `kernel_main(x0 = DTB PA, x1 = entry EL, x2 = CNTPCT at entry, x3 = image PA)`
  *        at EL1, at the linked virtual address, MMU and caches on, BSS zeroed,
  *        SP = SP_EL0 = boot stack, SP_EL1 = exception stack, VBAR_EL1 = kernel vectors,
@@ -18,8 +19,9 @@
  * No Rust runs until the MMU is on. The early tables (in the image, after BSS) are:
  *   page 0: all-zero table (TTBR0/TTBR1 break-before-make)
  *   pages 1-3: identity map L0/L1/L2: one 2 MiB block around .idmap.text, read-only exec
- *   pages 4-6: kernel map L0/L1/L2: the image as 2 MiB RWX blocks at KIMAGE_VADDR, and the
- *              DTB as up to two 2 MiB read-only blocks at EARLY_FDT_VADDR.
+ *   pages 4-6: kernel map L0/L1/L2: the DTB as up to two 2 MiB read-only blocks at
+ *              EARLY_FDT_VADDR, and
+ *   pages 7-:  kernel map L3 tables: the image as 4 KiB RWX pages at KIMAGE_VADDR.
  * The kernel replaces the TTBR1 tables with its own W^X tables as soon as it can.
  */
 
@@ -242,8 +244,17 @@ el2_setup:
 el1_setup:
     el1_regs_init
 
-    /* Zero the early tables (non-cacheable writes: the MMU is off). */
+    /*
+     * Invalidate the early tables to the PoC before writing them with the MMU off: a dirty
+     * line that whoever used this memory before left in a cache, evicted later, would
+     * overwrite what is written here (Linux's head.S does the same).
+     */
     adrp    x23, __early_tables
+    mov     x0, x23
+    adrp    x1, __early_tables_end
+    bl      dcache_inval_poc
+
+    /* Zero the early tables (non-cacheable writes: the MMU is off). */
     mov     x0, x23
     adrp    x1, __early_tables_end
 6:  stp     xzr, xzr, [x0], #16
@@ -267,7 +278,10 @@ el1_setup:
     ubfx    x8, x3, #21, #9
     set_entry x6, x8, x7
 
-    /* Kernel map: the image as 2 MiB blocks at its link address. */
+    /*
+     * Kernel map: the image as 4 KiB pages at its link address (2 MiB aligned), so that any
+     * 4 KiB-aligned load address works: one L3 table (page 7 on) per 2 MiB of image.
+     */
     ldr     x3, =_head              // link-time VA
     add     x4, x23, #4 * 4096      // L0
     add     x5, x23, #5 * 4096      // L1
@@ -279,17 +293,27 @@ el1_setup:
     ubfx    x8, x3, #30, #9
     set_entry x5, x8, x7
     ubfx    x8, x3, #21, #9         // first L2 index
+    add     x9, x23, #7 * 4096      // first L3 table
     ldr     x10, =__image_size
-    mov     x11, #({BLOCK_2M} - 1)
-    add     x10, x10, x11
-    lsr     x10, x10, #21           // number of 2 MiB blocks
-    mov_q   x9, {KERNEL_BLOCK_ATTRS}
-    orr     x7, x22, x9
-7:  set_entry x6, x8, x7
-    add     x7, x7, #{BLOCK_2M}
+    add     x10, x10, #{PAGE_SIZE} - 1
+    lsr     x10, x10, #12           // pages of image
+    add     x11, x10, #511
+    lsr     x11, x11, #9            // L3 tables
+    mov     x12, x9
+7:  orr     x7, x12, #{DESC_TABLE}
+    set_entry x6, x8, x7
+    add     x12, x12, #{PAGE_SIZE}
     add     x8, x8, #1
-    subs    x10, x10, #1
+    subs    x11, x11, #1
     b.ne    7b
+    mov_q   x7, {KERNEL_PAGE_ATTRS}
+    orr     x7, x7, x22
+    mov     x8, xzr
+15: set_entry x9, x8, x7            // the L3 tables are contiguous: one array of pages
+    add     x7, x7, #{PAGE_SIZE}
+    add     x8, x8, #1
+    cmp     x8, x10
+    b.lo    15b
 
     /* The DTB: blocks covering [x19, x19 + totalsize), totalsize capped at 2 MiB. */
     cbz     x19, 9f

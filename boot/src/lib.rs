@@ -16,13 +16,16 @@ pub mod regs;
 
 use mm::paging::{desc, Attrs, MemAttr};
 
-/// Attributes of the early 2 MiB blocks that map the whole image (text, data and BSS
-/// together, so read-write-execute) until the kernel installs its own W^X tables.
-pub const KERNEL_BLOCK_ATTRS: u64 = desc::AF
+/// Attributes of the early 4 KiB pages that map the whole image (text, data and BSS
+/// together, so read-write-execute) until the kernel installs its own W^X tables. Pages, not
+/// 2 MiB blocks: the image may be loaded at any 4 KiB-aligned address.
+pub const KERNEL_PAGE_ATTRS: u64 = desc::AF
     | desc::SH_INNER
     | ((MemAttr::Normal as u64) << desc::ATTR_INDX_SHIFT)
     | desc::UXN
+    | desc::TABLE_OR_PAGE
     | desc::VALID;
+
 /// Attributes of the early DTB blocks: read-only, never executed.
 pub const FDT_BLOCK_ATTRS: u64 = Attrs::RODATA.bits() | desc::VALID;
 /// Attributes of the identity-mapped block around `.idmap.text`: read-only, executable.
@@ -49,7 +52,8 @@ core::arch::global_asm!(
     TCR_IPS_MAX = const regs::tcr_el1::IPS_MAX,
     DESC_TABLE = const desc::TABLE_OR_PAGE | desc::VALID,
     BLOCK_2M = const mm::paging::L2_BLOCK,
-    KERNEL_BLOCK_ATTRS = const KERNEL_BLOCK_ATTRS,
+    KERNEL_PAGE_ATTRS = const KERNEL_PAGE_ATTRS,
+    PAGE_SIZE = const mm::PAGE_SIZE,
     FDT_BLOCK_ATTRS = const FDT_BLOCK_ATTRS,
     IDMAP_BLOCK_ATTRS = const IDMAP_BLOCK_ATTRS,
     LINEAR_BASE = const mm::layout::LINEAR_BASE,
@@ -146,6 +150,7 @@ mod tests {
         assert_eq!(FDT_BLOCK_ATTRS & desc::AP_RO, desc::AP_RO);
         assert_ne!(FDT_BLOCK_ATTRS & desc::PXN, 0);
         assert_eq!(IDMAP_BLOCK_ATTRS & desc::PXN, 0);
+        assert_eq!(KERNEL_PAGE_ATTRS & 0b11, 0b11, "a level-3 page descriptor");
         assert_eq!(regs::image::FLAGS, 0b1010);
         assert_eq!(&regs::image::MAGIC.to_le_bytes(), b"ARM\x64");
     }

@@ -117,6 +117,9 @@ struct Boot {
     linux: Option<(PathBuf, PathBuf, String)>,
     /// Where `dtb_as_is` puts things: the start of the DTB's first bank (0 = virt's RAM).
     load_base: u64,
+    /// Where `dtb_as_is` puts the Image, from `load_base` (0 = [`IMAGE_OFFSET`]); with
+    /// `firmware`, the Image's address (0 = `scripts/rpi4-firmware.sh`'s default).
+    image_at: u64,
     /// A sparse file as guest RAM (`memory-backend-file`), for machines whose RAM reaches
     /// far beyond what the host could allocate.
     sparse_ram: bool,
@@ -307,7 +310,7 @@ fn boot(b: Boot) -> Run {
         };
         let dtb = b.dtb.clone().unwrap_or_else(|| fixture("rpi4-qemu.dtb"));
         cmd.args(rpi4_firmware_args(
-            firmware, &kernel, &initrd, &dtb, &cmdline,
+            firmware, &kernel, &initrd, &dtb, &cmdline, b.image_at,
         ));
     } else if let Some((kernel, initrd, append)) = &b.linux {
         cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
@@ -318,9 +321,15 @@ fn boot(b: Boot) -> Run {
         } else {
             b.load_base
         };
+        let image_offset = if b.image_at == 0 {
+            IMAGE_OFFSET
+        } else {
+            b.image_at
+        };
         cmd.args(loader_args(
             dtb,
             base,
+            image_offset,
             b.initrd.as_deref(),
             b.append.as_deref(),
         ));
@@ -348,6 +357,13 @@ fn boot(b: Boot) -> Run {
         .spawn()
         .expect("qemu-system-aarch64 (run scripts/setup.sh)");
     let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    // QEMU's own complaints (a loader overlap, a bad option), for the failure message.
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
@@ -408,6 +424,12 @@ fn boot(b: Boot) -> Run {
         std::fs::read_to_string(&r)
             .unwrap_or_else(|e| panic!("no cache-model report at {}: {e}\n{out}", r.display()))
     });
+    if status.is_some_and(|s| s != 0) {
+        let err = stderr.join().unwrap_or_default();
+        out.push_str(&format!(
+            "\n[QEMU exited with {status:?}; its stderr: {err}]"
+        ));
+    }
     Run {
         out,
         status,
@@ -454,10 +476,15 @@ fn rpi4_firmware_args(
     initrd: &Path,
     dtb: &Path,
     cmdline: &str,
+    kernel_at: u64,
 ) -> Vec<String> {
     let stem = initrd.file_stem().unwrap().to_string_lossy();
     let dir = scratch(&format!("fw-{}-{stem}", firmware.replace('+', "-")));
-    let out = Command::new(root().join("scripts/rpi4-firmware.sh"))
+    let mut script = Command::new(root().join("scripts/rpi4-firmware.sh"));
+    if kernel_at != 0 {
+        script.env("KERNEL_ADDR", format!("{kernel_at:#x}"));
+    }
+    let out = script
         .arg(firmware)
         .arg(&dir)
         .args([kernel, initrd, dtb])
@@ -489,8 +516,14 @@ const INITRD_OFFSET: u64 = 0x800_0000;
 /// Image, a copy of the DTB (with `/chosen` bootargs and initrd set by `fdtput`) and the
 /// initrd with `-device loader`, and starts the CPU (at its highest EL) in a four-instruction
 /// shim that enters the Image as the boot protocol asks: x0 = DTB, x1..x3 = 0 (from reset).
-fn loader_args(dtb: &Path, base: u64, initrd: Option<&Path>, append: Option<&str>) -> Vec<String> {
-    let (shim_pa, image_pa) = (base + SHIM_OFFSET, base + IMAGE_OFFSET);
+fn loader_args(
+    dtb: &Path,
+    base: u64,
+    image_offset: u64,
+    initrd: Option<&Path>,
+    append: Option<&str>,
+) -> Vec<String> {
+    let (shim_pa, image_pa) = (base + SHIM_OFFSET, base + image_offset);
     let (dtb_pa, initrd_pa) = (base + DTB_OFFSET, base + INITRD_OFFSET);
     let copy = scratch(&format!(
         "as-is-{}",
@@ -3999,4 +4032,66 @@ fn linux_as_crash_kernel_reads_our_vmcore() {
         "{}",
         run.out
     );
+}
+
+// ---- boards as they ship: load addresses, consoles, memory maps -------------------------------
+
+/// A chain of `hops` whose first kernel was loaded at `first_load` (anywhere) and whose later
+/// ones at 2 MiB-aligned addresses of this kernel's choosing, every one the same Image, every
+/// one with `cpus` CPUs.
+fn assert_chain_from(run: &Run, hops: usize, first_load: u64, cpus: &str) {
+    let lines = chain_lines(run);
+    assert_eq!(lines.len(), hops + 1, "{}", run.out);
+    assert_eq!(hex(&lines[0]["load"]), first_load, "{}", run.out);
+    let sha = image_sha256();
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(
+            l["image"], sha,
+            "hop {i}: pristine Image differs from the file"
+        );
+        assert_eq!(l["cpus"], cpus, "hop {i}: {l:?}");
+        if i > 0 {
+            assert_eq!(l["payload"], "ok", "hop {i}");
+            assert_eq!(hex(&l["load"]) % (2 << 20), 0, "hop {i}: {l:?}");
+        }
+    }
+    assert!(run.line("chain: PASS").is_some(), "{}", run.out);
+}
+
+/// `virt` with the Image at RAM + 0x280000 (not 2 MiB aligned, as a boot loader's
+/// `kernel_addr_r` may say; RAM + 0x80000 is where QEMU keeps its own DTB): it runs where it
+/// was put, and kexecs on.
+#[test]
+fn virt_image_at_ram_plus_2_5m() {
+    let rd = initramfs("at-2.5m.cpio", Some("poweroff\n"), &[]);
+    let run = boot(Boot {
+        el: 2,
+        dtb_as_is: Some(fixture("virt-1g.dtb")),
+        image_at: 0x28_0000,
+        initrd: Some(rd),
+        append: Some("kexec.chain=2 kexec.payload=4M".into()),
+        ..Default::default()
+    });
+    assert!(
+        run.out.contains("entered at EL2, image at 0x40280000"),
+        "{}",
+        run.out
+    );
+    assert_chain_from(&run, 2, 0x4028_0000, "1");
+}
+
+/// A Pi 4 whose firmware loads `kernel8.img` at 0x80000 (older firmware, `kernel_old=1`,
+/// `kernel_address=0x80000`), behind TF-A: four CPUs, then kexec on.
+#[test]
+fn raspi4b_tfa_image_at_512k() {
+    let rd = initramfs("tfa-512k.cpio", Some("poweroff\n"), &[]);
+    let run = boot(Boot {
+        raspi4b: true,
+        firmware: Some("tfa"),
+        image_at: 0x8_0000,
+        initrd: Some(rd),
+        append: Some("kexec.chain=2 kexec.payload=4M".into()),
+        ..Default::default()
+    });
+    assert_chain_from(&run, 2, 0x8_0000, "4");
 }
