@@ -90,8 +90,20 @@ if [ "$machine" = raspi4b ]; then
         # what it does not model, so it is the copy with those devices disabled.
         if [ -n "$firmware" ]; then dtb=target/fixtures/rpi4-qemu.dtb; else dtb=target/fixtures/bcm2711-rpi-4-b.dtb; fi
     fi
-    # console=ttyS0 puts the console on the mini UART, QEMU's second serial port.
-    if [[ " $append " =~ \ console=ttyS0[,\ ] ]]; then
+    # Which UART the kernel will take (README, Real boards): the DTB's stdout-path (a firmware
+    # stack's DTB says serial0), unless console= says otherwise. The mini UART is QEMU's
+    # second serial port.
+    uart=pl011
+    if [ -z "$firmware" ] && [[ $(fdtget -t s "$dtb" /chosen stdout-path 2>/dev/null) == serial1* ]]; then
+        uart=mini
+    fi
+    for word in $append; do
+        case $word in
+            console=ttyS0*|console=serial1*) uart=mini ;;
+            console=ttyAMA0*|console=serial0*) uart=pl011 ;;
+        esac
+    done
+    if [ "$uart" = mini ]; then
         serial=(-display none -serial null -serial mon:stdio)
     else
         serial=(-nographic)

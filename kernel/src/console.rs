@@ -1,9 +1,12 @@
-//! The serial console: a PL011 UART found in the DTB (or, if asked for, a BCM2835 mini UART),
-//! `print!`/`println!`, the `log` backend, and a lock-free emergency path for exceptions and
-//! panics.
+//! The serial console: the UART the DTB and the command line name (a PL011 or a BCM2835 mini
+//! UART; `kernel::platform::find_console`), up from the first steps of Rust through an early
+//! window; `print!`/`println!`, the `log` backend, and a lock-free emergency path for
+//! exceptions and panics. A UART that takes no byte for 50 ms is given up (output then goes
+//! to the log ring only) rather than waited on forever.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use kernel::platform::UartKind;
 use spin::Mutex;
 
 /// PL011 registers and bits (ARM PrimeCell UART PL011 TRM, DDI 0183).
@@ -62,9 +65,16 @@ mod mini {
 /// Virtual address of the UART's registers; 0 until [`init`].
 static BASE: AtomicUsize = AtomicUsize::new(0);
 /// Set when the console is a mini UART (the firmware has set it up; this kernel only uses it).
-static MINI: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static MINI: AtomicBool = AtomicBool::new(false);
+/// Set when the UART stopped taking bytes: output goes on to the log ring only.
+static STALLED: AtomicBool = AtomicBool::new(false);
 /// Serialises normal output so that lines do not interleave.
 static LOCK: Mutex<()> = Mutex::new(());
+
+/// How long one byte may wait for room in the transmitter before the console gives up on
+/// the UART (one that is disabled or unclocked never makes room). A 16-byte FIFO drains in
+/// 17 ms at 9600 baud.
+const TX_TIMEOUT_US: u64 = 50_000;
 
 /// Bytes of console output kept in RAM, for a crash kernel to show after a panic.
 pub const LOG_SIZE: usize = 64 << 10;
@@ -106,47 +116,82 @@ fn reg(base: usize, off: usize) -> *mut u32 {
     (base + off) as *mut u32
 }
 
-fn put_raw(base: usize, b: u8) {
-    if MINI.load(Ordering::Relaxed) {
-        // SAFETY: `base` is the mapped mini UART (set by `init_mini`).
-        unsafe {
-            while reg(base, mini::LSR).read_volatile() & mini::LSR_TX_EMPTY == 0 {}
-            reg(base, mini::IO).write_volatile(b as u32);
-        }
-        return;
+/// Waits until `ready()` or [`TX_TIMEOUT_US`] has passed; `false` on the timeout.
+fn wait_for(mut ready: impl FnMut() -> bool) -> bool {
+    if ready() {
+        return true;
     }
-    // SAFETY: `base` is the mapped PL011 (set by `init`); MMIO accesses are volatile.
-    unsafe {
-        while reg(base, pl011::FR).read_volatile() & pl011::FR_TXFF != 0 {}
-        reg(base, pl011::DR).write_volatile(b as u32);
+    let start = crate::arch::ticks();
+    loop {
+        if ready() {
+            return true;
+        }
+        if crate::arch::ticks_to_us(crate::arch::ticks().wrapping_sub(start)) > TX_TIMEOUT_US {
+            return false;
+        }
     }
 }
 
-/// Takes over the PL011 mapped at `base`: 8N1 with FIFOs, interrupts masked. The baud rate is
-/// left as the firmware set it (QEMU ignores it).
+fn put_raw(base: usize, b: u8) {
+    if STALLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mini = MINI.load(Ordering::Relaxed);
+    let room = || {
+        // SAFETY: `base` is the mapped console UART (set by `init`); MMIO reads are volatile.
+        unsafe {
+            if mini {
+                reg(base, mini::LSR).read_volatile() & mini::LSR_TX_EMPTY != 0
+            } else {
+                reg(base, pl011::FR).read_volatile() & pl011::FR_TXFF == 0
+            }
+        }
+    };
+    if !wait_for(room) {
+        // Nothing can say so on this UART: the log ring (`dmesg`, a crash kernel) keeps it.
+        STALLED.store(true, Ordering::Relaxed);
+        for b in b"\n[console: the UART took no byte for 50 ms: output goes to the log only]\n" {
+            LOG.push(*b);
+        }
+        return;
+    }
+    // SAFETY: as above; the transmitter has room.
+    unsafe { reg(base, if mini { mini::IO } else { pl011::DR }).write_volatile(b as u32) };
+}
+
+/// Takes over the UART mapped at `base` as the console. A PL011 is set to 8N1 with FIFOs and
+/// its interrupts masked, the baud rate left as the firmware set it (QEMU ignores it); a
+/// mini UART is used as the firmware set it up.
 ///
 /// # Safety
-/// `base` must be the virtual address of a PL011's registers, mapped as Device memory.
-pub unsafe fn init(base: usize) {
-    // SAFETY: the caller guarantees `base` maps a PL011.
-    unsafe {
-        while reg(base, pl011::FR).read_volatile() & pl011::FR_BUSY != 0 {}
-        reg(base, pl011::CR).write_volatile(0);
-        reg(base, pl011::LCR_H).write_volatile(pl011::LCR_H_WLEN_8 | pl011::LCR_H_FEN);
-        reg(base, pl011::IMSC).write_volatile(0);
-        reg(base, pl011::ICR).write_volatile(pl011::ICR_ALL);
-        reg(base, pl011::CR).write_volatile(pl011::CR_UARTEN | pl011::CR_TXE | pl011::CR_RXE);
+/// `base` must be the virtual address of a UART of `kind`'s registers, mapped as Device
+/// memory (for the mini UART, its `AUX_MU_IO` block).
+pub unsafe fn init(base: usize, kind: UartKind) {
+    let mini = kind == UartKind::MiniUart;
+    MINI.store(mini, Ordering::Relaxed);
+    STALLED.store(false, Ordering::Relaxed);
+    if !mini {
+        // SAFETY: the caller guarantees `base` maps a PL011.
+        let idle =
+            wait_for(|| unsafe { reg(base, pl011::FR).read_volatile() } & pl011::FR_BUSY == 0);
+        // SAFETY: as above.
+        unsafe {
+            reg(base, pl011::CR).write_volatile(0);
+            reg(base, pl011::LCR_H).write_volatile(pl011::LCR_H_WLEN_8 | pl011::LCR_H_FEN);
+            reg(base, pl011::IMSC).write_volatile(0);
+            reg(base, pl011::ICR).write_volatile(pl011::ICR_ALL);
+            reg(base, pl011::CR).write_volatile(pl011::CR_UARTEN | pl011::CR_TXE | pl011::CR_RXE);
+        }
+        STALLED.store(!idle, Ordering::Relaxed);
     }
     BASE.store(base, Ordering::Release);
 }
 
-/// Uses the BCM2835 mini UART mapped at `base` as the console, as the firmware set it up.
+/// The same UART, now mapped at `base` (the kernel's own tables replaced the early window).
 ///
 /// # Safety
-/// `base` must be the virtual address of a mini UART's `AUX_MU_IO` register block, mapped as
-/// Device memory.
-pub unsafe fn init_mini(base: usize) {
-    MINI.store(true, Ordering::Relaxed);
+/// `base` must map the UART [`init`] took over, as Device memory.
+pub unsafe fn move_to(base: usize) {
     BASE.store(base, Ordering::Release);
 }
 

@@ -599,7 +599,7 @@ mod tests {
         assert!(c.len() < blob.len());
         let fdt = Fdt::new(&c).unwrap();
         let p = Platform::from_fdt(&fdt).unwrap();
-        assert_eq!(p.console.unwrap().regs.start, 0x900_0000);
+        assert_eq!(p.console.uart().unwrap().regs.start, 0x900_0000);
         assert_eq!(p.bootargs, "console=ttyAMA0 fixture");
         assert!(p.psci.is_some());
         let map = MemoryMap::from_fdt(&fdt).unwrap();
@@ -659,7 +659,7 @@ mod tests {
         assert_eq!(p.bootargs, "console=ttyAMA0 kexec.chain=3");
         assert_eq!(p.initrd, Some(Region::new(0x4800_0000, 0x10_0000)));
         assert_eq!(
-            p.console.unwrap().regs.start,
+            p.console.uart().unwrap().regs.start,
             0x900_0000,
             "the rest is kept"
         );

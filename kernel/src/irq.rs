@@ -123,7 +123,7 @@ pub fn init_boot_cpu(index: usize) {
     gic.reset_distributor(arch::mpidr());
     init_cpu(gic, index);
     let sys = SYSTEM.get().expect("booted");
-    if let Some(irq) = sys.platform.console.as_ref().and_then(|c| c.irq) {
+    if let Some(irq) = sys.platform.console.uart().and_then(|c| c.irq) {
         gic.enable(irq, arch::mpidr());
         console::enable_rx_interrupt();
     }
@@ -176,7 +176,7 @@ pub fn handle() {
     let timer_irq = SYSTEM.get().and_then(|s| s.platform.timer_irq);
     let uart_irq = SYSTEM
         .get()
-        .and_then(|s| s.platform.console.as_ref())
+        .and_then(|s| s.platform.console.uart())
         .and_then(|c| c.irq);
     let me = this();
     let mut handled = false;
@@ -404,7 +404,7 @@ pub fn list() {
             .map_or("-".into(), |i| alloc::format!("{i}")),
         sys.platform
             .console
-            .as_ref()
+            .uart()
             .and_then(|c| c.irq)
             .map_or("-".into(), |i| alloc::format!("{i}")),
     );

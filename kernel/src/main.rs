@@ -118,9 +118,27 @@ mod bare {
             Err(_) => arch::halt(),
         };
         let platform = Platform::from_fdt(&fdt);
-        let (console_regs, initrd, handover) = match &platform {
-            Ok(p) => (p.console.as_ref().map(|c| c.regs), p.initrd, p.handover),
-            Err(_) => (None, None, None),
+        // The console, from here on: through an early window until the kernel's own tables
+        // map it. (A DTB the platform cannot be read from may still name its console.)
+        let uart = match &platform {
+            Ok(p) => p.console.uart().cloned(),
+            Err(_) => kernel::platform::find_console(&fdt, "", None)
+                .ok()
+                .and_then(|c| c.uart().cloned()),
+        };
+        if let Some(u) = &uart {
+            // SAFETY: the boot code's tables are live; `u.regs` are the UART's registers.
+            if let Some(va) = unsafe {
+                arch::early_window(arch::EarlyWindow::Console, u.regs.start, u.regs.size())
+            } {
+                // SAFETY: `va` maps the UART the DTB names, as Device memory.
+                unsafe { console::init(va as usize, u.kind) };
+                println!();
+            }
+        }
+        let (initrd, handover) = match &platform {
+            Ok(p) => (p.initrd, p.handover),
+            Err(_) => (None, None),
         };
         let redist = match &platform {
             Ok(p) => p.gic.as_ref().map(|g| g.redist.clone()).unwrap_or_default(),
@@ -144,21 +162,14 @@ mod bare {
             dtb,
             initrd,
             handover,
-            console_regs,
+            uart.as_ref().map(|u| u.regs),
             &redist,
         );
-        let mini = matches!(&platform, Ok(p) if p.console.as_ref().is_some_and(|c| c.kind == kernel::platform::UartKind::MiniUart));
         if let Some(va) = console_va {
-            if mini {
-                // SAFETY: `va` maps the mini UART the DTB names, as Device memory.
-                unsafe { console::init_mini(va as usize) };
-            } else {
-                // SAFETY: `va` maps the PL011 the DTB names, as Device memory.
-                unsafe { console::init(va as usize) };
-            }
+            // SAFETY: `va` maps the UART `console::init` took over, as Device memory.
+            unsafe { console::move_to(va as usize) };
         }
         // From here on the DTB is read through the linear map.
-        println!();
         let platform = match platform {
             Ok(p) => p,
             Err(e) => panic!("{e}"),
@@ -195,6 +206,12 @@ mod bare {
             platform.model,
             platform.bootargs
         );
+        for why in &platform.console.passed_over {
+            log::warn!("console: passed over {why}");
+        }
+        if let Some((u, rule)) = &platform.console.console {
+            log::info!("console: {} ({:?}, from {rule})", u.path, u.kind);
+        }
         let initrd = platform.initrd;
         let sys = SYSTEM.call_once(|| System {
             platform,

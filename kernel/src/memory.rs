@@ -126,7 +126,7 @@ pub fn uefi_memory_map(
         ));
     }
     // SAFETY: before `init`, so the boot tables are live; the map is RAM the stub wrote.
-    let va = unsafe { arch::early_window(0, info.mmap.start, len) }
+    let va = unsafe { arch::early_window(arch::EarlyWindow::UefiMemoryMap, info.mmap.start, len) }
         .ok_or_else(|| format!("UEFI memory map: cannot map {}", info.mmap))?;
     // SAFETY: the window maps [start, start + len) read-only until `init` switches tables.
     let bytes = unsafe { core::slice::from_raw_parts(va as *const u8, len as usize) };
@@ -136,7 +136,9 @@ pub fn uefi_memory_map(
     let mut read = |pa: u64, buf: &mut [u8]| {
         // SAFETY: as above; the system table and its array are in memory the firmware
         // owns (runtime services data), where reads have no side effects.
-        let Some(va) = (unsafe { arch::early_window(1, pa, buf.len() as u64) }) else {
+        let Some(va) =
+            (unsafe { arch::early_window(arch::EarlyWindow::UefiTables, pa, buf.len() as u64) })
+        else {
             return false;
         };
         // SAFETY: the window maps [pa, pa + buf.len()).

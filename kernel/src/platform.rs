@@ -36,8 +36,8 @@ pub struct Console {
 pub enum UartKind {
     /// Arm PL011 (`arm,pl011`): QEMU virt, Juno, the Pi 4's UART0.
     Pl011,
-    /// The BCM2835 auxiliary "mini UART" (`brcm,bcm2835-aux-uart`), the Pi's default
-    /// `serial1`; used when the command line says `console=ttyS0` (its Linux name).
+    /// The BCM2835 auxiliary "mini UART" (`brcm,bcm2835-aux-uart`), the Pi's `serial1`
+    /// (`ttyS0` to Linux), which Debian's Pi 4 DTB names in `stdout-path`.
     MiniUart,
 }
 
@@ -46,8 +46,8 @@ pub enum UartKind {
 pub struct Platform {
     /// `/model`, if present.
     pub model: String,
-    /// The PL011 console, if one was found.
-    pub console: Option<Console>,
+    /// The console (see [`find_console`]) and the UARTs passed over on the way to it.
+    pub console: ConsoleChoice,
     /// The PSCI conduit, if the DTB has a `/psci` node.
     pub psci: Option<PsciConduit>,
     /// The enabled CPUs listed under `/cpus`, in DTB order.
@@ -528,32 +528,169 @@ fn is_enabled(node: &FdtNode<'_, '_>) -> bool {
         .is_none_or(|s| s == "okay" || s == "ok")
 }
 
-/// Finds the PL011 console: `/chosen/stdout-path` if it names a PL011, else the `serial0`
-/// alias if that is a PL011.
-pub fn find_console(fdt: &Fdt<'_>, gic: Option<u32>) -> Result<Option<Console>, PlatformError> {
-    let stdout = fdt
+/// Which rule chose the console (for the boot log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleRule {
+    /// The command line's `console=` (the last one, as Linux's `/dev/console`).
+    Cmdline,
+    /// `/chosen/stdout-path`.
+    StdoutPath,
+    /// The first usable `serial<n>` alias.
+    Alias,
+}
+
+impl fmt::Display for ConsoleRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConsoleRule::Cmdline => "console=",
+            ConsoleRule::StdoutPath => "stdout-path",
+            ConsoleRule::Alias => "serial alias",
+        })
+    }
+}
+
+/// The console and how it was found: the UART, the rule that chose it, and the candidates
+/// passed over on the way (each with the reason), for the boot log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConsoleChoice {
+    /// The UART and the rule that chose it.
+    pub console: Option<(Console, ConsoleRule)>,
+    /// Candidates not taken, each with why (`/soc/serial@7e215040 (console=): disabled`).
+    pub passed_over: Vec<String>,
+}
+
+impl ConsoleChoice {
+    /// The console's UART, if there is one.
+    pub fn uart(&self) -> Option<&Console> {
+        self.console.as_ref().map(|(c, _)| c)
+    }
+}
+
+fn uart_kind(node: &FdtNode<'_, '_>) -> Option<UartKind> {
+    if is_pl011(node) {
+        Some(UartKind::Pl011)
+    } else if compatible_with(node, &["brcm,bcm2835-aux-uart"]).is_some() {
+        Some(UartKind::MiniUart)
+    } else {
+        None
+    }
+}
+
+/// What a `console=` value names: a `serial<n>` alias (`ttyAMA<n>` is the PL011 that alias
+/// `serial<n>` names, as Linux numbers them; `serial<n>` itself is what Raspberry Pi's
+/// `cmdline.txt` says), or the mini UART (`ttyS0`, its Linux name). `None`: not a UART
+/// (`tty0`, `hvc0`, ...).
+fn console_arg(value: &str) -> Option<(Option<u32>, Option<UartKind>)> {
+    let name = value.split(',').next()?;
+    if let Some(n) = name.strip_prefix("ttyAMA") {
+        return Some((Some(n.parse().ok()?), Some(UartKind::Pl011)));
+    }
+    if let Some(n) = name.strip_prefix("serial") {
+        return Some((Some(n.parse().ok()?), None));
+    }
+    (name == "ttyS0").then_some((None, Some(UartKind::MiniUart)))
+}
+
+/// The console, as Linux finds it: the last `console=` that names a UART this kernel drives,
+/// else `/chosen/stdout-path`, else the `serial0`, `serial1`, ... aliases. UARTs with a
+/// `status` other than "okay" are passed over (the firmware turns off what it did not set
+/// up: on a Pi with `dtoverlay=disable-bt` the mini UART), and so is a UART of a kind this
+/// kernel does not drive, each with its reason in [`ConsoleChoice::passed_over`].
+pub fn find_console(
+    fdt: &Fdt<'_>,
+    bootargs: &str,
+    gic: Option<u32>,
+) -> Result<ConsoleChoice, PlatformError> {
+    let mut choice = ConsoleChoice::default();
+    let mut candidates: Vec<(String, ConsoleRule, Option<UartKind>)> = Vec::new();
+    let wanted = bootargs
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("console="))
+        .filter_map(|v| Some((v, console_arg(v)?)))
+        .next_back();
+    if let Some((arg, (alias, kind))) = wanted {
+        match (alias, kind) {
+            (Some(n), _) => match resolve_path(fdt, &alloc::format!("serial{n}")) {
+                Some(path) => candidates.push((path, ConsoleRule::Cmdline, kind)),
+                None => choice.passed_over.push(alloc::format!(
+                    "console={arg}: the DTB has no alias serial{n}"
+                )),
+            },
+            (None, _) => {
+                // The mini UART, wherever it is.
+                match find_mini_uart(fdt, gic)? {
+                    Some(c) => candidates.push((c.path, ConsoleRule::Cmdline, kind)),
+                    None => choice.passed_over.push(alloc::format!(
+                        "console={arg}: the DTB has no enabled mini UART (brcm,bcm2835-aux-uart)"
+                    )),
+                }
+            }
+        }
+    }
+    if let Some(spec) = fdt
         .find_node("/chosen")
         .and_then(|c| c.property("stdout-path").and_then(|p| p.as_str()))
-        .and_then(|s| resolve_path(fdt, s));
-    let serial0 = resolve_path(fdt, "serial0");
-    for path in [stdout, serial0].into_iter().flatten() {
+    {
+        match resolve_path(fdt, spec) {
+            Some(path) => candidates.push((path, ConsoleRule::StdoutPath, None)),
+            None => choice
+                .passed_over
+                .push(alloc::format!("stdout-path \"{spec}\": no such alias")),
+        }
+    }
+    for n in 0..10 {
+        if let Some(path) = resolve_path(fdt, &alloc::format!("serial{n}")) {
+            candidates.push((path, ConsoleRule::Alias, None));
+        }
+    }
+    let mut tried: Vec<(String, Option<UartKind>)> = Vec::new();
+    for (path, rule, want) in candidates {
+        if tried.contains(&(path.clone(), want)) {
+            continue;
+        }
+        tried.push((path.clone(), want));
         let Some(chain) = node_chain(fdt, &path) else {
+            choice
+                .passed_over
+                .push(alloc::format!("{path} ({rule}): no such node"));
             continue;
         };
         let node = chain[chain.len() - 1];
-        if !is_pl011(&node) || !is_enabled(&node) {
+        let Some(kind) = uart_kind(&node) else {
+            choice.passed_over.push(alloc::format!(
+                "{path} ({rule}): not a UART this kernel drives (arm,pl011 or brcm,bcm2835-aux-uart)"
+            ));
+            continue;
+        };
+        if want.is_some_and(|w| w != kind) {
+            choice.passed_over.push(alloc::format!(
+                "{path} ({rule}): not a PL011, which ttyAMA names"
+            ));
+            continue;
+        }
+        if !is_enabled(&node) {
+            choice
+                .passed_over
+                .push(alloc::format!("{path} ({rule}): disabled in the DTB"));
             continue;
         }
         if let Some(regs) = translate_reg(&chain, &path)? {
-            return Ok(Some(Console {
-                path,
-                regs,
-                kind: UartKind::Pl011,
-                irq: gic_interrupt(&chain, gic, 0),
-            }));
+            choice.console = Some((
+                Console {
+                    path,
+                    regs,
+                    kind,
+                    irq: gic_interrupt(&chain, gic, 0),
+                },
+                rule,
+            ));
+            return Ok(choice);
         }
+        choice
+            .passed_over
+            .push(alloc::format!("{path} ({rule}): no reg"));
     }
-    Ok(None)
+    Ok(choice)
 }
 
 /// The first enabled BCM2835 mini UART.
@@ -569,14 +706,6 @@ pub fn find_mini_uart(fdt: &Fdt<'_>, gic: Option<u32>) -> Result<Option<Console>
             irq: gic_interrupt(chain, gic, 0),
         }))
     })
-}
-
-/// Whether the command line asks for the mini UART (`console=ttyS0[,options]`).
-fn wants_mini_uart(bootargs: &str) -> bool {
-    bootargs
-        .split_whitespace()
-        .filter_map(|w| w.strip_prefix("console="))
-        .any(|c| c.split(',').next() == Some("ttyS0"))
 }
 
 impl Platform {
@@ -649,11 +778,7 @@ impl Platform {
         let gic_phandle = gic.as_ref().and_then(|g| g.phandle);
         Ok(Platform {
             model,
-            console: if wants_mini_uart(&bootargs) {
-                find_mini_uart(fdt, gic_phandle)?
-            } else {
-                find_console(fdt, gic_phandle)?
-            },
+            console: find_console(fdt, &bootargs, gic_phandle)?,
             psci,
             cpus,
             initrd,
@@ -696,7 +821,7 @@ pub(crate) mod tests {
         let blob = fixture("virt-1g.dtb");
         let fdt = Fdt::new(&blob).unwrap();
         let p = Platform::from_fdt(&fdt).unwrap();
-        let c = p.console.clone().unwrap();
+        let c = p.console.uart().cloned().unwrap();
         assert_eq!(c.regs, Region::new(0x900_0000, 0x1000));
         assert_eq!(
             p.psci,
@@ -716,14 +841,129 @@ pub(crate) mod tests {
         assert_eq!(m.banks, [Region::new(0x4000_0000, 1 << 30)]);
     }
 
+    /// What `find_console` chooses in `blob` edited as `edits` say: (node, property, string
+    /// value, or `None` to remove it).
+    fn console_choice(blob: &[u8], edits: &[(&str, &str, Option<&str>)]) -> ConsoleChoice {
+        let values: Vec<Option<Vec<u8>>> = edits
+            .iter()
+            .map(|(_, _, v)| v.map(|v| [v.as_bytes(), &[0]].concat()))
+            .collect();
+        let edits: Vec<crate::dtb::Edit<'_>> = edits
+            .iter()
+            .zip(&values)
+            .map(|(&(node, prop, _), v)| crate::dtb::Edit {
+                node,
+                prop,
+                value: v.as_deref(),
+            })
+            .collect();
+        let out = crate::dtb::edit(blob, &edits, &[]).unwrap();
+        Platform::from_fdt(&Fdt::new(&out).unwrap())
+            .unwrap()
+            .console
+    }
+
+    const PI_PL011: &str = "/soc/serial@7e201000";
+    const PI_MINI: &str = "/soc/serial@7e215040";
+
+    /// The path and rule of the chosen console.
+    fn chosen(c: &ConsoleChoice) -> (&str, ConsoleRule) {
+        let (uart, rule) = c.console.as_ref().expect("a console");
+        (uart.path.as_str(), *rule)
+    }
+
+    #[test]
+    fn console_follows_the_command_line_then_stdout_path_then_aliases() {
+        let blob = fixture("bcm2711-rpi-4-b.dtb");
+        let args = |a: &'static str| ("/chosen", "bootargs", Some(a));
+        // Linux's names: ttyS0 is the mini UART, ttyAMA<n> the PL011 at serial<n>; the
+        // Raspberry Pi's cmdline.txt names aliases; the last console= wins; tty0 is no UART.
+        for (bootargs, path) in [
+            ("console=ttyS0,115200", PI_MINI),
+            ("console=ttyAMA0", PI_PL011),
+            ("console=serial0,115200", PI_PL011),
+            ("console=serial1", PI_MINI),
+            ("console=ttyS0 console=ttyAMA0", PI_PL011),
+            ("console=ttyAMA0 console=tty0", PI_PL011),
+            ("console=tty0", PI_MINI),
+        ] {
+            let c = console_choice(&blob, &[args(bootargs)]);
+            assert_eq!(c.uart().unwrap().path, path, "{bootargs}: {c:?}");
+        }
+        // ttyAMA1 would be the PL011 at serial1, but that is the mini UART: stdout-path.
+        let c = console_choice(&blob, &[args("console=ttyAMA1")]);
+        assert_eq!(chosen(&c), (PI_MINI, ConsoleRule::StdoutPath));
+        assert_eq!(c.passed_over.len(), 1, "{c:?}");
+        assert!(c.passed_over[0].contains("not a PL011"), "{c:?}");
+    }
+
+    #[test]
+    fn console_passes_over_disabled_uarts() {
+        let blob = fixture("bcm2711-rpi-4-b.dtb");
+        // Raspberry Pi OS's DTB after dtoverlay=disable-bt: the PL011 is serial0 and the
+        // console, the mini UART disabled.
+        let disable_bt = [
+            ("/chosen", "stdout-path", Some("serial0:115200n8")),
+            (PI_MINI, "status", Some("disabled")),
+        ];
+        let c = console_choice(&blob, &disable_bt);
+        assert_eq!(chosen(&c), (PI_PL011, ConsoleRule::StdoutPath));
+        // console=ttyS0 there: no mini UART to be had, said so, and the PL011 instead.
+        let mut edits = disable_bt.to_vec();
+        edits.push(("/chosen", "bootargs", Some("console=ttyS0,115200")));
+        let c = console_choice(&blob, &edits);
+        assert_eq!(chosen(&c), (PI_PL011, ConsoleRule::StdoutPath));
+        assert_eq!(
+            c.passed_over,
+            ["console=ttyS0,115200: the DTB has no enabled mini UART (brcm,bcm2835-aux-uart)"]
+        );
+        // stdout-path names a disabled UART: the next alias that works.
+        let c = console_choice(
+            &blob,
+            &[
+                ("/chosen", "stdout-path", Some("serial0:115200n8")),
+                (PI_PL011, "status", Some("disabled")),
+            ],
+        );
+        assert_eq!(chosen(&c), (PI_MINI, ConsoleRule::Alias));
+        assert_eq!(
+            c.passed_over,
+            ["/soc/serial@7e201000 (stdout-path): disabled in the DTB"]
+        );
+        // Nothing enabled at all: no console, and why.
+        let c = console_choice(
+            &blob,
+            &[
+                (PI_PL011, "status", Some("disabled")),
+                (PI_MINI, "status", Some("fail")),
+            ],
+        );
+        assert!(c.console.is_none(), "{c:?}");
+        assert_eq!(c.passed_over.len(), 2, "{c:?}");
+    }
+
     #[test]
     fn raspberry_pi_4() {
         let blob = fixture("bcm2711-rpi-4-b.dtb");
         let fdt = Fdt::new(&blob).unwrap();
         let p = Platform::from_fdt(&fdt).unwrap();
         assert!(p.model.starts_with("Raspberry Pi 4"), "{}", p.model);
-        // serial0 is the PL011 at bus address 0x7e201000, which /soc ranges put at 0xfe201000.
-        let c = p.console.clone().expect("a PL011 console");
+        // Debian's DTB: stdout-path = "serial1:115200n8", the mini UART (at bus address
+        // 0x7e215040, which /soc ranges put at 0xfe215040).
+        let (c, rule) = p.console.console.clone().expect("a console");
+        assert_eq!(rule, ConsoleRule::StdoutPath);
+        assert_eq!(c.path, "/soc/serial@7e215040");
+        assert_eq!(c.kind, UartKind::MiniUart);
+        assert_eq!(c.regs.start, 0xfe21_5040);
+        assert!(p.console.passed_over.is_empty(), "{:?}", p.console);
+        // serial0 is the PL011 at 0x7e201000 (wired to Bluetooth on this DTB).
+        let c = console_choice(
+            &blob,
+            &[("/chosen", "bootargs", Some("console=ttyAMA0,115200"))],
+        )
+        .uart()
+        .cloned()
+        .unwrap();
         assert_eq!(c.path, "/soc/serial@7e201000");
         assert_eq!(c.regs, Region::new(0xfe20_1000, 0x200));
         assert_eq!(c.irq, Some(32 + 121), "GIC_SPI 121");
@@ -782,7 +1022,7 @@ pub(crate) mod tests {
         let blob = fixture("juno-r2.dtb");
         let fdt = Fdt::new(&blob).unwrap();
         let p = Platform::from_fdt(&fdt).unwrap();
-        let c = p.console.clone().expect("the SoC PL011");
+        let c = p.console.uart().cloned().expect("the SoC PL011");
         assert_eq!(c.regs.start, 0x7ff8_0000);
         assert_eq!(p.psci, Some(PsciConduit::Smc));
         assert_eq!(p.mpidrs(), [0x0, 0x1, 0x100, 0x101, 0x102, 0x103]);
@@ -816,7 +1056,7 @@ pub(crate) mod tests {
         assert_eq!(gic.redist[0].start, 0x80a_0000);
         assert!(gic.redist[0].size() >= 4 * 0x2_0000);
         assert_eq!(p.timer_irq, Some(27));
-        assert_eq!(p.console.as_ref().unwrap().irq, Some(33));
+        assert_eq!(p.console.uart().unwrap().irq, Some(33));
         assert_eq!(p.mpidrs(), [0, 1, 2, 3]);
     }
 }

@@ -340,7 +340,10 @@ fn boot(b: Boot) -> Run {
             cmd.arg("-initrd").arg(i);
         }
         if let Some(d) = &b.dtb {
-            cmd.arg("-dtb").arg(d);
+            match (b.raspi4b, b.serial1) {
+                (true, false) => cmd.arg("-dtb").arg(pi_console_on_pl011(d)),
+                _ => cmd.arg("-dtb").arg(d),
+            };
         }
         cmd.args(["-append", &append]);
     }
@@ -501,6 +504,24 @@ fn rpi4_firmware_args(
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// A Pi 4 DTB with `stdout-path` at `serial0`, the PL011, which QEMU's first serial port
+/// (what most tests read) is: as Raspberry Pi OS's DTB says with `enable_uart=1` and
+/// `dtoverlay=disable-bt`. Debian's says `serial1`, the mini UART (`Boot::serial1` reads it).
+fn pi_console_on_pl011(dtb: &Path) -> PathBuf {
+    let copy = scratch(&format!(
+        "pl011-{}",
+        dtb.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::copy(dtb, &copy).unwrap();
+    let st = Command::new("fdtput")
+        .arg(&copy)
+        .args(["-t", "s", "/chosen", "stdout-path", "serial0:115200n8"])
+        .status()
+        .expect("fdtput (device-tree-compiler)");
+    assert!(st.success(), "fdtput stdout-path");
+    copy
 }
 
 /// Where `loader_args` puts things, from the start of RAM: all in the first 512 MiB.
@@ -2107,6 +2128,8 @@ fn raspi4b_chain_then_linux() {
     );
 }
 
+/// Debian's Pi 4 DTB as it is (`stdout-path = "serial1:115200n8"`) and no `console=`: the
+/// console is the mini UART, input and output.
 #[test]
 fn raspi4b_console_on_the_mini_uart() {
     let rd = initramfs("mini.cpio", Some("echo on the mini uart\n"), &[]);
@@ -2116,11 +2139,16 @@ fn raspi4b_console_on_the_mini_uart() {
         serial1: true,
         dtb: Some(fixture("bcm2711-rpi-4-b.dtb")),
         initrd: Some(rd),
-        append: Some("console=ttyS0,115200".into()),
         typed: Some("irqs\npoweroff\n"),
         ..Default::default()
     });
     assert!(run.line("ready el=2 cpus=4").is_some(), "{}", run.out);
+    assert!(
+        run.out
+            .contains("console: /soc/serial@7e215040 (MiniUart, from stdout-path)"),
+        "{}",
+        run.out
+    );
     assert!(run.out.contains("\non the mini uart"), "{}", run.out);
     // What was typed came through the mini UART's receive interrupt (the AUX block's SPI 93).
     assert!(
@@ -4094,4 +4122,85 @@ fn raspi4b_tfa_image_at_512k() {
         ..Default::default()
     });
     assert_chain_from(&run, 2, 0x8_0000, "4");
+}
+
+/// A Pi 4 DTB as Raspberry Pi OS's looks after `dtoverlay=disable-bt` (the PL011 is
+/// `serial0` and the console, the mini UART disabled) with `console=ttyS0` on the command
+/// line: no mini UART to be had, and it says so on the PL011 instead of spinning on a UART
+/// that is off.
+#[test]
+fn raspi4b_disable_bt_dtb_with_console_tty_s0() {
+    let dtb = scratch("rpi4-disable-bt.dtb");
+    std::fs::copy(fixture("rpi4-qemu.dtb"), &dtb).unwrap();
+    for args in [
+        ["/chosen", "stdout-path", "serial0:115200n8"],
+        ["/soc/serial@7e215040", "status", "disabled"],
+    ] {
+        let st = Command::new("fdtput")
+            .arg(&dtb)
+            .arg("-t")
+            .arg("s")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let rd = initramfs("disable-bt.cpio", Some(POWEROFF), &[]);
+    let run = boot(Boot {
+        el: 2,
+        raspi4b: true,
+        dtb: Some(dtb),
+        initrd: Some(rd),
+        append: Some("console=ttyS0,115200".into()),
+        ..Default::default()
+    });
+    assert!(run.line("ready el=2 cpus=4").is_some(), "{}", run.out);
+    assert!(
+        run.out.contains(
+            "warning: console: passed over console=ttyS0,115200: the DTB has no enabled mini UART (brcm,bcm2835-aux-uart)"
+        ),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out
+            .contains("console: /soc/serial@7e201000 (Pl011, from stdout-path)"),
+        "{}",
+        run.out
+    );
+    assert_eq!(run.status, Some(0), "{}", run.out);
+}
+
+/// A DTB the platform cannot be read from (an initrd that ends before it starts): the
+/// kernel says why on the console it names, before it has its own page tables. (Before the
+/// early console, this stopped without a word.)
+#[test]
+fn a_bad_dtb_is_named_on_the_early_console() {
+    let dtb = scratch("initrd-backwards.dtb");
+    std::fs::copy(fixture("virt-1g.dtb"), &dtb).unwrap();
+    for (prop, v) in [
+        ("linux,initrd-start", "48000000"),
+        ("linux,initrd-end", "47000000"),
+    ] {
+        let st = Command::new("fdtput")
+            .arg(&dtb)
+            .args(["-t", "x", "/chosen", prop, "0", v])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let run = boot(Boot {
+        el: 2,
+        dtb_as_is: Some(dtb),
+        until: Some("halted"),
+        ..Default::default()
+    });
+    assert!(run.line("PANIC: ").is_some(), "{}", run.out);
+    assert!(
+        run.out.contains(
+            "DTB /chosen: linux,initrd-end 0x47000000 is below linux,initrd-start 0x48000000"
+        ),
+        "{}",
+        run.out
+    );
 }

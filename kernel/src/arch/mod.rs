@@ -351,39 +351,78 @@ pub unsafe fn kexec_jump(reloc_pa: u64, args_va: u64, idmap_root: u64) -> ! {
     }
 }
 
-/// Maps `[pa, pa + len)` (at most 2 MiB) read-only through early window `slot`, in the
-/// boot code's tables, and returns the VA of `pa`: for what the kernel must read before its
-/// own tables exist. Gone when `switch_kernel_tables` replaces those tables.
+/// What an early window maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EarlyWindow {
+    /// Memory to read: the UEFI memory map (read-only, never executed).
+    UefiMemoryMap,
+    /// Memory to read: the UEFI configuration tables, one after another.
+    UefiTables,
+    /// The console UART's registers (Device-nGnRnE).
+    Console,
+}
+
+/// Maps `[pa, pa + len)` (at most 2 MiB) through early window `window`, in the boot code's
+/// tables, and returns the VA of `pa`: for what the kernel must reach before its own tables
+/// exist. A window pointed elsewhere before is re-pointed with break-before-make. Gone when
+/// `switch_kernel_tables` replaces those tables.
 ///
 /// # Safety
 /// The boot code's tables must still be the ones in use (before `memory::init` switches),
-/// and `[pa, pa + len)` must be memory that reads have no side effect on.
-pub unsafe fn early_window(slot: usize, pa: u64, len: u64) -> Option<u64> {
+/// and `[pa, pa + len)` must be memory that reads have no side effect on, or for
+/// [`EarlyWindow::Console`] a device's registers.
+pub unsafe fn early_window(window: EarlyWindow, pa: u64, len: u64) -> Option<u64> {
     use mm::layout::{EARLY_WINDOWS, EARLY_WINDOWS_VADDR};
+    use mm::paging::{desc, Attrs};
     const BLOCK: u64 = 2 << 20;
-    /// The kernel map's last-level table: page 6 of the early tables (`boot/src/entry.S`).
+    /// The kernel map's L2 table: page 6 of the early tables (`boot/src/entry.S`).
     const KERNEL_L2_PAGE: u64 = 6;
-    if slot >= EARLY_WINDOWS || len == 0 || len > BLOCK {
+    let (slot, attrs) = match window {
+        EarlyWindow::UefiMemoryMap => (0, boot::FDT_BLOCK_ATTRS),
+        EarlyWindow::UefiTables => (1, boot::FDT_BLOCK_ATTRS),
+        EarlyWindow::Console => (2, Attrs::DEVICE.bits() | desc::VALID),
+    };
+    const _: () = assert!(EARLY_WINDOWS == 3);
+    if len == 0 || len > BLOCK {
         return None;
     }
     let first = pa / BLOCK;
     let last = (pa.checked_add(len)? - 1) / BLOCK;
     let va = EARLY_WINDOWS_VADDR + slot as u64 * 2 * BLOCK;
     let l2 = (&raw const boot::symbols::__early_tables) as u64 + KERNEL_L2_PAGE * 4096;
-    for (i, block) in (first..=last).enumerate() {
-        let index = ((va >> 21) & 511) as usize + i;
-        // SAFETY: the caller promises the boot tables are live; this slot of their L2 table
-        // is one only early windows use, and the table is in the image, mapped writable.
-        unsafe {
-            (l2 as *mut u64)
-                .add(index)
-                .write_volatile((block * BLOCK) | boot::FDT_BLOCK_ATTRS)
-        };
+    // SAFETY: the caller promises the boot tables are live; the window's two slots of their
+    // L2 table are ones only this window uses, and the table is in the image, mapped
+    // writable.
+    let entry = |i: usize| unsafe { (l2 as *mut u64).add(((va >> 21) & 511) as usize + i) };
+    let new = |i: u64| ((first + i) * BLOCK) | attrs;
+    let blocks = (last - first + 1) as usize;
+    // Break: a valid entry that changes is made invalid, and its translation dropped, before
+    // the new one is written (Arm ARM D8.16.1).
+    // SAFETY: see `entry`.
+    let old = |i: usize| unsafe { entry(i).read_volatile() };
+    let changes =
+        (0..2).any(|i| old(i) & desc::VALID != 0 && (i >= blocks || old(i) != new(i as u64)));
+    if changes {
+        for i in 0..2 {
+            // SAFETY: see `entry`.
+            unsafe { entry(i).write_volatile(0) };
+        }
+        tlbi_local_all();
     }
-    // The entries were invalid (never cached); make them visible to the walker, and drop any
-    // translation a previous use of this window left.
+    // Make.
+    for i in 0..blocks {
+        // SAFETY: see `entry`.
+        unsafe { entry(i).write_volatile(new(i as u64)) };
+    }
+    // The entries were invalid: make them visible to the walker.
+    publish_tables();
+    Some(va + (pa % BLOCK))
+}
+
+/// Drops every EL1 translation of this CPU (after its tables changed), and waits for it.
+fn tlbi_local_all() {
     barrier::dsb(barrier::ISHST);
-    // SAFETY: invalidating TLB entries of this window only costs walks.
+    // SAFETY: invalidating TLB entries only costs walks.
     unsafe {
         asm!(
             "tlbi vmalle1",
@@ -392,7 +431,6 @@ pub unsafe fn early_window(slot: usize, pa: u64, len: u64) -> Option<u64> {
             options(nostack, preserves_flags)
         )
     };
-    Some(va + (pa % BLOCK))
 }
 
 /// A 64-bit random number from `RNDR`, or `None` if the CPU has no FEAT_RNG
