@@ -8,6 +8,10 @@
 pub mod hcr_el2 {
     /// Execution state for EL1 is AArch64.
     pub const RW: u64 = 1 << 31;
+    /// SErrors route to EL2 (and virtual SErrors reach EL1).
+    pub const AMO: u64 = 1 << 5;
+    /// A virtual SError is pending for EL1 (with `AMO`).
+    pub const VSE: u64 = 1 << 8;
     /// The value written on entry at EL2.
     pub const INIT: u64 = RW;
 }

@@ -3,7 +3,7 @@
 //! watchdog reset: partition 63 means "halt" (QEMU's `raspi4b` turns it into a power-off).
 
 use crate::memory;
-use core::ptr::{read_volatile, write_volatile};
+use core::ptr::write_volatile;
 use mm::memmap::Region;
 
 /// BCM2835 PM watchdog registers (offsets in the `pm` block) and fields.
@@ -36,7 +36,7 @@ pub fn bcm2835_watchdog_reset(regs: Region, halt: bool) -> Result<(), &'static s
     // are the BCM2835 PM watchdog's.
     unsafe {
         if halt {
-            let rsts = read_volatile((base + pm::RSTS) as *const u32);
+            let rsts = crate::arch::mmio::read32(base + pm::RSTS);
             write_volatile(
                 (base + pm::RSTS) as *mut u32,
                 pm::PASSWORD | (rsts & 0x00ff_ffff) | pm::RSTS_PARTITION_HALT,
@@ -46,7 +46,7 @@ pub fn bcm2835_watchdog_reset(regs: Region, halt: bool) -> Result<(), &'static s
             (base + pm::WDOG) as *mut u32,
             pm::PASSWORD | (pm::WDOG_TICKS & pm::WDOG_TIME_SET),
         );
-        let rstc = read_volatile((base + pm::RSTC) as *const u32);
+        let rstc = crate::arch::mmio::read32(base + pm::RSTC);
         write_volatile(
             (base + pm::RSTC) as *mut u32,
             pm::PASSWORD | (rstc & pm::RSTC_WRCFG_CLR) | pm::RSTC_WRCFG_FULL_RESET,

@@ -4,6 +4,7 @@
 //! exceptions and panics. A UART that takes no byte for 50 ms is given up (output then goes
 //! to the log ring only) rather than waited on forever.
 
+use crate::arch::mmio;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use kernel::platform::UartKind;
@@ -112,10 +113,6 @@ impl LogRing {
     }
 }
 
-fn reg(base: usize, off: usize) -> *mut u32 {
-    (base + off) as *mut u32
-}
-
 /// Waits until `ready()` or [`TX_TIMEOUT_US`] has passed; `false` on the timeout.
 fn wait_for(mut ready: impl FnMut() -> bool) -> bool {
     if ready() {
@@ -141,9 +138,9 @@ fn put_raw(base: usize, b: u8) {
         // SAFETY: `base` is the mapped console UART (set by `init`); MMIO reads are volatile.
         unsafe {
             if mini {
-                reg(base, mini::LSR).read_volatile() & mini::LSR_TX_EMPTY != 0
+                mmio::read32(base + mini::LSR) & mini::LSR_TX_EMPTY != 0
             } else {
-                reg(base, pl011::FR).read_volatile() & pl011::FR_TXFF == 0
+                mmio::read32(base + pl011::FR) & pl011::FR_TXFF == 0
             }
         }
     };
@@ -156,7 +153,7 @@ fn put_raw(base: usize, b: u8) {
         return;
     }
     // SAFETY: as above; the transmitter has room.
-    unsafe { reg(base, if mini { mini::IO } else { pl011::DR }).write_volatile(b as u32) };
+    unsafe { mmio::write32(base + (if mini { mini::IO } else { pl011::DR }), b as u32) };
 }
 
 /// Takes over the UART mapped at `base` as the console. A PL011 is set to 8N1 with FIFOs and
@@ -172,15 +169,17 @@ pub unsafe fn init(base: usize, kind: UartKind) {
     STALLED.store(false, Ordering::Relaxed);
     if !mini {
         // SAFETY: the caller guarantees `base` maps a PL011.
-        let idle =
-            wait_for(|| unsafe { reg(base, pl011::FR).read_volatile() } & pl011::FR_BUSY == 0);
+        let idle = wait_for(|| unsafe { mmio::read32(base + pl011::FR) } & pl011::FR_BUSY == 0);
         // SAFETY: as above.
         unsafe {
-            reg(base, pl011::CR).write_volatile(0);
-            reg(base, pl011::LCR_H).write_volatile(pl011::LCR_H_WLEN_8 | pl011::LCR_H_FEN);
-            reg(base, pl011::IMSC).write_volatile(0);
-            reg(base, pl011::ICR).write_volatile(pl011::ICR_ALL);
-            reg(base, pl011::CR).write_volatile(pl011::CR_UARTEN | pl011::CR_TXE | pl011::CR_RXE);
+            mmio::write32(base + pl011::CR, 0);
+            mmio::write32(base + pl011::LCR_H, pl011::LCR_H_WLEN_8 | pl011::LCR_H_FEN);
+            mmio::write32(base + pl011::IMSC, 0);
+            mmio::write32(base + pl011::ICR, pl011::ICR_ALL);
+            mmio::write32(
+                base + pl011::CR,
+                pl011::CR_UARTEN | pl011::CR_TXE | pl011::CR_RXE,
+            );
         }
         STALLED.store(!idle, Ordering::Relaxed);
     }
@@ -223,10 +222,10 @@ pub fn enable_rx_interrupt() {
     // SAFETY: `base` is the mapped console UART.
     unsafe {
         if MINI.load(Ordering::Relaxed) {
-            reg(base, mini::IER).write_volatile(mini::IER_RX);
+            mmio::write32(base + mini::IER, mini::IER_RX);
         } else {
-            reg(base, pl011::ICR).write_volatile(pl011::INT_RX | pl011::INT_RT);
-            reg(base, pl011::IMSC).write_volatile(pl011::INT_RX | pl011::INT_RT);
+            mmio::write32(base + pl011::ICR, pl011::INT_RX | pl011::INT_RT);
+            mmio::write32(base + pl011::IMSC, pl011::INT_RX | pl011::INT_RT);
         }
     }
 }
@@ -247,7 +246,7 @@ pub fn rx_interrupt() {
     let base = BASE.load(Ordering::Acquire);
     if base != 0 && !MINI.load(Ordering::Relaxed) {
         // SAFETY: `base` is the mapped PL011.
-        unsafe { reg(base, pl011::ICR).write_volatile(pl011::INT_RX | pl011::INT_RT) };
+        unsafe { mmio::write32(base + pl011::ICR, pl011::INT_RX | pl011::INT_RT) };
     }
 }
 
@@ -272,16 +271,16 @@ pub fn try_read() -> Option<u8> {
     if MINI.load(Ordering::Relaxed) {
         // SAFETY: `base` is the mapped mini UART.
         return unsafe {
-            (reg(base, mini::LSR).read_volatile() & mini::LSR_DATA_READY != 0)
-                .then(|| reg(base, mini::IO).read_volatile() as u8)
+            (mmio::read32(base + mini::LSR) & mini::LSR_DATA_READY != 0)
+                .then(|| mmio::read32(base + mini::IO) as u8)
         };
     }
     // SAFETY: `base` is the mapped PL011.
     unsafe {
-        if reg(base, pl011::FR).read_volatile() & pl011::FR_RXFE != 0 {
+        if mmio::read32(base + pl011::FR) & pl011::FR_RXFE != 0 {
             None
         } else {
-            Some(reg(base, pl011::DR).read_volatile() as u8)
+            Some(mmio::read32(base + pl011::DR) as u8)
         }
     }
 }

@@ -136,6 +136,8 @@ mod bare {
                 println!();
             }
         }
+        // The vectors are in place (entry.S) and the console can report: SErrors too.
+        arch::unmask_serror();
         let (initrd, handover) = match &platform {
             Ok(p) => (p.initrd, p.handover),
             Err(_) => (None, None),

@@ -33,6 +33,8 @@ const COMMANDS: &[Command] = &[
     #[cfg(feature = "fault-inject")]
     Command { name: "failalloc", usage: "failalloc N | failalloc kexec ARGS...", help: "test builds: make the Nth frame allocation (or claim) from now fail, once; or load `kexec -l ARGS` failing allocation 1, 2, ... until a load reaches none", run: cmd_failalloc },
     #[cfg(feature = "fault-inject")]
+    Command { name: "serror", usage: "serror", help: "test builds, entered at EL2: make a virtual SError pending (HCR_EL2.VSE), as an asynchronous external abort on a board would", run: cmd_serror },
+    #[cfg(feature = "fault-inject")]
     Command { name: "wedge", usage: "wedge N", help: "test builds: CPU N (as `cpus` numbers them) masks its interrupts and spins, never answering again", run: cmd_wedge },
     Command { name: "panic", usage: "panic [MESSAGE]", help: "panic (to test a crash kernel loaded with kexec -p)", run: |w| panic!("{}", if w.len() > 1 { w[1..].join(" ") } else { "the panic command".into() }) },
     Command { name: "poweroff", usage: "poweroff", help: "PSCI SYSTEM_OFF", run: cmd_poweroff },
@@ -255,6 +257,15 @@ fn cmd_wedge(w: &[String]) -> Result<(), String> {
         .ok_or("usage: wedge N")?;
     let mpidr = crate::smp::wedge(n)?;
     println!("wedge: cpu{n} (mpidr {mpidr:#x}) spins with interrupts masked");
+    Ok(())
+}
+
+#[cfg(feature = "fault-inject")]
+fn cmd_serror(_: &[String]) -> Result<(), String> {
+    let sys = crate::SYSTEM.get().ok_or("no system")?;
+    crate::arch::inject_virtual_serror(sys.entry_el, sys.image_pa)?;
+    // Only if SErrors were masked: the exception report halts otherwise.
+    println!("serror: pending, not taken");
     Ok(())
 }
 

@@ -262,6 +262,7 @@ fn start_one(
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(block: &'static SecondaryBoot, entry_el: u64) -> ! {
     arch::set_cpu_index(block.index as usize);
+    arch::unmask_serror();
     crate::irq::init_secondary(block.index as usize);
     block.el.store(entry_el, Ordering::Relaxed);
     block.state.store(state::ONLINE, Ordering::Release);

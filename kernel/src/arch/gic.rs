@@ -15,7 +15,7 @@
 //! GICv2, IHI 0069H for GICv3), named below.
 
 use core::arch::asm;
-use core::ptr::{read_volatile, write_volatile};
+use core::ptr::write_volatile;
 
 /// The priority of every interrupt this kernel enables (lower is more urgent).
 pub const PRIORITY: u8 = 0xa0;
@@ -159,7 +159,7 @@ pub struct Gic {
 fn r32(a: usize) -> u32 {
     // SAFETY: every caller passes an address inside a GIC region mapped as Device memory
     // (the struct's invariant, established by `Gic::new`).
-    unsafe { read_volatile(a as *const u32) }
+    unsafe { super::mmio::read32(a) }
 }
 fn w32(a: usize, v: u32) {
     // SAFETY: as for `r32`.
@@ -167,7 +167,7 @@ fn w32(a: usize, v: u32) {
 }
 fn r64(a: usize) -> u64 {
     // SAFETY: as for `r32`; GICR_TYPER, PROPBASER and PENDBASER are 64-bit registers.
-    unsafe { read_volatile(a as *const u64) }
+    unsafe { super::mmio::read64(a) }
 }
 
 /// Reads or writes a GICv3 CPU-interface system register (`aarch64-cpu` has no `ICC_*_EL1`).

@@ -10,6 +10,7 @@
 
 pub mod exceptions;
 pub mod gic;
+pub mod mmio;
 pub mod sha2;
 
 use aarch64_cpu::asm::barrier;
@@ -21,6 +22,12 @@ use core::arch::asm;
 
 core::arch::global_asm!(include_str!("vectors.S"));
 core::arch::global_asm!(include_str!("mem.S"));
+#[cfg(feature = "fault-inject")]
+core::arch::global_asm!(
+    include_str!("fault.S"),
+    HCR_AMO = const boot::regs::hcr_el2::AMO,
+    HCR_VSE = const boot::regs::hcr_el2::VSE,
+);
 core::arch::global_asm!(include_str!("sha256.S"), options(raw));
 core::arch::global_asm!(
     include_str!("efi_entry.S"),
@@ -238,12 +245,49 @@ pub fn timers_off() {
     barrier::isb(barrier::SY);
 }
 
+/// Test builds: makes a virtual SError pending for this CPU through the EL2 stub
+/// (`HVC_SOFT_RESTART` into `serror_at_el2`, `fault.S`): with SErrors unmasked it is taken
+/// as soon as the stub returns. A kernel entered at EL1 has no stub to ask.
+#[cfg(feature = "fault-inject")]
+pub fn inject_virtual_serror(entry_el: u64, image_pa: u64) -> Result<(), &'static str> {
+    unsafe extern "C" {
+        static serror_at_el2: u8;
+    }
+    if entry_el != 2 {
+        return Err("needs a kernel entered at EL2 (it asks the EL2 stub)");
+    }
+    let text = (&raw const boot::symbols::_text) as u64;
+    let pa = (&raw const serror_at_el2) as u64 - text + image_pa;
+    // SAFETY: the stub branches to `pa` at EL2 with the MMU off, where `serror_at_el2` sets
+    // HCR_EL2.{AMO,VSE} and returns to this HVC; x0-x4 and x9 are the stub's to clobber.
+    unsafe {
+        asm!(
+            "hvc #0",
+            inout("x0") boot::regs::hvc::SOFT_RESTART => _,
+            inout("x1") pa => _,
+            out("x2") _,
+            out("x3") _,
+            out("x4") _,
+            out("x9") _,
+            options(nostack)
+        )
+    };
+    Ok(())
+}
+
 /// Masks every exception: debug, SError, IRQ and FIQ (`DAIF`).
 pub fn mask_all() {
     DAIF.write(DAIF::D::Masked + DAIF::A::Masked + DAIF::I::Masked + DAIF::F::Masked);
 }
 
-/// Takes IRQs (`DAIF.I` clear); SError and debug stay masked.
+/// Takes SErrors (`DAIF.A` clear): once the vectors and the console are up, an asynchronous
+/// external abort (a write the bus rejected, an ECC error) is reported like any other
+/// exception instead of staying pending, as Linux does from early in `setup_arch`.
+pub fn unmask_serror() {
+    DAIF.modify(DAIF::A::Unmasked);
+}
+
+/// Takes IRQs (`DAIF.I` clear); debug stays masked.
 pub fn unmask_irq() {
     DAIF.modify(DAIF::I::Unmasked);
 }
