@@ -10,7 +10,8 @@
 #              kernel with its own copy of the DTB (the CPUs stay on spin tables)
 #   tfa+uboot  both: BL31, which enters U-Boot at EL2, which `booti`s the kernel
 #
-# usage: [KERNEL_ADDR=0x80000] scripts/rpi4-firmware.sh FIRMWARE DIR KERNEL INITRD DTB BOOTARGS
+# usage: [KERNEL_ADDR=0x80000] [RPI4_MEMORY="0 0 3b400000 0 40000000 40000000"] \
+#        scripts/rpi4-firmware.sh FIRMWARE DIR KERNEL INITRD DTB BOOTARGS
 # Writes what this boot needs into DIR (a BL31 with its header filled in, the DTB) and prints
 # the QEMU arguments, one per line, after `-M raspi4b` (the caller adds the serial ports).
 #
@@ -58,8 +59,10 @@ for n in /scb/pcie@7d500000 /scb/ethernet@7d580000 /soc/rng@7e104000; do
     fdtput -t s "$out_dtb" "$n" status disabled
 done
 # The low 960 MiB, as QEMU's VideoCore mailbox reports them (2 GiB raspi4b; the firmware
-# writes /memory on a board). The Pi 4 DTB has 2 address cells and 1 size cell.
-fdtput -t x "$out_dtb" /memory@0 reg 0 0 3c000000
+# writes /memory on a board), or RPI4_MEMORY: (address, size) cells as the firmware would
+# write them. The Pi 4 DTB has 2 address cells and 1 size cell.
+read -r -a memory <<<"${RPI4_MEMORY:-0 0 3c000000}"
+fdtput -t x "$out_dtb" /memory@0 reg "${memory[@]}"
 fdtput -t s "$out_dtb" /chosen stdout-path "serial0:115200n8"
 fdtput -t s "$out_dtb" /chosen bootargs "$bootargs"
 fdtput -t x "$out_dtb" /chosen linux,initrd-start "$(printf %x $INITRD)"

@@ -132,6 +132,11 @@ pub mod symbols {
         /// `SPIN_SLOTS` pairs of (MPIDR, boot block PA) for `secondary_spin_entry`.
         pub static mut spin_boot_blocks: [[u64; 2]; super::SPIN_SLOTS];
     }
+    /// The image's size in memory (the header's `image_size`: BSS, heap, stacks and early
+    /// tables included).
+    pub fn image_size() -> u64 {
+        (&raw const _end) as u64 - (&raw const _text) as u64
+    }
     unsafe extern "C" {
         /// Switches `TTBR1_EL1` to `ttbr1` with break-before-make. Must be called at its
         /// identity-mapped (physical) address.

@@ -142,6 +142,19 @@ mod bare {
             Ok(p) => (p.initrd, p.handover),
             Err(_) => (None, None),
         };
+        // The boot protocol keeps image_size bytes free from the load address. A boot loader
+        // that put the initrd right after the Image *file* had it overwritten by the BSS, the
+        // heap and the early tables before any of this ran: say so, and do not read it.
+        let image = Region::new(image_pa, boot::symbols::image_size());
+        let initrd = initrd.filter(|r| {
+            let clear = !r.overlaps(&image);
+            if !clear {
+                println!(
+                    "initramfs: {r} lies inside the kernel's image_size ({image}): the boot loader did not keep image_size bytes free after the Image (its BSS, heap and tables went over it); not read"
+                );
+            }
+            clear
+        });
         let redist = match &platform {
             Ok(p) => p.gic.as_ref().map(|g| g.redist.clone()).unwrap_or_default(),
             Err(_) => alloc::vec::Vec::new(),
@@ -214,7 +227,6 @@ mod bare {
         if let Some((u, rule)) = &platform.console.console {
             log::info!("console: {} ({:?}, from {rule})", u.path, u.kind);
         }
-        let initrd = platform.initrd;
         let sys = SYSTEM.call_once(|| System {
             platform,
             entry_el,

@@ -120,6 +120,11 @@ struct Boot {
     /// Where `dtb_as_is` puts the Image, from `load_base` (0 = [`IMAGE_OFFSET`]); with
     /// `firmware`, the Image's address (0 = `scripts/rpi4-firmware.sh`'s default).
     image_at: u64,
+    /// Where `dtb_as_is` puts the initrd, from `load_base` (0 = [`INITRD_OFFSET`]).
+    initrd_at: u64,
+    /// With `firmware`: `/memory`'s reg cells as the firmware would write them
+    /// (`RPI4_MEMORY`; default: the 960 MiB QEMU's mailbox reports).
+    firmware_memory: Option<&'static str>,
     /// A sparse file as guest RAM (`memory-backend-file`), for machines whose RAM reaches
     /// far beyond what the host could allocate.
     sparse_ram: bool,
@@ -310,7 +315,13 @@ fn boot(b: Boot) -> Run {
         };
         let dtb = b.dtb.clone().unwrap_or_else(|| fixture("rpi4-qemu.dtb"));
         cmd.args(rpi4_firmware_args(
-            firmware, &kernel, &initrd, &dtb, &cmdline, b.image_at,
+            firmware,
+            &kernel,
+            &initrd,
+            &dtb,
+            &cmdline,
+            b.image_at,
+            b.firmware_memory,
         ));
     } else if let Some((kernel, initrd, append)) = &b.linux {
         cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
@@ -326,10 +337,15 @@ fn boot(b: Boot) -> Run {
         } else {
             b.image_at
         };
+        let initrd_offset = if b.initrd_at == 0 {
+            INITRD_OFFSET
+        } else {
+            b.initrd_at
+        };
         cmd.args(loader_args(
             dtb,
             base,
-            image_offset,
+            (image_offset, initrd_offset),
             b.initrd.as_deref(),
             b.append.as_deref(),
         ));
@@ -480,12 +496,16 @@ fn rpi4_firmware_args(
     dtb: &Path,
     cmdline: &str,
     kernel_at: u64,
+    memory: Option<&str>,
 ) -> Vec<String> {
     let stem = initrd.file_stem().unwrap().to_string_lossy();
     let dir = scratch(&format!("fw-{}-{stem}", firmware.replace('+', "-")));
     let mut script = Command::new(root().join("scripts/rpi4-firmware.sh"));
     if kernel_at != 0 {
         script.env("KERNEL_ADDR", format!("{kernel_at:#x}"));
+    }
+    if let Some(m) = memory {
+        script.env("RPI4_MEMORY", m);
     }
     let out = script
         .arg(firmware)
@@ -540,12 +560,12 @@ const INITRD_OFFSET: u64 = 0x800_0000;
 fn loader_args(
     dtb: &Path,
     base: u64,
-    image_offset: u64,
+    (image_offset, initrd_offset): (u64, u64),
     initrd: Option<&Path>,
     append: Option<&str>,
 ) -> Vec<String> {
     let (shim_pa, image_pa) = (base + SHIM_OFFSET, base + image_offset);
-    let (dtb_pa, initrd_pa) = (base + DTB_OFFSET, base + INITRD_OFFSET);
+    let (dtb_pa, initrd_pa) = (base + DTB_OFFSET, base + initrd_offset);
     let copy = scratch(&format!(
         "as-is-{}",
         dtb.file_name().unwrap().to_string_lossy()
@@ -4368,4 +4388,92 @@ fn image_has_no_a53_erratum_sequence() {
             &found[..found.len().min(8)]
         );
     }
+}
+
+/// A Pi 4's `/memory` as its firmware writes it: several ranges, the VideoCore's carve-out
+/// below 1 GiB left out (here a 2 GB board's, all that QEMU's raspi4b has: 0-0x3b400000 and
+/// 0x40000000-0x80000000), behind TF-A: both ranges are RAM, and the chain runs through them.
+#[test]
+fn raspi4b_firmware_memory_map_in_two_ranges() {
+    let rd = initramfs("rpi4-2g-map.cpio", Some("mem\npoweroff\n"), &[]);
+    let run = boot(Boot {
+        raspi4b: true,
+        firmware: Some("tfa"),
+        firmware_memory: Some("0 0 3b400000 0 40000000 40000000"),
+        initrd: Some(rd),
+        append: Some("kexec.chain=2 kexec.payload=64M".into()),
+        ..Default::default()
+    });
+    assert_chain_from(&run, 2, 0x100_0000, "4");
+    // 948 MiB + 1 GiB.
+    assert_eq!(run.fields("ready ")["mem"], "1972", "{}", run.out);
+    for bank in [
+        "bank      0x0000000000-0x003b400000",
+        "bank      0x0040000000-0x0080000000",
+    ] {
+        assert!(run.out.contains(bank), "{bank}: {}", run.out);
+    }
+}
+
+/// A 4 or 8 GB Pi 4's upper RAM as its firmware writes it (0x40000000-0xfc000000, up to the
+/// peripherals, and 4 GiB from 0x1_0000_0000), on `virt` (whose RAM cannot start at 0, so
+/// the low range is left out), over 8 GiB of sparse guest RAM: the RAM above 4 GiB is
+/// mapped, allocated from and kexec'd through.
+#[test]
+fn pi4_8g_upper_ranges_on_virt() {
+    let dtb = qemu_dtb_with_banks(
+        "pi4-8g-shaped.dtb",
+        "8G",
+        true,
+        &[(0x4000_0000, 0xbc00_0000), (0x1_0000_0000, 1 << 32)],
+    );
+    let rd = initramfs("pi4-8g.cpio", Some("mem\npoweroff\n"), &[]);
+    let run = boot(Boot {
+        el: 2,
+        mem: "8G",
+        sparse_ram: true,
+        dtb_as_is: Some(dtb),
+        initrd: Some(rd),
+        append: Some("kexec.chain=2 kexec.payload=64M".into()),
+        ..Default::default()
+    });
+    assert_chain_from(&run, 2, 0x4020_0000, "1");
+    // 3008 MiB + 4 GiB.
+    assert_eq!(run.fields("ready ")["mem"], "7104", "{}", run.out);
+    assert!(
+        run.out.contains("bank      0x0100000000-0x0200000000"),
+        "{}",
+        run.out
+    );
+}
+
+/// An initrd put right after the Image *file* (inside its `image_size`, which the boot
+/// protocol keeps free: BSS, heap and tables go there): the kernel says so and does not read
+/// what its own BSS overwrote.
+#[test]
+fn an_initrd_inside_image_size_is_named() {
+    let rd = initramfs("inside.cpio", Some(POWEROFF), &[]);
+    let file_end = IMAGE_OFFSET + std::fs::metadata(image()).unwrap().len();
+    let initrd_at = (file_end + 0xfff) & !0xfff;
+    let run = boot(Boot {
+        el: 2,
+        dtb_as_is: Some(fixture("virt-1g.dtb")),
+        initrd: Some(rd),
+        initrd_at,
+        until: Some("kernel# "),
+        ..Default::default()
+    });
+    let start = 0x4000_0000 + initrd_at;
+    let line = run
+        .line("initramfs: ")
+        .unwrap_or_else(|| panic!("{}", run.out));
+    assert!(
+        line.starts_with(&format!("initramfs: {start:#012x}"))
+            && line.contains("lies inside the kernel's image_size")
+            && line.ends_with("not read"),
+        "{}",
+        run.out
+    );
+    assert!(run.line("ready el=2").is_some(), "{}", run.out);
+    assert!(!run.out.contains("init.rc ran"), "{}", run.out);
 }
