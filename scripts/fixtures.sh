@@ -16,6 +16,8 @@
 #   rpi4-qemu.dtb     the Pi 4 DTB with what QEMU raspi4b does not model disabled (for Linux)
 #   virt-runtime.dtb  what a -kernel sees after `-dtb` with two /memory nodes: QEMU turns them
 #                     into FDT_NOPs and appends its own (a DTB with NOPs, as boot loaders make)
+#   raspi-firmware/   the Pi 4's VideoCore firmware (start4.elf, fixup4.dat) from Debian's
+#                     raspi-firmware (non-free-firmware), for scripts/sdcard.sh
 #   firmware/         the Raspberry Pi 4's firmware stacks as Debian ships them: TF-A's BL31
 #                     (bl31.bin, from arm-trusted-firmware) and U-Boot (u-boot.bin, from
 #                     u-boot-rpi's rpi_arm64), plus bl31-qemu.bin, the test-only copy of BL31
@@ -225,5 +227,28 @@ rpi4_firmware() {
     (cd "$debs" && ls ./*.deb) | sed 's|^\./||' > "$tmp/packages"
 }
 fixture firmware rpi4_firmware
+
+# The Pi 4's VideoCore firmware (start4.elf, fixup4.dat) for scripts/sdcard.sh, from Debian's
+# raspi-firmware, which is in the non-free-firmware component: fetched through a source list
+# of its own (apt's lists in a scratch directory), so the system's sources stay as they are.
+raspi_firmware() {
+    local tmp=$1 apt; apt=$(mktemp -d); scratch+=("$apt")
+    mkdir -p "$apt/lists/partial" "$apt/debs"
+    . /etc/os-release
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian ${VERSION_CODENAME:-bookworm} non-free-firmware" \
+        > "$apt/sources.list"
+    local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$apt/lists" -o Debug::NoLocking=1)
+    say "downloading raspi-firmware (non-free-firmware)"
+    apt-get "${opts[@]}" update -qq >/dev/null 2>&1 || { say "apt-get update (non-free-firmware) failed"; return 1; }
+    (cd "$apt/debs" && apt-get "${opts[@]}" download -qq raspi-firmware 2>/dev/null) \
+        || { say "apt-get download raspi-firmware failed"; return 1; }
+    local x="$apt/x"
+    dpkg-deb -x "$apt"/debs/raspi-firmware_*.deb "$x"
+    mkdir "$tmp"
+    cp "$x/usr/lib/raspi-firmware/start4.elf" "$x/usr/lib/raspi-firmware/fixup4.dat" "$tmp/"
+    (cd "$apt/debs" && ls ./*.deb) | sed 's|^\./||' > "$tmp/packages"
+}
+fixture raspi-firmware raspi_firmware
 
 say "ok: $(cat "$out/linux/version") and $(cat "$out/linux-6.12/version"), $(ls "$out"/*.dtb | wc -l) DTBs and the Pi 4 firmware in $out"

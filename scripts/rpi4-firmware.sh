@@ -10,8 +10,8 @@
 #              kernel with its own copy of the DTB (the CPUs stay on spin tables)
 #   tfa+uboot  both: BL31, which enters U-Boot at EL2, which `booti`s the kernel
 #
-# usage: [KERNEL_ADDR=0x80000] [RPI4_MEMORY="0 0 3b400000 0 40000000 40000000"] \
-#        scripts/rpi4-firmware.sh FIRMWARE DIR KERNEL INITRD DTB BOOTARGS
+# usage: [KERNEL_ADDR=0x80000] [INITRD_ADDR=...] [RPI4_MEMORY="0 0 3b400000 0 40000000 40000000"]
+#        [RPI4_STDOUT_PATH=...] scripts/rpi4-firmware.sh FIRMWARE DIR KERNEL INITRD DTB BOOTARGS
 # Writes what this boot needs into DIR (a BL31 with its header filled in, the DTB) and prints
 # the QEMU arguments, one per line, after `-M raspi4b` (the caller adds the serial ports).
 #
@@ -41,7 +41,7 @@ fw=$PWD/target/fixtures/firmware
     || die "$fw is missing: scripts/fixtures.sh makes it"
 for f in "$kernel" "$initrd" "$dtb"; do [ -f "$f" ] || die "$f: no such file"; done
 
-BL31=0x0 UBOOT=0x80000 KERNEL=${KERNEL_ADDR:-0x1000000} DTB=0x4000000 INITRD=0x5000000
+BL31=0x0 UBOOT=0x80000 KERNEL=${KERNEL_ADDR:-0x1000000} DTB=0x4000000 INITRD=${INITRD_ADDR:-0x5000000}
 [[ $firmware == *uboot && $KERNEL -lt $((UBOOT + (2 << 20))) ]] \
     && die "KERNEL_ADDR=$KERNEL would overlap U-Boot at $UBOOT"
 image_size=$(od -An -t u8 -j 16 -N 8 "$kernel" | tr -d ' ')   # the arm64 header's image_size
@@ -49,7 +49,8 @@ image_size=$(od -An -t u8 -j 16 -N 8 "$kernel" | tr -d ' ')   # the arm64 header
     || die "$kernel: its image_size $image_size at $KERNEL would reach the DTB at $DTB"
 [ $((KERNEL & 0xfff)) -eq 0 ] || die "KERNEL_ADDR=$KERNEL is not 4 KiB aligned"
 # The DTB may grow to 1 MiB under BL31 and must not reach the initrd.
-[ $((INITRD - DTB)) -ge $((1 << 20)) ] || die "the DTB's 1 MiB would overlap the initrd"
+[ $((INITRD + $(stat -c %s "$initrd"))) -le $((DTB)) ] || [ $((INITRD - DTB)) -ge $((1 << 20)) ] \
+    || die "the DTB's 1 MiB at $DTB would overlap the initrd at $INITRD"
 rd_size=$(stat -c %s "$initrd")
 mkdir -p "$dir"
 out_dtb=$dir/rpi4.dtb
@@ -63,7 +64,10 @@ done
 # write them. The Pi 4 DTB has 2 address cells and 1 size cell.
 read -r -a memory <<<"${RPI4_MEMORY:-0 0 3c000000}"
 fdtput -t x "$out_dtb" /memory@0 reg "${memory[@]}"
-fdtput -t s "$out_dtb" /chosen stdout-path "serial0:115200n8"
+# The PL011 as the console, as Raspberry Pi OS's DTB has it with disable-bt; with
+# RPI4_STDOUT_PATH set but empty, the DTB's own (Debian's: serial1, the mini UART).
+[ -n "${RPI4_STDOUT_PATH-serial0:115200n8}" ] \
+    && fdtput -t s "$out_dtb" /chosen stdout-path "${RPI4_STDOUT_PATH-serial0:115200n8}"
 fdtput -t s "$out_dtb" /chosen bootargs "$bootargs"
 fdtput -t x "$out_dtb" /chosen linux,initrd-start "$(printf %x $INITRD)"
 fdtput -t x "$out_dtb" /chosen linux,initrd-end "$(printf %x $((INITRD + rd_size)))"

@@ -5,6 +5,7 @@
 #   - gcc, pkg-config and glib's headers for the cache-model QEMU plugin (tools/cache-model)
 #   - Debian's EDK2 and U-Boot for QEMU virt (qemu-efi-aarch64, u-boot-qemu)
 #   - gnuplot (scripts/bench.sh draws its plot with it)
+#   - dosfstools, mtools, fdisk (scripts/sdcard.sh --image)
 #   - on Debian 12, the bookworm-backports source (QEMU, and the fixtures' Linux 6.12)
 # Idempotent: a second run only checks.  Needs root (or sudo) for apt.
 set -euo pipefail
@@ -41,6 +42,10 @@ pkg-config --exists glib-2.0 2>/dev/null || need_pkgs+=(libglib2.0-dev)
 [ -f /usr/share/qemu-efi-aarch64/QEMU_EFI.fd ] || need_pkgs+=(qemu-efi-aarch64)
 # U-Boot for QEMU virt (the U-Boot tests and qemu.sh --firmware uboot).
 [ -f /usr/lib/u-boot/qemu_arm64/u-boot.bin ] || need_pkgs+=(u-boot-qemu)
+# A Pi 4 SD card image (scripts/sdcard.sh --image): FAT, its files, the partition table.
+command -v mkfs.vfat >/dev/null || [ -x /usr/sbin/mkfs.vfat ] || [ -x /sbin/mkfs.vfat ] || need_pkgs+=(dosfstools)
+command -v mcopy >/dev/null || need_pkgs+=(mtools)
+command -v sfdisk >/dev/null || [ -x /usr/sbin/sfdisk ] || [ -x /sbin/sfdisk ] || need_pkgs+=(fdisk)
 # gnuplot for scripts/bench.sh's plot.
 command -v gnuplot >/dev/null || need_pkgs+=(gnuplot-nox)
 

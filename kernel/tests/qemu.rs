@@ -103,6 +103,7 @@ struct Boot {
     gic3: bool,
     /// Route the second UART (the Pi's mini UART) to stdout instead of the first.
     serial1: bool,
+    /// (With `firmware`: also the DTB's own `stdout-path`, not the PL011.)
     /// `raspi4b` instead of `virt` (its own CPUs and RAM; single-threaded TCG, since its
     /// spinning secondaries otherwise starve the boot CPU).
     raspi4b: bool,
@@ -120,7 +121,8 @@ struct Boot {
     /// Where `dtb_as_is` puts the Image, from `load_base` (0 = [`IMAGE_OFFSET`]); with
     /// `firmware`, the Image's address (0 = `scripts/rpi4-firmware.sh`'s default).
     image_at: u64,
-    /// Where `dtb_as_is` puts the initrd, from `load_base` (0 = [`INITRD_OFFSET`]).
+    /// Where `dtb_as_is` puts the initrd, from `load_base` (0 = [`INITRD_OFFSET`]); with
+    /// `firmware`, the initrd's address (0 = `scripts/rpi4-firmware.sh`'s default).
     initrd_at: u64,
     /// With `firmware`: `/memory`'s reg cells as the firmware would write them
     /// (`RPI4_MEMORY`; default: the 960 MiB QEMU's mailbox reports).
@@ -314,14 +316,23 @@ fn boot(b: Boot) -> Run {
             ),
         };
         let dtb = b.dtb.clone().unwrap_or_else(|| fixture("rpi4-qemu.dtb"));
+        // scripts/rpi4-firmware.sh's knobs.
+        let mut env = Vec::new();
+        if b.image_at != 0 {
+            env.push(("KERNEL_ADDR", format!("{:#x}", b.image_at)));
+        }
+        if b.initrd_at != 0 {
+            env.push(("INITRD_ADDR", format!("{:#x}", b.initrd_at)));
+        }
+        if let Some(m) = b.firmware_memory {
+            env.push(("RPI4_MEMORY", m.to_string()));
+        }
+        if b.serial1 {
+            // The console the DTB names (the mini UART in Debian's), not the PL011.
+            env.push(("RPI4_STDOUT_PATH", String::new()));
+        }
         cmd.args(rpi4_firmware_args(
-            firmware,
-            &kernel,
-            &initrd,
-            &dtb,
-            &cmdline,
-            b.image_at,
-            b.firmware_memory,
+            firmware, &kernel, &initrd, &dtb, &cmdline, &env,
         ));
     } else if let Some((kernel, initrd, append)) = &b.linux {
         cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
@@ -495,18 +506,12 @@ fn rpi4_firmware_args(
     initrd: &Path,
     dtb: &Path,
     cmdline: &str,
-    kernel_at: u64,
-    memory: Option<&str>,
+    env: &[(&str, String)],
 ) -> Vec<String> {
     let stem = initrd.file_stem().unwrap().to_string_lossy();
     let dir = scratch(&format!("fw-{}-{stem}", firmware.replace('+', "-")));
     let mut script = Command::new(root().join("scripts/rpi4-firmware.sh"));
-    if kernel_at != 0 {
-        script.env("KERNEL_ADDR", format!("{kernel_at:#x}"));
-    }
-    if let Some(m) = memory {
-        script.env("RPI4_MEMORY", m);
-    }
+    script.envs(env.iter().map(|(k, v)| (k, v)));
     let out = script
         .arg(firmware)
         .arg(&dir)
@@ -4476,4 +4481,96 @@ fn an_initrd_inside_image_size_is_named() {
     );
     assert!(run.line("ready el=2").is_some(), "{}", run.out);
     assert!(!run.out.contains("init.rc ran"), "{}", run.out);
+}
+
+/// The card `scripts/sdcard.sh --tfa --image` writes, booted from its own files (read back
+/// out of the disk image's FAT partition) the way a Pi 4's firmware would: BL31 from
+/// `armstub=`, the kernel at the address its header asks for (0x200000; `config.txt` has no
+/// `kernel_address`), the initramfs right after its `image_size` (`followkernel`), the card's
+/// DTB (BL31 edits it as on a board) with `cmdline.txt` as bootargs.
+#[test]
+fn raspi4b_boots_the_sdcard_files() {
+    let rd = initramfs("sdcard.cpio", Some("echo from the card\npoweroff\n"), &[]);
+    let card = scratch("sdcard");
+    let disk = scratch("sdcard.img");
+    let out = Command::new(root().join("scripts/sdcard.sh"))
+        .args(["--tfa", "--image"])
+        .arg(&disk)
+        .arg(&card)
+        .arg(image())
+        .arg(&rd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The files as the firmware reads them: out of the FAT partition at 1 MiB.
+    let files = scratch("sdcard-files");
+    let _ = std::fs::remove_dir_all(&files);
+    std::fs::create_dir_all(&files).unwrap();
+    let st = Command::new("mcopy")
+        .arg("-s")
+        .arg("-i")
+        .arg(format!("{}@@1M", disk.display()))
+        .arg("::/")
+        .arg(&files)
+        .status()
+        .expect("mcopy (mtools: scripts/setup.sh)");
+    assert!(st.success());
+    let read = |f: &str| std::fs::read_to_string(files.join(f)).unwrap();
+    let config = read("config.txt");
+    let lines: Vec<&str> = config.lines().collect();
+    for want in [
+        "arm_64bit=1",
+        "armstub=bl31.bin",
+        "kernel=kernel8.img",
+        "initramfs rootfs.cpio followkernel",
+    ] {
+        assert!(lines.contains(&want), "{want}: {config}");
+    }
+    assert!(!config.contains("kernel_address"), "{config}");
+    // BL31 as Debian ships it (the QEMU-only patch is not on the card): no CPU_OFF comes
+    // back in QEMU, so this boots without a kexec.
+    assert_eq!(
+        std::fs::read(files.join("bl31.bin")).unwrap(),
+        std::fs::read(fixture("firmware/bl31.bin")).unwrap()
+    );
+    let kernel8 = files.join("kernel8.img");
+    let image_size =
+        u64::from_le_bytes(std::fs::read(&kernel8).unwrap()[16..24].try_into().unwrap());
+    const KERNEL: u64 = 0x20_0000;
+    let followkernel = (KERNEL + image_size + 0xfff) & !0xfff;
+    let run = boot(Boot {
+        raspi4b: true,
+        firmware: Some("tfa-board"),
+        serial1: true,
+        image: Some(kernel8),
+        image_at: KERNEL,
+        initrd: Some(files.join("rootfs.cpio")),
+        initrd_at: followkernel,
+        dtb: Some(files.join("bcm2711-rpi-4-b.dtb")),
+        append: Some(read("cmdline.txt").trim().to_string()),
+        ..Default::default()
+    });
+    assert!(run.line("ready el=2 cpus=4").is_some(), "{}", run.out);
+    assert!(run.out.contains("image at 0x200000"), "{}", run.out);
+    // BL31 names serial0 (the PL011, on the Bluetooth pins with this DTB) in stdout-path;
+    // the card's cmdline.txt names the mini UART, on GPIO 14/15.
+    assert_eq!(read("cmdline.txt"), "console=ttyS0,115200\n");
+    assert!(
+        run.out
+            .contains("command line: semihosting console=ttyS0,115200"),
+        "{}",
+        run.out
+    );
+    assert!(
+        run.out
+            .contains("console: /soc/serial@7e215040 (MiniUart, from console=)"),
+        "{}",
+        run.out
+    );
+    assert!(run.out.contains("\nfrom the card"), "{}", run.out);
+    assert_eq!(run.status, Some(0), "{}", run.out);
 }
