@@ -252,6 +252,8 @@ el1_setup:
     adrp    x23, __early_tables
     mov     x0, x23
     adrp    x1, __early_tables_end
+    .global early_tables_inval      // (the cache model's negative control finds it here)
+early_tables_inval:
     bl      dcache_inval_poc
 
     /* Zero the early tables (non-cacheable writes: the MMU is off). */

@@ -297,10 +297,29 @@ fn run(
     };
     // SAFETY: dtb_buf holds dtb_cap bytes, allocated above.
     unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), dtb_buf as *mut u8, blob.len()) };
+    // Test builds: leave dirty lines over the image's BSS, heap and tables, as a loader that
+    // zero-fills SizeOfImage with its caches on does (`fault.efi=dirty-bss`).
+    if stub_fault(&cmdline, b"fault.efi=dirty-bss") {
+        // SAFETY: [kernel, kernel + image_size) is the image's, in memory the stub owns.
+        unsafe {
+            core::ptr::write_bytes(
+                (kernel + file_size) as *mut u8,
+                0,
+                (image_size - file_size) as usize,
+            )
+        };
+    }
     // Everything the kernel reads with its MMU off, or may read before its caches are on, is
-    // at the point of coherency.
+    // at the point of coherency: the whole image_size, not only the file's bytes, since the
+    // boot code writes its early tables there with its MMU off (a dirty line left over them,
+    // evicted later, would overwrite them).
     // (arch::clean_inval_dcache is PC-relative code like the rest of the stub.)
-    crate::arch::clean_inval_dcache(kernel, file_size);
+    let handed_over = if stub_fault(&cmdline, b"fault.skip=efi-clean-bss") {
+        file_size
+    } else {
+        image_size
+    };
+    crate::arch::clean_inval_dcache(kernel, handed_over);
     crate::arch::clean_inval_dcache(dtb_buf, blob.len() as u64);
     crate::arch::clean_inval_dcache(map_buf, size as u64);
     if let Some((pa, len)) = initrd {
@@ -479,6 +498,12 @@ fn utf16<const N: usize>(s: &str) -> [u16; N] {
         *o = b as u16;
     }
     out
+}
+
+/// Test builds (`--features fault-inject`): whether the command line has the word `word`.
+/// Never in other builds.
+fn stub_fault(cmdline: &[u8], word: &[u8]) -> bool {
+    cfg!(feature = "fault-inject") && cmdline.split(|&b| b == b' ').any(|w| w == word)
 }
 
 /// The first `initrd=PATH` word of the command line.

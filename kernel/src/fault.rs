@@ -8,6 +8,11 @@
 //! - `mailbox-clean`: a spin-table mailbox written without the clean to the PoC that the
 //!   released CPU, reading with its caches off, needs.
 //!
+//! The EFI stub, which runs before this command line is parsed, reads its own words
+//! (`efistub::stub_fault`): `fault.efi=dirty-bss` (dirty lines over the image's BSS, heap and
+//! tables, as a loader zero-filling them with its caches on leaves) and
+//! `fault.skip=efi-clean-bss` (the hand-over cleaned over the file's bytes only).
+//!
 //! In other builds nothing is ever skipped.
 
 /// Whether the command line asks this build to leave out `what`.

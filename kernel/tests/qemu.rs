@@ -4262,18 +4262,7 @@ fn an_serror_is_reported() {
 /// `llvm-objcopy` from Rust's `llvm-tools`, as `scripts/build.sh` uses it.
 fn kernel_text() -> Vec<u8> {
     let elf = image().with_extension("");
-    let rustc = |args: &[&str]| {
-        let out = Command::new("rustc").args(args).output().unwrap().stdout;
-        String::from_utf8(out).unwrap()
-    };
-    let host = rustc(&["-vV"])
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
-        .unwrap();
-    let objcopy = Path::new(rustc(&["--print", "sysroot"]).trim())
-        .join("lib/rustlib")
-        .join(host)
-        .join("bin/llvm-objcopy");
+    let objcopy = llvm_tool("llvm-objcopy");
     let out = scratch("kernel.text");
     let st = Command::new(&objcopy)
         .args(["-O", "binary", "--only-section=.text"])
@@ -4573,4 +4562,98 @@ fn raspi4b_boots_the_sdcard_files() {
     );
     assert!(run.out.contains("\nfrom the card"), "{}", run.out);
     assert_eq!(run.status, Some(0), "{}", run.out);
+}
+
+/// `name`'s offset in the Image whose ELF is next to `image` (`scripts/build.sh` writes
+/// both), through `llvm-nm` from Rust's `llvm-tools`.
+fn symbol_offset(image: &Path, name: &str) -> usize {
+    let elf = image.with_extension("");
+    let nm = llvm_tool("llvm-nm");
+    let out = Command::new(&nm).arg(&elf).output().unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    let addr = |sym: &str| {
+        table
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 3 && f[2] == sym).then(|| u64::from_str_radix(f[0], 16).unwrap())
+            })
+            .unwrap_or_else(|| panic!("{sym} not in {}", elf.display()))
+    };
+    (addr(name) - addr("_text")) as usize
+}
+
+/// A tool from Rust's `llvm-tools` component (`scripts/setup.sh` adds it), as
+/// `scripts/build.sh` finds `llvm-objcopy`.
+fn llvm_tool(name: &str) -> PathBuf {
+    let rustc = |args: &[&str]| {
+        let out = Command::new("rustc").args(args).output().unwrap().stdout;
+        String::from_utf8(out).unwrap()
+    };
+    let host = rustc(&["-vV"])
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .unwrap();
+    Path::new(rustc(&["--print", "sysroot"]).trim())
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin")
+        .join(name)
+}
+
+/// Early cache hygiene, under the model, with a loader that leaves dirty lines over the
+/// image's BSS, heap and tables (the test stub's `fault.efi=dirty-bss`, as EDK2 zero-filling
+/// SizeOfImage with its caches on would): each of the two defences alone keeps the boot
+/// clean, and without both the boot code's MMU-off writes of its early tables land under
+/// dirty lines (`nc-store-dirty`), which plain QEMU never shows.
+#[test]
+fn cache_model_early_tables_under_dirty_lines() {
+    // The fault Image with the boot code's invalidate of its early tables made a `nop`.
+    const NOP: u32 = 0xd503_201f;
+    let mut bytes = std::fs::read(fault_image()).unwrap();
+    let at = symbol_offset(fault_image(), "early_tables_inval");
+    assert_eq!(bytes[at + 3] & 0xfc, 0x94, "a bl at early_tables_inval");
+    bytes[at..at + 4].copy_from_slice(&NOP.to_le_bytes());
+    let no_inval = scratch("no-early-inval.Image");
+    std::fs::write(&no_inval, bytes).unwrap();
+
+    let rd = initramfs("cm-efi-dirty.cpio", Some("poweroff\n"), &[]);
+    let run = |image: &Path, skip_clean: bool, report: &'static str| {
+        let skip = if skip_clean {
+            " fault.skip=efi-clean-bss"
+        } else {
+            ""
+        };
+        let run = boot(Boot {
+            el: 2,
+            uefi: true,
+            image: Some(image.to_path_buf()),
+            initrd: Some(rd.clone()),
+            append: Some(format!(
+                "fault.efi=dirty-bss{skip} kexec.chain=1 kexec.payload=4M"
+            )),
+            cache_model: Some(report),
+            ..Default::default()
+        });
+        assert!(run.line("chain: PASS").is_some(), "{report}: {}", run.out);
+        let r = cache_report(&run);
+        let cache = run.cache.clone().unwrap();
+        (r, cache)
+    };
+    // Both defences: the stub cleans the whole image_size; nothing dirty is left to drop.
+    let (both, report) = run(fault_image(), false, "cm-efi-dirty-both.txt");
+    assert_eq!(both["violations"], 0, "{report}");
+    // The stub's clean of the file only: the boot code's invalidate drops the dirty lines.
+    let (inval, report) = run(fault_image(), true, "cm-efi-dirty-inval.txt");
+    assert_eq!(inval["violations"], 0, "{report}");
+    assert!(
+        inval["discarded_dirty"] > both["discarded_dirty"],
+        "the boot code dropped the loader's dirty lines: {report}"
+    );
+    // The stub's clean alone.
+    let (clean, report) = run(&no_inval, false, "cm-efi-dirty-clean.txt");
+    assert_eq!(clean["violations"], 0, "{report}");
+    // Neither: the early tables are written under dirty lines.
+    let (neither, report) = run(&no_inval, true, "cm-efi-dirty-neither.txt");
+    assert!(neither["nc-store-dirty"] > 0, "{report}");
 }
