@@ -121,7 +121,7 @@ elif [ -n "$dtb" ]; then
     # QEMU would replace a -dtb's /memory and /chosen. To hand the kernel the DTB as it is,
     # load the Image, a copy of the DTB (bootargs and initrd set with fdtput) and the initrd
     # with -device loader at the DTB's first bank, and start the CPU in a four-instruction
-    # shim that enters the Image with x0 = DTB (as kernel/tests/qemu.rs does).
+    # shim that enters the Image with x0 = DTB (as kernel/tests/qemu/harness.rs does).
     command -v fdtput >/dev/null || { echo "qemu.sh: --dtb needs fdtput (device-tree-compiler)" >&2; exit 2; }
     base=-1
     for node in $(fdtget -l "$dtb" / | grep '^memory'); do   # the lowest bank
