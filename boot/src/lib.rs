@@ -137,6 +137,15 @@ pub mod symbols {
     pub fn image_size() -> u64 {
         (&raw const _end) as u64 - (&raw const _text) as u64
     }
+    /// The Image file's length (`_edata - _text`): what a copy needs; the rest is BSS.
+    pub fn file_size() -> u64 {
+        (&raw const _edata) as u64 - (&raw const _text) as u64
+    }
+    /// The physical address of `sym` (anything in the image) when the image was loaded at
+    /// `image_pa`.
+    pub fn pa_of<T>(sym: *const T, image_pa: u64) -> u64 {
+        mm::layout::kimage_pa(sym as u64, image_pa)
+    }
     unsafe extern "C" {
         /// Switches `TTBR1_EL1` to `ttbr1` with break-before-make. Must be called at its
         /// identity-mapped (physical) address.

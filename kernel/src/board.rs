@@ -2,8 +2,8 @@
 //! resets. Its firmware reads the BCM2835 PM block's `RSTS` "partition" field after a
 //! watchdog reset: partition 63 means "halt" (QEMU's `raspi4b` turns it into a power-off).
 
+use crate::arch::mmio::Regs;
 use crate::memory;
-use core::ptr::write_volatile;
 use mm::memmap::Region;
 
 /// BCM2835 PM watchdog registers (offsets in the `pm` block) and fields.
@@ -31,27 +31,25 @@ mod pm {
 /// Resets the machine through the PM watchdog at `regs`, asking the firmware to halt (power
 /// off) instead of booting again if `halt`. Returns only if the watchdog does not fire.
 pub fn bcm2835_watchdog_reset(regs: Region, halt: bool) -> Result<(), &'static str> {
-    let base = memory::map_device(regs).map_err(|_| "cannot map the PM watchdog")? as usize;
-    // SAFETY: `base` maps the PM block as device memory; the offsets and password protocol
-    // are the BCM2835 PM watchdog's.
-    unsafe {
-        if halt {
-            let rsts = crate::arch::mmio::read32(base + pm::RSTS);
-            write_volatile(
-                (base + pm::RSTS) as *mut u32,
-                pm::PASSWORD | (rsts & 0x00ff_ffff) | pm::RSTS_PARTITION_HALT,
-            );
-        }
-        write_volatile(
-            (base + pm::WDOG) as *mut u32,
-            pm::PASSWORD | (pm::WDOG_TICKS & pm::WDOG_TIME_SET),
-        );
-        let rstc = crate::arch::mmio::read32(base + pm::RSTC);
-        write_volatile(
-            (base + pm::RSTC) as *mut u32,
-            pm::PASSWORD | (rstc & pm::RSTC_WRCFG_CLR) | pm::RSTC_WRCFG_FULL_RESET,
+    let va = memory::map_device(regs).map_err(|_| "cannot map the PM watchdog")? as usize;
+    // SAFETY: `va` maps the DTB's PM block, as Device memory, for good.
+    let pm_regs = unsafe { Regs::new(va, regs.size() as usize) };
+    if halt {
+        let rsts = pm_regs.read32(pm::RSTS);
+        pm_regs.write32(
+            pm::RSTS,
+            pm::PASSWORD | (rsts & 0x00ff_ffff) | pm::RSTS_PARTITION_HALT,
         );
     }
+    pm_regs.write32(
+        pm::WDOG,
+        pm::PASSWORD | (pm::WDOG_TICKS & pm::WDOG_TIME_SET),
+    );
+    let rstc = pm_regs.read32(pm::RSTC);
+    pm_regs.write32(
+        pm::RSTC,
+        pm::PASSWORD | (rstc & pm::RSTC_WRCFG_CLR) | pm::RSTC_WRCFG_FULL_RESET,
+    );
     let t0 = crate::arch::ticks();
     while crate::arch::ticks_to_us(crate::arch::ticks() - t0) < 1_000_000 {
         core::hint::spin_loop();

@@ -4,7 +4,7 @@
 //! exceptions and panics. A UART that takes no byte for 50 ms is given up (output then goes
 //! to the log ring only) rather than waited on forever.
 
-use crate::arch::mmio;
+use crate::arch::mmio::Regs;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use kernel::platform::UartKind;
@@ -12,6 +12,8 @@ use spin::Mutex;
 
 /// PL011 registers and bits (ARM PrimeCell UART PL011 TRM, DDI 0183).
 mod pl011 {
+    /// The register block's size (PrimeCell: 4 KiB).
+    pub const BLOCK: usize = 0x1000;
     /// Data register.
     pub const DR: usize = 0x00;
     /// Flag register.
@@ -50,6 +52,8 @@ mod pl011 {
 
 /// BCM2835 auxiliary mini UART registers, from `AUX_MU_IO` (BCM2835 ARM Peripherals §2.2).
 mod mini {
+    /// The `AUX_MU_*` block's size (its DTB node's `reg`).
+    pub const BLOCK: usize = 0x40;
     /// `AUX_MU_IO_REG`: data.
     pub const IO: usize = 0x00;
     /// `AUX_MU_IER_REG`: interrupt enables (bit 0 receive, per the datasheet's errata).
@@ -81,33 +85,31 @@ const TX_TIMEOUT_US: u64 = 50_000;
 pub const LOG_SIZE: usize = 64 << 10;
 
 /// The last [`LOG_SIZE`] bytes printed (exceptions and panics included), in a ring: byte `n`
-/// of the output is at `n % LOG_SIZE`; `head` counts every byte ever written.
+/// of the output is at `n % LOG_SIZE`; `head` counts every byte ever written. Every byte is
+/// an atomic, so CPUs printing at once (the lock-free emergency path among them) never race;
+/// a reader (the crash kernel, which reads the ring's memory after a panic) may see a byte
+/// at the edge written a moment later than `head` said.
 pub struct LogRing {
-    buf: core::cell::UnsafeCell<[u8; LOG_SIZE]>,
+    buf: [AtomicU8; LOG_SIZE],
     head: core::sync::atomic::AtomicU64,
 }
 
-// SAFETY: bytes are written at indices claimed with an atomic counter; a reader (the crash
-// kernel, or `dmesg`) tolerates a torn byte at the edge.
-unsafe impl Sync for LogRing {}
-
 /// The console's log ring.
 pub static LOG: LogRing = LogRing {
-    buf: core::cell::UnsafeCell::new([0; LOG_SIZE]),
+    buf: [const { AtomicU8::new(0) }; LOG_SIZE],
     head: core::sync::atomic::AtomicU64::new(0),
 };
 
 impl LogRing {
     fn push(&self, b: u8) {
         let at = self.head.fetch_add(1, Ordering::Relaxed) as usize % LOG_SIZE;
-        // SAFETY: `at` < LOG_SIZE; see the Sync impl.
-        unsafe { (*self.buf.get())[at] = b };
+        self.buf[at].store(b, Ordering::Relaxed);
     }
 
-    /// The ring's address and the count of bytes ever written.
+    /// The ring's address (its bytes, laid out as `u8`s) and the count of bytes ever written.
     pub fn location(&self) -> (*const u8, u64) {
         (
-            self.buf.get() as *const u8,
+            self.buf.as_ptr() as *const u8,
             self.head.load(Ordering::Relaxed),
         )
     }
@@ -129,19 +131,30 @@ fn wait_for(mut ready: impl FnMut() -> bool) -> bool {
     }
 }
 
-fn put_raw(base: usize, b: u8) {
+/// The console UART's registers, once [`init`] ran: a PL011's block, or the mini UART's
+/// `AUX_MU_*` block.
+fn uart() -> Option<Regs> {
+    let base = BASE.load(Ordering::Acquire);
+    let len = if MINI.load(Ordering::Relaxed) {
+        mini::BLOCK
+    } else {
+        pl011::BLOCK
+    };
+    // SAFETY: a non-zero BASE was set by `init` or `move_to`, whose callers promised that it
+    // maps this UART's registers as Device memory, for good.
+    (base != 0).then(|| unsafe { Regs::new(base, len) })
+}
+
+fn put_raw(uart: Regs, b: u8) {
     if STALLED.load(Ordering::Relaxed) {
         return;
     }
     let mini = MINI.load(Ordering::Relaxed);
     let room = || {
-        // SAFETY: `base` is the mapped console UART (set by `init`); MMIO reads are volatile.
-        unsafe {
-            if mini {
-                mmio::read32(base + mini::LSR) & mini::LSR_TX_EMPTY != 0
-            } else {
-                mmio::read32(base + pl011::FR) & pl011::FR_TXFF == 0
-            }
+        if mini {
+            uart.read32(mini::LSR) & mini::LSR_TX_EMPTY != 0
+        } else {
+            uart.read32(pl011::FR) & pl011::FR_TXFF == 0
         }
     };
     if !wait_for(room) {
@@ -152,8 +165,7 @@ fn put_raw(base: usize, b: u8) {
         }
         return;
     }
-    // SAFETY: as above; the transmitter has room.
-    unsafe { mmio::write32(base + (if mini { mini::IO } else { pl011::DR }), b as u32) };
+    uart.write32(if mini { mini::IO } else { pl011::DR }, b as u32);
 }
 
 /// Takes over the UART mapped at `base` as the console. A PL011 is set to 8N1 with FIFOs and
@@ -162,25 +174,20 @@ fn put_raw(base: usize, b: u8) {
 ///
 /// # Safety
 /// `base` must be the virtual address of a UART of `kind`'s registers, mapped as Device
-/// memory (for the mini UART, its `AUX_MU_IO` block).
+/// memory for good (for the mini UART, its `AUX_MU_IO` block).
 pub unsafe fn init(base: usize, kind: UartKind) {
     let mini = kind == UartKind::MiniUart;
     MINI.store(mini, Ordering::Relaxed);
     STALLED.store(false, Ordering::Relaxed);
     if !mini {
-        // SAFETY: the caller guarantees `base` maps a PL011.
-        let idle = wait_for(|| unsafe { mmio::read32(base + pl011::FR) } & pl011::FR_BUSY == 0);
-        // SAFETY: as above.
-        unsafe {
-            mmio::write32(base + pl011::CR, 0);
-            mmio::write32(base + pl011::LCR_H, pl011::LCR_H_WLEN_8 | pl011::LCR_H_FEN);
-            mmio::write32(base + pl011::IMSC, 0);
-            mmio::write32(base + pl011::ICR, pl011::ICR_ALL);
-            mmio::write32(
-                base + pl011::CR,
-                pl011::CR_UARTEN | pl011::CR_TXE | pl011::CR_RXE,
-            );
-        }
+        // SAFETY: the caller's promise.
+        let uart = unsafe { Regs::new(base, pl011::BLOCK) };
+        let idle = wait_for(|| uart.read32(pl011::FR) & pl011::FR_BUSY == 0);
+        uart.write32(pl011::CR, 0);
+        uart.write32(pl011::LCR_H, pl011::LCR_H_WLEN_8 | pl011::LCR_H_FEN);
+        uart.write32(pl011::IMSC, 0);
+        uart.write32(pl011::ICR, pl011::ICR_ALL);
+        uart.write32(pl011::CR, pl011::CR_UARTEN | pl011::CR_TXE | pl011::CR_RXE);
         STALLED.store(!idle, Ordering::Relaxed);
     }
     BASE.store(base, Ordering::Release);
@@ -189,7 +196,7 @@ pub unsafe fn init(base: usize, kind: UartKind) {
 /// The same UART, now mapped at `base` (the kernel's own tables replaced the early window).
 ///
 /// # Safety
-/// `base` must map the UART [`init`] took over, as Device memory.
+/// `base` must map the UART [`init`] took over, as Device memory, for good.
 pub unsafe fn move_to(base: usize) {
     BASE.store(base, Ordering::Release);
 }
@@ -203,10 +210,8 @@ struct RxRing {
     tail: AtomicUsize,
 }
 const RX_RING: usize = 256;
-#[allow(clippy::declare_interior_mutable_const)]
-const EMPTY: AtomicU8 = AtomicU8::new(0);
 static RX: RxRing = RxRing {
-    buf: [EMPTY; RX_RING],
+    buf: [const { AtomicU8::new(0) }; RX_RING],
     head: AtomicUsize::new(0),
     tail: AtomicUsize::new(0),
 };
@@ -215,18 +220,14 @@ static RX_DROPPED: AtomicUsize = AtomicUsize::new(0);
 
 /// Turns on the UART's receive interrupt (its GIC line is enabled by `irq`).
 pub fn enable_rx_interrupt() {
-    let base = BASE.load(Ordering::Acquire);
-    if base == 0 {
+    let Some(uart) = uart() else {
         return;
-    }
-    // SAFETY: `base` is the mapped console UART.
-    unsafe {
-        if MINI.load(Ordering::Relaxed) {
-            mmio::write32(base + mini::IER, mini::IER_RX);
-        } else {
-            mmio::write32(base + pl011::ICR, pl011::INT_RX | pl011::INT_RT);
-            mmio::write32(base + pl011::IMSC, pl011::INT_RX | pl011::INT_RT);
-        }
+    };
+    if MINI.load(Ordering::Relaxed) {
+        uart.write32(mini::IER, mini::IER_RX);
+    } else {
+        uart.write32(pl011::ICR, pl011::INT_RX | pl011::INT_RT);
+        uart.write32(pl011::IMSC, pl011::INT_RX | pl011::INT_RT);
     }
 }
 
@@ -243,10 +244,8 @@ pub fn rx_interrupt() {
         RX.buf[head].store(b, Ordering::Relaxed);
         RX.head.store(next, Ordering::Release);
     }
-    let base = BASE.load(Ordering::Acquire);
-    if base != 0 && !MINI.load(Ordering::Relaxed) {
-        // SAFETY: `base` is the mapped PL011.
-        unsafe { mmio::write32(base + pl011::ICR, pl011::INT_RX | pl011::INT_RT) };
+    if let (Some(uart), false) = (uart(), MINI.load(Ordering::Relaxed)) {
+        uart.write32(pl011::ICR, pl011::INT_RX | pl011::INT_RT);
     }
 }
 
@@ -264,25 +263,12 @@ pub fn next_byte() -> Option<u8> {
 
 /// Reads a byte if one is waiting in the UART itself.
 pub fn try_read() -> Option<u8> {
-    let base = BASE.load(Ordering::Acquire);
-    if base == 0 {
-        return None;
-    }
+    let uart = uart()?;
     if MINI.load(Ordering::Relaxed) {
-        // SAFETY: `base` is the mapped mini UART.
-        return unsafe {
-            (mmio::read32(base + mini::LSR) & mini::LSR_DATA_READY != 0)
-                .then(|| mmio::read32(base + mini::IO) as u8)
-        };
+        return (uart.read32(mini::LSR) & mini::LSR_DATA_READY != 0)
+            .then(|| uart.read32(mini::IO) as u8);
     }
-    // SAFETY: `base` is the mapped PL011.
-    unsafe {
-        if mmio::read32(base + pl011::FR) & pl011::FR_RXFE != 0 {
-            None
-        } else {
-            Some(mmio::read32(base + pl011::DR) as u8)
-        }
-    }
+    (uart.read32(pl011::FR) & pl011::FR_RXFE == 0).then(|| uart.read32(pl011::DR) as u8)
 }
 
 /// A writer straight to the UART (a lone LF becomes CRLF). Output is dropped before [`init`].
@@ -290,16 +276,15 @@ pub struct Uart;
 
 impl Write for Uart {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let base = BASE.load(Ordering::Acquire);
-        if base == 0 {
+        let Some(uart) = uart() else {
             return Ok(());
-        }
+        };
         let mut prev = 0;
         for b in s.bytes() {
             if b == b'\n' && prev != b'\r' {
-                put_raw(base, b'\r');
+                put_raw(uart, b'\r');
             }
-            put_raw(base, b);
+            put_raw(uart, b);
             LOG.push(b);
             prev = b;
         }

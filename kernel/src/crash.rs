@@ -149,7 +149,7 @@ pub fn enter_crash_kernel(x: &[u64; 31], sp: u64, pc: u64, pstate: u64) {
     let hdr = header_page(r);
     // The log ring lies in the kernel image (its .bss).
     let (ring, head) = crate::console::LOG.location();
-    let ring_pa = ring as u64 - mm::layout::KIMAGE_VADDR + sys.map_or(0, |s| s.image_pa);
+    let ring_pa = mm::layout::kimage_pa(ring as u64, sys.map_or(0, |s| s.image_pa));
     let info = alloc::format!(
         "OSRELEASE=hobby-{}\nHOBBY_LOG={ring_pa:#x} {} {head}\n",
         env!("CARGO_PKG_VERSION"),

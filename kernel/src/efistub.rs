@@ -177,7 +177,7 @@ fn run(
 
     // A 2 MiB-aligned copy of the Image, unless the firmware put it on one.
     let image_size = image_size(image_base);
-    let file_size = file_size();
+    let file_size = boot::symbols::file_size();
     let kernel = if image_base.is_multiple_of(IMAGE_ALIGN) {
         con.line(&["running in place at ", hex(image_base, &mut h)]);
         image_base
@@ -618,11 +618,6 @@ fn allocate(bs: &BootServices, pages: usize) -> Result<u64, Failure> {
 fn image_size(base: u64) -> u64 {
     // SAFETY: the loaded image starts with the 64-byte header.
     unsafe { ((base + 0x10) as *const u64).read_unaligned() }
-}
-
-/// The Image file's length (`_edata - _text`): what a copy needs; the rest is BSS.
-fn file_size() -> u64 {
-    (&raw const boot::symbols::_edata) as u64 - (&raw const boot::symbols::_text) as u64
 }
 
 /// The firmware's DTB with `/chosen` as the kernel expects after UEFI.

@@ -85,8 +85,8 @@ fn this() -> Option<&'static PerCpu> {
 
 fn map_gic() -> Option<Gic> {
     let g = SYSTEM.get()?.platform.gic.clone()?;
-    let map = |r| match memory::map_device(r) {
-        Ok(va) => Some(va as usize),
+    let map = |r: mm::memmap::Region| match memory::map_device(r) {
+        Ok(va) => Some((va as usize, r.size() as usize)),
         Err(e) => {
             println!("irq: cannot map the GIC at {r}: {e}");
             None
@@ -94,8 +94,8 @@ fn map_gic() -> Option<Gic> {
     };
     let dist = map(g.dist)?;
     let cpu = match g.cpu {
-        Some(c) => map(c)?,
-        None => 0,
+        Some(c) => Some(map(c)?),
+        None => None,
     };
     // memory::init mapped the redistributors already (it had to stop LPIs before handing
     // out frames).
@@ -104,7 +104,7 @@ fn map_gic() -> Option<Gic> {
         println!("irq: cannot map every GICv3 redistributor region the DTB lists");
         return None;
     }
-    if g.version == 2 && cpu == 0 {
+    if g.version == 2 && cpu.is_none() {
         println!("irq: the GICv2 in the DTB has no CPU interface region");
         return None;
     }

@@ -204,11 +204,7 @@ fn next_base(hop: u64) -> Result<Option<u64>, KexecError> {
     let sys = SYSTEM.get().expect("booted");
     let map = memory::memory_map().expect("memory::init ran");
     let usable = place::usable(map);
-    // The running image's image_size (linker symbols: only their addresses are used).
-    let size = mm::align_up(
-        (&raw const boot::symbols::_end) as u64 - (&raw const boot::symbols::_text) as u64,
-        PAGE_SIZE,
-    );
+    let size = mm::align_up(boot::symbols::image_size(), PAGE_SIZE);
     let slots: Vec<u64> = place::slots(&usable, &[], size, IMAGE_ALIGN, 0).collect();
     let others: Vec<u64> = slots
         .iter()

@@ -15,9 +15,10 @@ fn pattern(i: usize, seed: u8) -> u8 {
     (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8
 }
 
-fn rd(p: *const u8, i: usize) -> u8 {
-    // SAFETY: callers index inside their own buffers.
-    unsafe { core::ptr::read_volatile(p.add(i)) }
+/// Byte `i` of `buf`, read so that the compiler cannot assume what the routine under test
+/// (foreign assembly, reached through raw pointers) left there.
+fn rd(buf: &[u8], i: usize) -> u8 {
+    core::hint::black_box(buf[i])
 }
 
 /// Runs every case; returns the number run, or the first failure.
@@ -51,7 +52,7 @@ fn check() -> Result<usize, alloc::string::String> {
                 } else {
                     pattern(i, 2)
                 };
-                if rd(dst.as_ptr(), i) != want {
+                if rd(&dst, i) != want {
                     return Err(alloc::format!("memcpy n={n} src+{so} dst+{doff}: byte {i}"));
                 }
             }
@@ -82,7 +83,7 @@ fn check() -> Result<usize, alloc::string::String> {
                 // SAFETY: both ranges lie in the buffer.
                 unsafe { core::ptr::copy(dst.as_ptr().add(s), dst.as_mut_ptr().add(d), n) };
                 for (i, &want) in reference[..span].iter().enumerate() {
-                    if rd(dst.as_ptr(), i) != want {
+                    if rd(&dst, i) != want {
                         return Err(alloc::format!("memmove n={n} {s}->{d}: byte {i}"));
                     }
                 }
@@ -104,7 +105,7 @@ fn check() -> Result<usize, alloc::string::String> {
                     } else {
                         pattern(i, 4)
                     };
-                    if rd(dst.as_ptr(), i) != want {
+                    if rd(&dst, i) != want {
                         return Err(alloc::format!("memset n={n} +{off} {value:#x}: byte {i}"));
                     }
                 }
@@ -127,7 +128,7 @@ fn check() -> Result<usize, alloc::string::String> {
                 let keep = reference[off + at];
                 reference[off + at] = keep.wrapping_add(0x80);
                 let ours = src[off..off + n].cmp(&reference[off..off + n]);
-                let want = rd(src.as_ptr(), off + at).cmp(&rd(reference.as_ptr(), off + at));
+                let want = rd(&src, off + at).cmp(&rd(&reference, off + at));
                 if ours != want {
                     return Err(alloc::format!(
                         "memcmp n={n} +{off}: byte {at} ordered wrongly"

@@ -7,7 +7,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 use linked_list_allocator::LockedHeap;
 use mm::frame::Frames;
-use mm::layout::{phys_to_virt, DEVICE_BASE, DEVICE_SIZE, KIMAGE_VADDR};
+use mm::layout::{phys_to_virt, DEVICE_BASE, DEVICE_SIZE};
 use mm::memmap::{MemoryMap, Region, ReservedKind};
 use mm::paging::{Attrs, MapError, MapStats, PageTable, TableAlloc, ENTRIES};
 use mm::{align_down, align_up, PAGE_SIZE};
@@ -76,7 +76,7 @@ impl KernelTables {
         TABLE_POOL.0.get() as u64
     }
     fn pool_pa(&self) -> u64 {
-        self.pool_va() - KIMAGE_VADDR + self.image_pa
+        mm::layout::kimage_pa(self.pool_va(), self.image_pa)
     }
 }
 
@@ -208,7 +208,7 @@ pub fn init(
         }
         .map(sym);
     let image_size = end - text;
-    let pa = |va: u64| va - KIMAGE_VADDR + image_pa;
+    let pa = |va: u64| mm::layout::kimage_pa(va, image_pa);
 
     let mut alloc = KernelTables { used: 0, image_pa };
     let mut pt = PageTable::new(&mut alloc).expect("boot table pool");

@@ -132,8 +132,7 @@ pub fn start_secondaries() -> (usize, u64) {
         block: 0,
     });
     let t0 = arch::ticks();
-    let pa_of =
-        |sym: *const u8| sym as u64 - (&raw const boot::symbols::_text) as u64 + sys.image_pa;
+    let pa_of = |sym: *const u8| boot::symbols::pa_of(sym, sys.image_pa);
     let entry_pa = pa_of(&raw const boot::symbols::secondary_entry);
     let spin_entry_pa = pa_of(&raw const boot::symbols::secondary_spin_entry);
     // A crash kernel: the crashed kernel stopped its spin-table CPUs where no spin table

@@ -14,8 +14,8 @@
 //! CPU (SPIs). Register offsets are from the GIC architecture specification (IHI 0048B for
 //! GICv2, IHI 0069H for GICv3), named below.
 
+use super::mmio::Regs;
 use core::arch::asm;
-use core::ptr::write_volatile;
 
 /// The priority of every interrupt this kernel enables (lower is more urgent).
 pub const PRIORITY: u8 = 0xa0;
@@ -143,31 +143,17 @@ pub struct LiveLpis {
 pub struct Gic {
     /// 2 or 3.
     pub version: u8,
-    /// VA of the distributor.
-    dist: usize,
-    /// VA of the GICv2 CPU interface, or 0.
-    cpu: usize,
-    /// GICv3: VAs and sizes of the redistributor regions.
-    redist: alloc::vec::Vec<(usize, usize)>,
+    /// The distributor.
+    dist: Regs,
+    /// The GICv2 CPU interface ([`Regs::NONE`] on a GICv3).
+    cpu: Regs,
+    /// GICv3: the redistributor regions.
+    redist: alloc::vec::Vec<Regs>,
     /// Interrupt lines the distributor implements (a multiple of 32).
     lines: u32,
     /// GICv2: the distributor has the security extensions (so this non-secure kernel sees
     /// only Group 1, which firmware set up).
     security: bool,
-}
-
-fn r32(a: usize) -> u32 {
-    // SAFETY: every caller passes an address inside a GIC region mapped as Device memory
-    // (the struct's invariant, established by `Gic::new`).
-    unsafe { super::mmio::read32(a) }
-}
-fn w32(a: usize, v: u32) {
-    // SAFETY: as for `r32`.
-    unsafe { write_volatile(a as *mut u32, v) }
-}
-fn r64(a: usize) -> u64 {
-    // SAFETY: as for `r32`; GICR_TYPER, PROPBASER and PENDBASER are 64-bit registers.
-    unsafe { super::mmio::read64(a) }
 }
 
 /// Reads or writes a GICv3 CPU-interface system register (`aarch64-cpu` has no `ICC_*_EL1`).
@@ -199,18 +185,26 @@ fn packed_affinity(mpidr: u64) -> u64 {
 }
 
 impl Gic {
-    /// A GIC whose registers are mapped at these VAs.
+    /// A GIC whose registers are mapped at these (VA, size) blocks, as the DTB sizes them.
     ///
     /// # Safety
-    /// `dist` (64 KiB), `cpu` (GICv2, 8 KiB, or 0) and every `redist` region must map this
-    /// GIC's registers as Device memory, for as long as the kernel runs.
+    /// `dist`, `cpu` (GICv2 only) and every `redist` region must map this GIC's registers as
+    /// Device memory, for as long as the kernel runs.
     pub unsafe fn new(
         version: u8,
-        dist: usize,
-        cpu: usize,
+        dist: (usize, usize),
+        cpu: Option<(usize, usize)>,
         redist: alloc::vec::Vec<(usize, usize)>,
     ) -> Self {
-        let typer = r32(dist + gicd::TYPER);
+        // SAFETY: the caller's promise, for each block.
+        let (dist, cpu, redist) = unsafe {
+            (
+                Regs::new(dist.0, dist.1),
+                cpu.map_or(Regs::NONE, |(va, len)| Regs::new(va, len)),
+                redist.iter().map(|&(va, len)| Regs::new(va, len)).collect(),
+            )
+        };
+        let typer = dist.read32(gicd::TYPER);
         let lines = 32 * ((typer & gicd::TYPER_IT_LINES_MASK) + 1);
         Gic {
             version,
@@ -224,18 +218,18 @@ impl Gic {
 
     fn wait_dist(&self) {
         if self.version == 3 {
-            while r32(self.dist + gicd::CTLR) & gicd::CTLR_RWP != 0 {
+            while self.dist.read32(gicd::CTLR) & gicd::CTLR_RWP != 0 {
                 core::hint::spin_loop();
             }
         }
     }
 
-    fn redistributors(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+    fn redistributors(&self) -> impl Iterator<Item = (Regs, u64)> + '_ {
         redistributors(&self.redist)
     }
 
-    /// This CPU's redistributor (`RD_base` VA), if the DTB's regions hold one for it.
-    fn my_redistributor(&self, mpidr: u64) -> Option<usize> {
+    /// This CPU's redistributor (from `RD_base`), if the DTB's regions hold one for it.
+    fn my_redistributor(&self, mpidr: u64) -> Option<Regs> {
         let me = packed_affinity(mpidr);
         self.redistributors()
             .find(|&(_, aff)| aff == me)
@@ -248,20 +242,20 @@ impl Gic {
     /// interface.
     pub fn reset_distributor(&self, boot_mpidr: u64) {
         let d = self.dist;
-        w32(d + gicd::CTLR, 0);
+        d.write32(gicd::CTLR, 0);
         self.wait_dist();
         let priority = u32::from_ne_bytes([PRIORITY; 4]);
         for word in (FIRST_SPI / 32)..(self.lines / 32) {
             let w = 4 * word as usize;
-            w32(d + gicd::ICENABLER + w, u32::MAX);
-            w32(d + gicd::ICPENDR + w, u32::MAX);
-            w32(d + gicd::ICACTIVER + w, u32::MAX);
+            d.write32(gicd::ICENABLER + w, u32::MAX);
+            d.write32(gicd::ICPENDR + w, u32::MAX);
+            d.write32(gicd::ICACTIVER + w, u32::MAX);
             // Group 1 (GICv3, and GICv2 without security extensions: there Group 0 would
             // be signalled as IRQ too, but one group everywhere keeps this simple). With
             // security extensions these are the secure world's: RAZ/WI from here.
             if !self.security {
-                w32(
-                    d + gicd::IGROUPR + w,
+                d.write32(
+                    gicd::IGROUPR + w,
                     if self.version == 3 { u32::MAX } else { 0 },
                 );
             }
@@ -269,32 +263,32 @@ impl Gic {
         // A byte per interrupt in IPRIORITYR and ITARGETSR, two bits in ICFGR.
         let targets = u32::from_ne_bytes([self.cpu_mask(); 4]);
         for n in (FIRST_SPI..self.lines).step_by(4) {
-            w32(d + gicd::IPRIORITYR + n as usize, priority);
+            d.write32(gicd::IPRIORITYR + n as usize, priority);
             if self.version == 2 {
-                w32(d + gicd::ITARGETSR + n as usize, targets);
+                d.write32(gicd::ITARGETSR + n as usize, targets);
             }
         }
         for n in (FIRST_SPI..self.lines).step_by(16) {
             // Level-sensitive (0b00 per interrupt), as the DTB's UARTs are.
-            w32(d + gicd::ICFGR + n as usize / 4, 0);
+            d.write32(gicd::ICFGR + n as usize / 4, 0);
         }
         if self.version == 3 {
             let aff = boot_mpidr & 0xff_00ff_ffff;
             for n in FIRST_SPI..self.lines {
-                let route = d + gicd::IROUTER + 8 * n as usize;
-                w32(route, aff as u32);
-                w32(route + 4, (aff >> 32) as u32);
+                let route = gicd::IROUTER + 8 * n as usize;
+                d.write32(route, aff as u32);
+                d.write32(route + 4, (aff >> 32) as u32);
             }
         }
         self.wait_dist();
         let enable = if self.version == 3 {
-            w32(d + gicd::CTLR, gicd::CTLR_ARE_NS);
+            d.write32(gicd::CTLR, gicd::CTLR_ARE_NS);
             self.wait_dist();
             gicd::CTLR_ARE_NS | gicd::CTLR_ENABLE_G1 | gicd::CTLR_ENABLE_G1A
         } else {
             gicd::CTLR_ENABLE_G1
         };
-        w32(d + gicd::CTLR, enable);
+        d.write32(gicd::CTLR, enable);
         self.wait_dist();
     }
 
@@ -305,7 +299,7 @@ impl Gic {
             return 0;
         }
         (0..8)
-            .map(|i| r32(self.dist + gicd::ITARGETSR + 4 * i))
+            .map(|i| self.dist.read32(gicd::ITARGETSR + 4 * i))
             .map(|w| (w | w >> 8 | w >> 16 | w >> 24) as u8)
             .find(|&m| m != 0)
             .unwrap_or(1)
@@ -322,20 +316,20 @@ impl Gic {
                 .my_redistributor(mpidr)
                 .ok_or("no GICv3 redistributor for this CPU in the DTB's regions")?;
             // Wake-up: ProcessorSleep off, then wait for ChildrenAsleep to clear.
-            let waker = r32(rd + gicr::WAKER);
-            w32(rd + gicr::WAKER, waker & !gicr::WAKER_PROCESSOR_SLEEP);
-            while r32(rd + gicr::WAKER) & gicr::WAKER_CHILDREN_ASLEEP != 0 {
+            let waker = rd.read32(gicr::WAKER);
+            rd.write32(gicr::WAKER, waker & !gicr::WAKER_PROCESSOR_SLEEP);
+            while rd.read32(gicr::WAKER) & gicr::WAKER_CHILDREN_ASLEEP != 0 {
                 core::hint::spin_loop();
             }
-            w32(rd + gicr::ICENABLER0, u32::MAX);
-            w32(rd + gicr::ICPENDR0, u32::MAX);
-            w32(rd + gicr::ICACTIVER0, u32::MAX);
-            w32(rd + gicr::IGROUPR0, u32::MAX);
+            rd.write32(gicr::ICENABLER0, u32::MAX);
+            rd.write32(gicr::ICPENDR0, u32::MAX);
+            rd.write32(gicr::ICACTIVER0, u32::MAX);
+            rd.write32(gicr::IGROUPR0, u32::MAX);
             for i in 0..8 {
-                w32(rd + gicr::IPRIORITYR + 4 * i, priority);
+                rd.write32(gicr::IPRIORITYR + 4 * i, priority);
             }
-            w32(rd + gicr::ICFGR1, 0);
-            while r32(rd + gicr::CTLR) & gicr::CTLR_RWP != 0 {
+            rd.write32(gicr::ICFGR1, 0);
+            while rd.read32(gicr::CTLR) & gicr::CTLR_RWP != 0 {
                 core::hint::spin_loop();
             }
             icc_write!("icc_sre_el1", icc_read!("icc_sre_el1") | icc::SRE_ENABLE);
@@ -348,23 +342,23 @@ impl Gic {
             isb();
         } else {
             let (d, c) = (self.dist, self.cpu);
-            w32(c + gicc::CTLR, 0);
-            w32(d + gicd::ICENABLER, u32::MAX);
-            w32(d + gicd::ICPENDR, u32::MAX);
-            w32(d + gicd::ICACTIVER, u32::MAX);
+            c.write32(gicc::CTLR, 0);
+            d.write32(gicd::ICENABLER, u32::MAX);
+            d.write32(gicd::ICPENDR, u32::MAX);
+            d.write32(gicd::ICACTIVER, u32::MAX);
             for i in 0..4 {
-                w32(d + gicd::CPENDSGIR + 4 * i, u32::MAX);
+                d.write32(gicd::CPENDSGIR + 4 * i, u32::MAX);
             }
             if !self.security {
-                w32(d + gicd::IGROUPR, 0);
+                d.write32(gicd::IGROUPR, 0);
             }
             for i in 0..8 {
-                w32(d + gicd::IPRIORITYR + 4 * i, priority);
+                d.write32(gicd::IPRIORITYR + 4 * i, priority);
             }
-            w32(c + gicc::PMR, PRIORITY_MASK);
-            w32(c + gicc::BPR, 0);
+            c.write32(gicc::PMR, PRIORITY_MASK);
+            c.write32(gicc::BPR, 0);
             for i in 0..4 {
-                w32(c + gicc::APR + 4 * i, 0);
+                c.write32(gicc::APR + 4 * i, 0);
             }
         }
         // Anything still signalled (it should be nothing): acknowledge and end it.
@@ -378,7 +372,7 @@ impl Gic {
             icc_write!("icc_igrpen1_el1", 1);
             isb();
         } else {
-            w32(self.cpu + gicc::CTLR, gicc::CTLR_ENABLE);
+            self.cpu.write32(gicc::CTLR, gicc::CTLR_ENABLE);
         }
         Ok(())
     }
@@ -389,10 +383,10 @@ impl Gic {
         let (word, bit) = (4 * (intid as usize / 32), 1 << (intid % 32));
         if intid < FIRST_SPI && self.version == 3 {
             if let Some(rd) = self.my_redistributor(mpidr) {
-                w32(rd + gicr::ISENABLER0, bit);
+                rd.write32(gicr::ISENABLER0, bit);
             }
         } else {
-            w32(self.dist + gicd::ISENABLER + word, bit);
+            self.dist.write32(gicd::ISENABLER + word, bit);
         }
     }
 
@@ -401,7 +395,7 @@ impl Gic {
         let id = if self.version == 3 {
             icc_read!("icc_iar1_el1") as u32
         } else {
-            r32(self.cpu + gicc::IAR) & gicc::IAR_ID_MASK
+            self.cpu.read32(gicc::IAR) & gicc::IAR_ID_MASK
         };
         (id < SPECIAL).then_some(id)
     }
@@ -412,7 +406,7 @@ impl Gic {
             icc_write!("icc_eoir1_el1", u64::from(intid));
             isb();
         } else {
-            w32(self.cpu + gicc::EOIR, intid);
+            self.cpu.write32(gicc::EOIR, intid);
         }
     }
 
@@ -429,8 +423,8 @@ impl Gic {
             icc_write!("icc_sgi1r_el1", v);
             isb();
         } else {
-            w32(
-                self.dist + gicd::SGIR,
+            self.dist.write32(
+                gicd::SGIR,
                 (u32::from(mask) << gicd::SGIR_TARGETS_SHIFT) | sgi,
             );
         }
@@ -445,20 +439,20 @@ impl Gic {
             isb();
             clear_active_priorities_v3();
             if let Some(rd) = self.my_redistributor(mpidr) {
-                w32(rd + gicr::ICENABLER0, u32::MAX);
-                w32(rd + gicr::ICPENDR0, u32::MAX);
-                w32(rd + gicr::ICACTIVER0, u32::MAX);
+                rd.write32(gicr::ICENABLER0, u32::MAX);
+                rd.write32(gicr::ICPENDR0, u32::MAX);
+                rd.write32(gicr::ICACTIVER0, u32::MAX);
             }
         } else {
-            w32(self.cpu + gicc::CTLR, 0);
+            self.cpu.write32(gicc::CTLR, 0);
             for i in 0..4 {
-                w32(self.cpu + gicc::APR + 4 * i, 0);
+                self.cpu.write32(gicc::APR + 4 * i, 0);
             }
-            w32(self.dist + gicd::ICENABLER, u32::MAX);
-            w32(self.dist + gicd::ICPENDR, u32::MAX);
-            w32(self.dist + gicd::ICACTIVER, u32::MAX);
+            self.dist.write32(gicd::ICENABLER, u32::MAX);
+            self.dist.write32(gicd::ICPENDR, u32::MAX);
+            self.dist.write32(gicd::ICACTIVER, u32::MAX);
             for i in 0..4 {
-                w32(self.dist + gicd::CPENDSGIR + 4 * i, u32::MAX);
+                self.dist.write32(gicd::CPENDSGIR + 4 * i, u32::MAX);
             }
         }
     }
@@ -469,38 +463,42 @@ impl Gic {
     pub fn quiesce_all(&self, mpidr: u64) {
         self.quiesce_cpu(mpidr);
         let d = self.dist;
-        w32(d + gicd::CTLR, 0);
+        d.write32(gicd::CTLR, 0);
         self.wait_dist();
         for word in (FIRST_SPI / 32)..(self.lines / 32) {
             let w = 4 * word as usize;
-            w32(d + gicd::ICENABLER + w, u32::MAX);
-            w32(d + gicd::ICPENDR + w, u32::MAX);
-            w32(d + gicd::ICACTIVER + w, u32::MAX);
+            d.write32(gicd::ICENABLER + w, u32::MAX);
+            d.write32(gicd::ICPENDR + w, u32::MAX);
+            d.write32(gicd::ICACTIVER + w, u32::MAX);
         }
         self.wait_dist();
-        let rds: alloc::vec::Vec<usize> = self.redistributors().map(|(rd, _)| rd).collect();
+        let rds: alloc::vec::Vec<Regs> = self.redistributors().map(|(rd, _)| rd).collect();
         for rd in rds {
-            w32(rd + gicr::ICENABLER0, u32::MAX);
-            w32(rd + gicr::ICPENDR0, u32::MAX);
-            w32(rd + gicr::ICACTIVER0, u32::MAX);
+            rd.write32(gicr::ICENABLER0, u32::MAX);
+            rd.write32(gicr::ICPENDR0, u32::MAX);
+            rd.write32(gicr::ICACTIVER0, u32::MAX);
         }
     }
 }
 
-/// Every redistributor in the regions `redist` (VA, size): its `RD_base` VA and the
+/// Every redistributor in the regions `redist`: its frames (from `RD_base`) and the
 /// affinity it serves (`GICR_TYPER.Affinity`), frame by frame until `GICR_TYPER.Last`.
-fn redistributors(redist: &[(usize, usize)]) -> impl Iterator<Item = (usize, u64)> + '_ {
-    redist.iter().flat_map(|&(base, size)| {
-        let mut at = Some(base);
+fn redistributors(redist: &[Regs]) -> impl Iterator<Item = (Regs, u64)> + '_ {
+    redist.iter().flat_map(|region| {
+        let mut at = Some(0);
         core::iter::from_fn(move || {
-            let rd = at?;
-            if rd + 2 * gicr::FRAME > base + size {
+            let offset = at?;
+            if offset + 2 * gicr::FRAME > region.size() {
                 return None;
             }
-            let typer = r64(rd + gicr::TYPER);
+            let typer = region.sub(offset, 2 * gicr::FRAME).read64(gicr::TYPER);
             let frames = if typer & gicr::TYPER_VLPIS != 0 { 4 } else { 2 };
-            at = (typer & gicr::TYPER_LAST == 0).then_some(rd + frames * gicr::FRAME);
-            Some((rd, typer >> gicr::TYPER_AFFINITY_SHIFT))
+            let frames = frames.min((region.size() - offset) / gicr::FRAME);
+            at = (typer & gicr::TYPER_LAST == 0).then_some(offset + frames * gicr::FRAME);
+            Some((
+                region.sub(offset, frames * gicr::FRAME),
+                typer >> gicr::TYPER_AFFINITY_SHIFT,
+            ))
         })
     })
 }
@@ -513,18 +511,23 @@ fn redistributors(redist: &[(usize, usize)]) -> impl Iterator<Item = (usize, u64
 /// # Safety
 /// Each `(va, size)` must map a GICv3 redistributor region as Device memory.
 pub unsafe fn take_over_lpis(redist: &[(usize, usize)]) -> alloc::vec::Vec<LiveLpis> {
+    // SAFETY: the caller's promise.
+    let redist: alloc::vec::Vec<Regs> = redist
+        .iter()
+        .map(|&(va, len)| unsafe { Regs::new(va, len) })
+        .collect();
     let mut found = alloc::vec::Vec::new();
-    for (rd, aff) in redistributors(redist) {
-        let ctlr = r32(rd + gicr::CTLR);
+    for (rd, aff) in redistributors(&redist) {
+        let ctlr = rd.read32(gicr::CTLR);
         if ctlr & gicr::CTLR_ENABLE_LPIS == 0 {
             continue;
         }
-        let (propbaser, pendbaser) = (r64(rd + gicr::PROPBASER), r64(rd + gicr::PENDBASER));
-        w32(rd + gicr::CTLR, ctlr & !gicr::CTLR_ENABLE_LPIS);
-        while r32(rd + gicr::CTLR) & gicr::CTLR_RWP != 0 {
+        let (propbaser, pendbaser) = (rd.read64(gicr::PROPBASER), rd.read64(gicr::PENDBASER));
+        rd.write32(gicr::CTLR, ctlr & !gicr::CTLR_ENABLE_LPIS);
+        while rd.read32(gicr::CTLR) & gicr::CTLR_RWP != 0 {
             core::hint::spin_loop();
         }
-        let disabled = r32(rd + gicr::CTLR) & gicr::CTLR_ENABLE_LPIS == 0;
+        let disabled = rd.read32(gicr::CTLR) & gicr::CTLR_ENABLE_LPIS == 0;
         // Back from GICR_TYPER's packed Aff3.Aff2.Aff1.Aff0 to MPIDR's layout.
         let mpidr = (aff & 0xff_ffff) | ((aff & 0xff00_0000) << 8);
         found.push(LiveLpis {

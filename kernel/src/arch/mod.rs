@@ -174,10 +174,7 @@ pub fn sev() {
 /// virtual addresses as the current tables, and the boot identity map must still be in
 /// TTBR0.
 pub unsafe fn switch_kernel_tables(root: u64, image_pa: u64) {
-    use boot::symbols::{_text, idmap_replace_ttbr1};
-    let f = idmap_replace_ttbr1 as *const () as u64;
-    let text = core::ptr::addr_of!(_text) as u64;
-    let f_pa = f - text + image_pa;
+    let f_pa = boot::symbols::pa_of(boot::symbols::idmap_replace_ttbr1 as *const (), image_pa);
     // The routine lives in .idmap.text, identity-mapped at its PA by the boot tables.
     // SAFETY: it clobbers only x0, x1, x30 (declared) and returns to a VA that the new tables
     // map as the old ones did (caller's contract).
@@ -256,8 +253,7 @@ pub fn inject_virtual_serror(entry_el: u64, image_pa: u64) -> Result<(), &'stati
     if entry_el != 2 {
         return Err("needs a kernel entered at EL2 (it asks the EL2 stub)");
     }
-    let text = (&raw const boot::symbols::_text) as u64;
-    let pa = (&raw const serror_at_el2) as u64 - text + image_pa;
+    let pa = boot::symbols::pa_of(&raw const serror_at_el2, image_pa);
     // SAFETY: the stub branches to `pa` at EL2 with the MMU off, where `serror_at_el2` sets
     // HCR_EL2.{AMO,VSE} and returns to this HVC; x0-x4 and x9 are the stub's to clobber.
     unsafe {
