@@ -10,7 +10,6 @@
 
 use crate::arch::gic::Gic;
 use crate::arch::{self, timer};
-use crate::kexec::KexecError;
 use crate::{console, memory, println, SYSTEM};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use spin::Once;
@@ -67,12 +66,11 @@ const PER_CPU_INIT: PerCpu = PerCpu {
 static PER_CPU: [PerCpu; MAX_CPUS] = [PER_CPU_INIT; MAX_CPUS];
 /// The tick period in counter ticks.
 static PERIOD: AtomicU64 = AtomicU64::new(0);
-/// Set by `kexec.from_irq` to the index of the CPU whose next tick runs `kexec -e`
-/// ([`NO_CPU`]: none).
-static KEXEC_FROM_TICK: AtomicUsize = AtomicUsize::new(NO_CPU);
+/// The index of the CPU whose next tick runs [`TICK_JOB`] ([`NO_CPU`]: none).
+static JOB_CPU: AtomicUsize = AtomicUsize::new(NO_CPU);
 const NO_CPU: usize = usize::MAX;
-/// Why `kexec -e` from the tick's handler came back.
-static KEXEC_FAILED: spin::Mutex<Option<KexecError>> = spin::Mutex::new(None);
+/// What that tick runs (see [`run_from_next_tick`]).
+static TICK_JOB: spin::Mutex<Option<fn()>> = spin::Mutex::new(None);
 
 /// The GIC, once [`init_boot_cpu`] mapped it (`None`: the DTB names none this kernel drives).
 pub fn gic() -> Option<&'static Gic> {
@@ -184,11 +182,13 @@ pub fn handle() {
         handled = true;
         if Some(id) == timer_irq {
             tick(me);
-            if KEXEC_FROM_TICK.load(Ordering::Acquire) == arch::cpu_index() {
-                // The tick is active (not yet ended) while the whole kexec path runs.
-                let r = crate::kexec::execute();
-                *KEXEC_FAILED.lock() = r.err();
-                KEXEC_FROM_TICK.store(NO_CPU, Ordering::Release);
+            if JOB_CPU.load(Ordering::Acquire) == arch::cpu_index() {
+                // The tick stays active (not yet ended) while the job runs.
+                let job = TICK_JOB.lock().take();
+                if let Some(job) = job {
+                    job();
+                }
+                JOB_CPU.store(NO_CPU, Ordering::Release);
             }
         } else if Some(id) == uart_irq {
             console::rx_interrupt();
@@ -296,22 +296,24 @@ pub fn leave_all() {
     }
 }
 
-/// Runs `kexec -e` from inside this CPU's next timer interrupt handler (the chain's
-/// `kexec.from_irq`), idling until then. Returns only if the kexec failed (or there is no
-/// tick to run it from).
-pub fn kexec_from_next_tick() -> Result<(), KexecError> {
+/// There is no tick to run a job from: no GIC this kernel drives, or no timer interrupt in
+/// the DTB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoTick;
+
+/// Runs `job` from inside this CPU's next timer interrupt handler, idling until it has run
+/// (the chain's `kexec.from_irq` runs `kexec -e` there, which returns only if it failed).
+pub fn run_from_next_tick(job: fn()) -> Result<(), NoTick> {
     if gic().is_none() || SYSTEM.get().and_then(|s| s.platform.timer_irq).is_none() {
-        return Err(KexecError::NoTick);
+        return Err(NoTick);
     }
-    KEXEC_FROM_TICK.store(arch::cpu_index(), Ordering::Release);
+    *TICK_JOB.lock() = Some(job);
+    JOB_CPU.store(arch::cpu_index(), Ordering::Release);
     let next_tick = timer::now() + PERIOD.load(Ordering::Relaxed);
     wait_until(Some(next_tick), || {
-        (KEXEC_FROM_TICK.load(Ordering::Acquire) == NO_CPU).then_some(())
+        (JOB_CPU.load(Ordering::Acquire) == NO_CPU).then_some(())
     });
-    match KEXEC_FAILED.lock().take() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// The `ipi` command: pings every other online CPU with an SGI and prints the round trip.

@@ -191,9 +191,25 @@ fn chain_next(
     if sys.cmdline.has("kexec.from_irq") {
         // From inside the timer interrupt's handler: the next kernel finds that interrupt
         // just taken, and must not depend on this kernel having tidied up after it.
-        return crate::irq::kexec_from_next_tick();
+        return kexec_from_next_tick();
     }
     execute()
+}
+
+/// Why `kexec -e` from the tick's handler came back (it returns only on failure).
+static FROM_TICK_FAILED: spin::Mutex<Option<KexecError>> = spin::Mutex::new(None);
+
+/// Runs `kexec -e` from inside this CPU's next timer interrupt handler; returns only if it
+/// failed, or there is no tick to run it from.
+fn kexec_from_next_tick() -> Result<(), KexecError> {
+    fn job() {
+        *FROM_TICK_FAILED.lock() = execute().err();
+    }
+    crate::irq::run_from_next_tick(job).map_err(|crate::irq::NoTick| KexecError::NoTick)?;
+    match FROM_TICK_FAILED.lock().take() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Where hop `hop` puts the next kernel: on odd hops the 2 MiB slot next to the running

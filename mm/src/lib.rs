@@ -2,6 +2,7 @@
 //! on the host too (`cargo test -p mm`).
 //!
 //! - [`layout`]: the virtual address layout (linear map, kernel image, device window).
+//! - [`region`]: [`region::Region`], a physical address range.
 //! - [`memmap`]: the physical memory map, read from the DTB (`/memory`, `/memreserve/`,
 //!   `/reserved-memory`) plus what the kernel itself occupies.
 //! - [`paging`]: 4 KiB-granule, 4-level stage-1 page tables, built with the largest blocks that
@@ -17,6 +18,7 @@ pub mod frame;
 pub mod layout;
 pub mod memmap;
 pub mod paging;
+pub mod region;
 pub mod transition;
 pub mod uefi;
 

@@ -8,7 +8,7 @@
 //! NVS, reserved, MMIO, PAL code, persistent memory) belongs to the firmware or the OS and
 //! is never allocated, written or given to a next kernel.
 
-use crate::memmap::Region;
+use crate::region::Region;
 use crate::PAGE_SIZE;
 use alloc::vec::Vec;
 use core::fmt;
