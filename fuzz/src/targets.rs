@@ -3,7 +3,8 @@
 //! expected answer to bad input.
 
 use crate::Target;
-use kernel::{chain, cmdline, cpio, dtb, efi, gicv3, gzip, platform::Platform, vmcore};
+use kernel::formats::{chain, cmdline, cpio, dtb, efi, gzip, vmcore};
+use kernel::platform::{gicv3, Platform};
 use mm::memmap::{MemoryMap, Region};
 
 type Seeds = fn() -> Vec<Vec<u8>>;

@@ -361,7 +361,7 @@ fn load_options(li: &LoadedImageProtocol) -> alloc::vec::Vec<u8> {
 fn config_table(st: &SystemTable, guid: Guid) -> Option<u64> {
     let n = st
         .number_of_configuration_table_entries
-        .min(kernel::efi::MAX_TABLES);
+        .min(kernel::formats::efi::MAX_TABLES);
     if st.configuration_table.is_null() {
         return None;
     }
@@ -382,12 +382,12 @@ unsafe fn dtb_slice(pa: u64) -> Option<&'static [u8]> {
     let hdr = unsafe { core::slice::from_raw_parts(pa as *const u8, 8) };
     let magic = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
     let size = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
-    if magic != kernel::dtb::FDT_MAGIC || !(40..=DTB_MAX).contains(&size) {
+    if magic != kernel::formats::dtb::FDT_MAGIC || !(40..=DTB_MAX).contains(&size) {
         return None;
     }
     // SAFETY: caller: `size` bytes are readable.
     let blob = unsafe { core::slice::from_raw_parts(pa as *const u8, size) };
-    kernel::dtb::header(blob).is_ok().then_some(blob)
+    kernel::formats::dtb::header(blob).is_ok().then_some(blob)
 }
 
 /// The initrd through the LoadFile2 protocol on the `LINUX_EFI_INITRD_MEDIA_GUID` vendor
@@ -645,7 +645,7 @@ fn next_dtb(
         Some((pa, len)) => (Some((pa).to_be_bytes()), Some((pa + len).to_be_bytes())),
         None => (None, None),
     };
-    let mut edits: alloc::vec::Vec<kernel::dtb::ChosenEdit<'_>> = alloc::vec![
+    let mut edits: alloc::vec::Vec<kernel::formats::dtb::ChosenEdit<'_>> = alloc::vec![
         ("linux,initrd-start", rs.as_ref().map(|v| &v[..])),
         ("linux,initrd-end", re.as_ref().map(|v| &v[..])),
         ("linux,uefi-system-table", Some(&st)),
@@ -658,5 +658,5 @@ fn next_dtb(
     if let Some(b) = &bootargs {
         edits.push(("bootargs", Some(b)));
     }
-    kernel::dtb::edit_chosen(fw, &edits).ok()
+    kernel::formats::dtb::edit_chosen(fw, &edits).ok()
 }

@@ -2,8 +2,8 @@
 
 use crate::memory;
 use alloc::vec::Vec;
-use kernel::cpio::{self, Entry};
-use kernel::gzip;
+use kernel::formats::cpio::{self, Entry};
+use kernel::formats::gzip;
 use mm::memmap::Region;
 use spin::Once;
 

@@ -10,7 +10,8 @@
 
 use crate::arch::gic::Gic;
 use crate::arch::{self, timer};
-use crate::{console, memory, println, SYSTEM};
+use crate::drivers::console;
+use crate::{memory, println, SYSTEM};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use spin::Once;
 

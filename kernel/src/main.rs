@@ -17,11 +17,7 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
-mod board;
-#[cfg(target_os = "none")]
-mod console;
-#[cfg(target_os = "none")]
-mod crash;
+mod drivers;
 #[cfg(target_os = "none")]
 mod efistub;
 #[cfg(target_os = "none")]
@@ -33,10 +29,6 @@ mod irq;
 #[cfg(target_os = "none")]
 mod kexec;
 #[cfg(target_os = "none")]
-mod kexec_chain;
-#[cfg(target_os = "none")]
-mod memcheck;
-#[cfg(target_os = "none")]
 mod memory;
 #[cfg(target_os = "none")]
 mod shell;
@@ -47,9 +39,11 @@ pub use bare::*;
 
 #[cfg(target_os = "none")]
 mod bare {
-    use crate::{arch, console, crash, files, irq, kexec_chain, memory, println, shell, smp};
+    use crate::drivers::console;
+    use crate::kexec::{crash, selftest};
+    use crate::{arch, files, irq, memory, println, shell, smp};
     use fdt::Fdt;
-    use kernel::cmdline::Cmdline;
+    use kernel::formats::cmdline::Cmdline;
     use kernel::platform::Platform;
     use mm::layout::EARLY_FDT_VADDR;
     use mm::memmap::{MemoryMap, Region};
@@ -74,7 +68,7 @@ mod bare {
     /// Set once, early in `kernel_main`.
     pub static SYSTEM: Once<System> = Once::new();
 
-    use kernel::dtb::FDT_MAGIC;
+    use kernel::formats::dtb::FDT_MAGIC;
     /// Largest DTB the boot protocol allows.
     const FDT_MAX: usize = 2 << 20;
 
@@ -108,8 +102,8 @@ mod bare {
             // No console without a DTB: nothing can be said.
             arch::halt();
         };
-        // A compact copy on the heap, without the FDT_NOPs boot loaders leave (kernel::dtb).
-        let blob: &'static [u8] = match kernel::dtb::compact(original) {
+        // A compact copy on the heap, without the FDT_NOPs boot loaders leave (kernel::formats::dtb).
+        let blob: &'static [u8] = match kernel::formats::dtb::compact(original) {
             Ok(b) => alloc::vec::Vec::leak(b),
             Err(_) => arch::halt(),
         };
@@ -267,7 +261,7 @@ mod bare {
 
         crash::report_at_boot();
         crash::reserve_at_boot();
-        kexec_chain::chain_step(now, cpus, smp_us);
+        selftest::chain_step(now, cpus, smp_us);
 
         let init = sys.cmdline.get("init").unwrap_or("/init.rc");
         match files::find(init) {

@@ -145,8 +145,8 @@ pub fn uefi_memory_map(
         buf.copy_from_slice(unsafe { core::slice::from_raw_parts(va as *const u8, buf.len()) });
         true
     };
-    let tables =
-        kernel::efi::config_tables(info.system_table, &mut read).map_err(|e| e.to_string())?;
+    let tables = kernel::formats::efi::config_tables(info.system_table, &mut read)
+        .map_err(|e| e.to_string())?;
     for (guid, addr) in tables {
         let page = Region::new(align_down(addr, PAGE_SIZE), PAGE_SIZE);
         if map
@@ -296,7 +296,9 @@ pub fn init(
     let lpis = unsafe { arch::gic::take_over_lpis(&redist_va) };
     let result = result.map(|mut map| {
         for l in lpis.iter().filter(|l| !l.disabled) {
-            if let Some((prop, pend)) = kernel::gicv3::lpi_tables(l.propbaser, l.pendbaser) {
+            if let Some((prop, pend)) =
+                kernel::platform::gicv3::lpi_tables(l.propbaser, l.pendbaser)
+            {
                 map.reserve(prop, ReservedKind::GicLpiTables, "property");
                 map.reserve(pend, ReservedKind::GicLpiTables, "pending");
             }

@@ -407,7 +407,7 @@ pub fn stop_secondaries(pen: Option<u64>, crash: bool) -> Result<Stopped, String
             }
             if arch::ticks_to_us(arch::ticks() - t0) > STOP_TIMEOUT_US {
                 let _ = writeln!(
-                    crate::console::emergency_print(),
+                    crate::drivers::console::emergency_print(),
                     "smp: cpu {:#x} did not stop within {} ms: left running where it was",
                     c.mpidr,
                     STOP_TIMEOUT_US / 1000

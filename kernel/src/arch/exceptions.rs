@@ -2,7 +2,7 @@
 //! not expect, reported with its class by name, ESR, FAR, ELR, SPSR and the general
 //! registers, and the CPU halts.
 
-use crate::console::emergency_print;
+use crate::drivers::console::emergency_print;
 use core::fmt::Write;
 
 /// The registers `vectors.S` saves, in its layout.
@@ -177,7 +177,7 @@ extern "C" fn handle_exception(frame: &mut TrapFrame, slot: u64) {
         let _ = writeln!(out);
     }
     // With a crash kernel loaded (kexec -p), it takes over from here.
-    crate::crash::enter_crash_kernel(&frame.x, frame.sp, frame.elr, frame.spsr);
+    crate::kexec::crash::enter_crash_kernel(&frame.x, frame.sp, frame.elr, frame.spsr);
     let _ = writeln!(out, "halted");
     crate::arch::fatal_stop(EXIT_EXCEPTION);
 }

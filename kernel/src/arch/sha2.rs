@@ -3,7 +3,7 @@
 //! without the extension, QEMU's `cortex-a72` and `max` and Juno's cores have it.
 
 use aarch64_cpu::registers::{Readable, ID_AA64ISAR0_EL1};
-use kernel::sha256::{Compress, Sha256, K};
+use kernel::formats::sha256::{Compress, Sha256, K};
 
 /// `ID_AA64ISAR0_EL1.SHA2`, bits [15:12]: 0b0001 = SHA-256 instructions, 0b0010 = also
 /// SHA-512.

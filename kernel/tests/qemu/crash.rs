@@ -148,8 +148,12 @@ fn bad_crash_hand_overs_are_named() {
     const NOTES: u64 = 0x7000_1000;
     // An ELF core header with one PT_NOTE at NOTES, and there a VMCOREINFO note.
     let info = b"OSRELEASE=4.19.0\nNUMBER(VA_BITS)=48\nNUMBER(kimage_voffset)=0xffff7fff80000000\nNUMBER(PHYS_OFFSET)=0x40000000\nOFFSET(atomic_long_t.counter)=0\n";
-    let note = kernel::vmcore::write_note(b"VMCOREINFO", kernel::vmcore::NT_VMCOREINFO, info);
-    let mut core = kernel::vmcore::write_core_header(
+    let note = kernel::formats::vmcore::write_note(
+        b"VMCOREINFO",
+        kernel::formats::vmcore::NT_VMCOREINFO,
+        info,
+    );
+    let mut core = kernel::formats::vmcore::write_core_header(
         &[mm::memmap::Region::new(NOTES, note.len() as u64)],
         &[],
     );

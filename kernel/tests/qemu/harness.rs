@@ -3,7 +3,7 @@
 
 #[allow(unused_imports)]
 use crate::*;
-pub(crate) use kernel::cpio::{self, S_IFREG};
+pub(crate) use kernel::formats::cpio::{self, S_IFREG};
 pub(crate) use std::collections::HashMap;
 pub(crate) use std::io::{Read, Write};
 pub(crate) use std::path::{Path, PathBuf};

@@ -244,9 +244,9 @@ fn chain_on_two_banks() {
 #[test]
 fn kexec_a_file_with_its_own_initrd_dtb_and_command_line() {
     // A DTB file for the next kernel: QEMU's own (1 GiB, as this machine) with another /model.
-    let custom_dtb = kernel::dtb::edit(
+    let custom_dtb = kernel::formats::dtb::edit(
         &std::fs::read(fixture("virt-1g.dtb")).unwrap(),
-        &[kernel::dtb::Edit {
+        &[kernel::formats::dtb::Edit {
             node: "/",
             prop: "model",
             value: Some(b"custom kexec DTB\0"),
@@ -329,7 +329,7 @@ fn bad_kexec_input_is_named_and_the_shell_survives() {
     let big_dtb = {
         let base = std::fs::read(fixture("virt-1g.dtb")).unwrap();
         let filler = vec![1u8; 3 << 20];
-        kernel::dtb::edit_chosen(&base, &[("filler", Some(&filler))]).unwrap()
+        kernel::formats::dtb::edit_chosen(&base, &[("filler", Some(&filler))]).unwrap()
     };
     let big_initrd = vec![7u8; 120 << 20];
     // PE/COFF: the offset at 0x3c past the end, and pointing at no PE signature.
@@ -462,7 +462,7 @@ pub(crate) fn load_at(name: &str, data: &[u8], addr: u64) -> Vec<String> {
 /// on to its boot script.
 #[test]
 fn bad_handover_blocks_are_named() {
-    use kernel::chain::{self, Header, HopRecord};
+    use kernel::formats::chain::{self, Header, HopRecord};
     const AT: u64 = 0x7000_0000;
     let block = |lose_a_hop: bool, bad_hash: bool| {
         let mut h = Header {

@@ -306,14 +306,14 @@ pub fn _print(args: fmt::Arguments<'_>) {
 /// Prints to the console.
 #[macro_export]
 macro_rules! print {
-    ($($arg:tt)*) => { $crate::console::_print(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::drivers::console::_print(format_args!($($arg)*)) };
 }
 
 /// Prints a line to the console.
 #[macro_export]
 macro_rules! println {
     () => { $crate::print!("\n") };
-    ($($arg:tt)*) => { $crate::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
+    ($($arg:tt)*) => { $crate::drivers::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
 /// `log` backend. The level follows Linux's `loglevel=` numbering: a message is printed when

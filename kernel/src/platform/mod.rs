@@ -2,6 +2,8 @@
 //! the console UART (with `ranges` address translation), the PSCI conduit, the CPUs, the
 //! initrd and the command line. Board differences come from here, not from constants.
 
+pub mod gicv3;
+
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -807,7 +809,7 @@ pub(crate) mod tests {
         let blob = std::fs::read(std::format!("{path}{name}"))
             .unwrap_or_else(|e| panic!("fixture {path}{name}: {e}: run scripts/fixtures.sh first"));
         if name.ends_with(".dtb") {
-            if let Err(e) = crate::dtb::header(&blob) {
+            if let Err(e) = crate::formats::dtb::header(&blob) {
                 panic!(
                     "fixture {path}{name} is not a valid DTB ({e}): scripts/fixtures.sh makes it"
                 );
@@ -848,16 +850,16 @@ pub(crate) mod tests {
             .iter()
             .map(|(_, _, v)| v.map(|v| [v.as_bytes(), &[0]].concat()))
             .collect();
-        let edits: Vec<crate::dtb::Edit<'_>> = edits
+        let edits: Vec<crate::formats::dtb::Edit<'_>> = edits
             .iter()
             .zip(&values)
-            .map(|(&(node, prop, _), v)| crate::dtb::Edit {
+            .map(|(&(node, prop, _), v)| crate::formats::dtb::Edit {
                 node,
                 prop,
                 value: v.as_deref(),
             })
             .collect();
-        let out = crate::dtb::edit(blob, &edits, &[]).unwrap();
+        let out = crate::formats::dtb::edit(blob, &edits, &[]).unwrap();
         Platform::from_fdt(&Fdt::new(&out).unwrap())
             .unwrap()
             .console

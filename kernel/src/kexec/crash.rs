@@ -1,7 +1,7 @@
 //! This kernel as a crash (capture) kernel: started by a panicking Linux's `kexec -p`, with
 //! `/chosen/linux,elfcorehdr` naming the ELF core header and `linux,usable-memory-range` its
 //! own RAM (the memory map reserves everything else, `mm::memmap`). At boot it reads the
-//! dead kernel's notes and printk ring buffer (`kernel::vmcore`) and prints its last log
+//! dead kernel's notes and printk ring buffer (`kernel::formats::vmcore`) and prints its last log
 //! lines, the panic message and each CPU's registers; `dmesg` and `vmcore` show them again.
 //! Nothing of the crashed kernel's memory is written.
 //!
@@ -13,7 +13,7 @@
 use crate::{memory, println};
 use alloc::string::String;
 use alloc::vec::Vec;
-use kernel::vmcore::{self, CoreHeader, PrStatus, VmcoreInfo};
+use kernel::formats::vmcore::{self, CoreHeader, PrStatus, VmcoreInfo};
 use mm::memmap::Region;
 use spin::Once;
 
@@ -127,7 +127,7 @@ fn prstatus(pid: u32, x: &[u64; 31], sp: u64, pc: u64, pstate: u64) -> [u8; 392]
 pub fn enter_crash_kernel(x: &[u64; 31], sp: u64, pc: u64, pstate: u64) {
     // Only lock-free printing from here: the panic may have come with the console's lock held.
     use core::fmt::Write;
-    let mut out = crate::console::emergency_print();
+    let mut out = crate::drivers::console::emergency_print();
     let (Some(r), Some(l)) = (region(), crate::kexec::take_crash()) else {
         return;
     };
@@ -148,12 +148,12 @@ pub fn enter_crash_kernel(x: &[u64; 31], sp: u64, pc: u64, pstate: u64) {
     let sys = crate::SYSTEM.get();
     let hdr = header_page(r);
     // The log ring lies in the kernel image (its .bss).
-    let (ring, head) = crate::console::LOG.location();
+    let (ring, head) = crate::drivers::console::LOG.location();
     let ring_pa = mm::layout::kimage_pa(ring as u64, sys.map_or(0, |s| s.image_pa));
     let info = alloc::format!(
         "OSRELEASE=hobby-{}\nHOBBY_LOG={ring_pa:#x} {} {head}\n",
         env!("CARGO_PKG_VERSION"),
-        crate::console::LOG_SIZE
+        crate::drivers::console::LOG_SIZE
     );
     let mut notes = vmcore::write_note(
         b"CORE",

@@ -8,7 +8,10 @@
 //!
 //! **Execute** (`kexec -e`) allocates nothing: it takes the other CPUs out of the kernel, masks
 //! interrupts, quiesces the GIC and the timers, points EL2 at the copied stub, and jumps to the
-//! relocation page. The chain self-test that drives all this is in `kexec_chain.rs`.
+//! relocation page. The chain self-test that drives all this is in `selftest.rs`.
+
+pub mod crash;
+pub mod selftest;
 
 use crate::memory::{self, FramePages, FRAMES};
 use crate::{arch, files, println, SYSTEM};
@@ -16,9 +19,9 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
-use kernel::chain::{self, Header};
-use kernel::dtb::{self, DtbError};
-use kernel::gzip;
+use kernel::formats::chain::{self, Header};
+use kernel::formats::dtb::{self, DtbError};
+use kernel::formats::gzip;
 use kexec::image::{self, ImageError, ImageHeader};
 use kexec::kimage::{Kimage, LoadError, PhysPages, Segment};
 use kexec::{place, reloc};
@@ -96,7 +99,7 @@ pub enum KexecError {
         free: u64,
     },
     /// A gzip-compressed Image that cannot be inflated.
-    Gzip(String, kernel::gzip::GzipError),
+    Gzip(String, kernel::formats::gzip::GzipError),
     /// `kexec.from_irq` on a machine without a GIC or a timer interrupt in the DTB.
     NoTick,
 }
@@ -306,9 +309,9 @@ pub fn load(req: &LoadRequest) -> Result<(), KexecError> {
         // are claimed and written in place), and whatever the load leaves free is taken
         // back after it, success or not.
         unload_crash();
-        crate::crash::release_region();
-        let result = load_checked(req, alloc::vec![crate::crash::usable_part(region)]);
-        crate::crash::retake_region();
+        crate::kexec::crash::release_region();
+        let result = load_checked(req, alloc::vec![crate::kexec::crash::usable_part(region)]);
+        crate::kexec::crash::retake_region();
         return result;
     }
     unload();
@@ -616,7 +619,9 @@ fn next_dtb(
     let crash_reg = |r: Region| reg_cells(r, ac, sc);
     // The whole region: Linux maps only its usable memory, and reads the header through it.
     let usable_reg = req.crash.map(crash_reg);
-    let hdr_reg = req.crash.map(|r| crash_reg(crate::crash::header_page(r)));
+    let hdr_reg = req
+        .crash
+        .map(|r| crash_reg(crate::kexec::crash::header_page(r)));
     chosen.push(("linux,usable-memory-range", usable_reg.as_deref()));
     chosen.push(("linux,elfcorehdr", hdr_reg.as_deref()));
     let mut edits: Vec<dtb::Edit<'_>> = chosen
@@ -1042,7 +1047,7 @@ pub fn enter(l: Loaded, smp_down_us: u64) -> ! {
     // Through the lock-free path: at a panic the console's lock may be held.
     use core::fmt::Write;
     let _ = writeln!(
-        crate::console::emergency_print(),
+        crate::drivers::console::emergency_print(),
         "kexec: entering {:#x} with DTB {:#x} ({}, MMU {} relocation)",
         l.args.entry,
         l.args.dtb,
@@ -1162,7 +1167,8 @@ pub fn command(args: &[String]) -> Result<(), String> {
                 } else if let Some(v) = o.strip_prefix("--dtb=") {
                     dtb = Some(v.to_string());
                 } else if let Some(v) = o.strip_prefix("--base=") {
-                    let b = kernel::cmdline::parse_size(v).map_err(|e| format!("{o}: {e}"))?;
+                    let b =
+                        kernel::formats::cmdline::parse_size(v).map_err(|e| format!("{o}: {e}"))?;
                     if !b.is_multiple_of(IMAGE_ALIGN) {
                         return Err(format!("{o}: not 2 MiB aligned"));
                     }
@@ -1199,7 +1205,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
             req.base = base;
             if action == Some('p') {
                 req.crash = Some(
-                    crate::crash::region()
+                    crate::kexec::crash::region()
                         .ok_or("kexec -p needs the region crashkernel=SIZE reserves at boot")?,
                 );
                 load(&req).map_err(|e| e.to_string())?;

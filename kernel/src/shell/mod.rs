@@ -1,8 +1,11 @@
 //! The serial shell: line editing, the commands, and the boot script (`/init.rc`).
 
-use crate::{arch, console, files, memory, print, println, SYSTEM};
+mod memcheck;
+
+use crate::drivers::console;
+use crate::{arch, files, memory, print, println, SYSTEM};
 use alloc::string::String;
-use kernel::cmdline::split_words;
+use kernel::formats::cmdline::split_words;
 use kernel::lineedit::{Event, LineEditor};
 
 const PROMPT: &str = "kernel# ";
@@ -26,9 +29,9 @@ const COMMANDS: &[Command] = &[
     Command { name: "ipi", usage: "ipi", help: "ping every other CPU with an SGI and print the round trip", run: |_| crate::irq::ping() },
     Command { name: "kexec", usage: "kexec -l|-p IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--copy-all] [--base=ADDR] | -e | -u", help: "load, execute or unload a new kernel; alone: show what is loaded", run: crate::kexec::command },
     Command { name: "sha256", usage: "sha256 [--portable] FILE...", help: "SHA-256 of initramfs files, with the rate (the CPU's SHA-2 instructions when it has them)", run: cmd_sha256 },
-    Command { name: "dmesg", usage: "dmesg", help: "as a crash kernel: the crashed Linux's whole log", run: |_| crate::crash::dmesg() },
-    Command { name: "vmcore", usage: "vmcore", help: "as a crash kernel: the crashed kernel's memory ranges, notes and CPUs' registers", run: |_| crate::crash::vmcore() },
-    Command { name: "memcheck", usage: "memcheck", help: "check memcpy, memmove, memset and memcmp against byte-at-a-time references", run: |_| crate::memcheck::command() },
+    Command { name: "dmesg", usage: "dmesg", help: "as a crash kernel: the crashed Linux's whole log", run: |_| crate::kexec::crash::dmesg() },
+    Command { name: "vmcore", usage: "vmcore", help: "as a crash kernel: the crashed kernel's memory ranges, notes and CPUs' registers", run: |_| crate::kexec::crash::vmcore() },
+    Command { name: "memcheck", usage: "memcheck", help: "check memcpy, memmove, memset and memcmp against byte-at-a-time references", run: |_| crate::shell::memcheck::command() },
     Command { name: "sleep", usage: "sleep MS", help: "idle (in wfi, woken by the tick) for MS milliseconds", run: cmd_sleep },
     #[cfg(feature = "fault-inject")]
     Command { name: "failalloc", usage: "failalloc N | failalloc kexec ARGS...", help: "test builds: make the Nth frame allocation (or claim) from now fail, once; or load `kexec -l ARGS` failing allocation 1, 2, ... until a load reaches none", run: cmd_failalloc },
@@ -211,7 +214,7 @@ fn cmd_sha256(w: &[String]) -> Result<(), String> {
     }
     let (compress, engine) = if portable {
         (
-            sha2::block_api::compress256 as kernel::sha256::Compress,
+            sha2::block_api::compress256 as kernel::formats::sha256::Compress,
             "portable",
         )
     } else {
@@ -220,11 +223,11 @@ fn cmd_sha256(w: &[String]) -> Result<(), String> {
     for p in paths {
         let f = files::find(p).ok_or_else(|| alloc::format!("{p}: no such file"))?;
         let t0 = arch::ticks();
-        let d = kernel::sha256::Sha256::digest(compress, f);
+        let d = kernel::formats::sha256::Sha256::digest(compress, f);
         let us = arch::ticks_to_us(arch::ticks() - t0).max(1);
         println!(
             "{}  {p} ({} bytes, {us} us, {} MiB/s, {engine})",
-            kernel::sha256::hex(&d),
+            kernel::formats::sha256::hex(&d),
             f.len(),
             f.len() as u64 * 1_000_000 / us / (1 << 20)
         );
@@ -271,7 +274,7 @@ fn cmd_serror(_: &[String]) -> Result<(), String> {
 
 fn cmd_fault(w: &[String]) -> Result<(), String> {
     let addr = match w.get(1) {
-        Some(a) => kernel::cmdline::parse_size(a).map_err(|e| alloc::format!("{e}"))?,
+        Some(a) => kernel::formats::cmdline::parse_size(a).map_err(|e| alloc::format!("{e}"))?,
         None => 0xffff_dead_0000_0000,
     };
     println!("reading {addr:#x}");
@@ -300,7 +303,7 @@ fn power(name: &str, halt: bool) -> Result<(), String> {
     }
     if let Some(regs) = platform.pm_watchdog {
         println!("{name}");
-        return crate::board::bcm2835_watchdog_reset(regs, halt).map_err(String::from);
+        return crate::drivers::board::bcm2835_watchdog_reset(regs, halt).map_err(String::from);
     }
     Err("no PSCI and no PM watchdog in the DTB".into())
 }

@@ -8,7 +8,7 @@
 //! count and length is bounded before it is used, and what cannot be read is an error that
 //! says what was being read.
 
-use crate::efi::ReadPhys;
+use crate::formats::efi::ReadPhys;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;

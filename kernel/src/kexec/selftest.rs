@@ -1,7 +1,7 @@
 //! The kexec-chain self-test (`kexec.chain=N`, `kexec.payload=SIZE`, `kexec.mmu=on|off|both`,
 //! `kexec.copy=auto|all`):
 //! each generation reports itself on a `chain:` line, checks what the previous one handed over
-//! (`kernel::chain`), and kexecs a fresh copy of itself at another address.
+//! (`kernel::formats::chain`), and kexecs a fresh copy of itself at another address.
 
 use crate::kexec::{execute, load, pristine_image, ImageSource, KexecError, LoadRequest};
 use crate::kexec::{IMAGE_ALIGN, MIB};
@@ -9,7 +9,7 @@ use crate::memory::{self, FRAMES};
 use crate::{arch, println, SYSTEM};
 use alloc::format;
 use alloc::vec::Vec;
-use kernel::chain::{self, Header, HopRecord};
+use kernel::formats::chain::{self, Header, HopRecord};
 use kexec::place;
 use mm::memmap::Region;
 use mm::PAGE_SIZE;
@@ -61,7 +61,7 @@ pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
         })
     });
     let free = FRAMES.free_frames();
-    let image_hash = kernel::sha256::hex(&arch::sha2::sha256(&pristine_image()));
+    let image_hash = kernel::formats::sha256::hex(&arch::sha2::sha256(&pristine_image()));
     let (hop, payload, prev_h) = match &prev {
         None => (0, "none", None),
         Some(Ok((h, ok))) => (h.hop, if *ok { "ok" } else { "bad" }, Some(*h)),
