@@ -88,9 +88,81 @@ mod bare {
         Some(unsafe { core::slice::from_raw_parts(va as *const u8, size) })
     }
 
+    /// What `boot/src/entry.S` hands over.
+    struct Entry {
+        /// The DTB's physical address (x0 from the boot loader).
+        dtb_pa: u64,
+        /// The EL the kernel was entered at.
+        el: u64,
+        /// The counter at entry.
+        ticks: u64,
+        /// Where the image was loaded.
+        image_pa: u64,
+    }
+
+    /// The boot, stage by stage: the DTB; the console; memory and the kernel's own tables;
+    /// the command line and the log; the initramfs; the other CPUs; `ready`, then the chain
+    /// self-test, the boot script and the shell.
     #[unsafe(no_mangle)]
     extern "C" fn kernel_main(dtb_pa: u64, entry_el: u64, entry_ticks: u64, image_pa: u64) -> ! {
+        let entry = Entry {
+            dtb_pa,
+            el: entry_el,
+            ticks: entry_ticks,
+            image_pa,
+        };
         memory::init_heap();
+        let (original, blob) = read_dtb(entry.dtb_pa);
+        let fdt = match Fdt::new(blob) {
+            Ok(f) => f,
+            Err(_) => arch::halt(),
+        };
+        let platform = Platform::from_fdt(&fdt);
+        let uart = early_console(&fdt, &platform);
+        // The vectors are in place (entry.S) and the console can report: SErrors too.
+        arch::unmask_serror();
+        let dtb = Region::new(entry.dtb_pa, original.len() as u64);
+        let initrd = platform
+            .as_ref()
+            .ok()
+            .and_then(|p| initrd_clear_of_image(p, &entry));
+        let (platform, mem) = bring_up_memory(&entry, dtb, &fdt, platform, initrd, uart);
+        let sys = SYSTEM.call_once(|| System {
+            cmdline: command_line_and_log(&entry, &platform),
+            platform,
+            entry_el: entry.el,
+            image_pa: entry.image_pa,
+            dtb,
+            fdt: blob,
+        });
+        match initrd {
+            Some(r) => match files::load(r) {
+                Ok(n) => log::info!("initramfs: {n} entries from {r}"),
+                Err(e) => println!("initramfs: {e}; continuing without files"),
+            },
+            None => log::info!("initramfs: none"),
+        }
+        let (cpus, smp_us) = start_cpus(sys);
+        let now = arch::ticks();
+        let since = now.wrapping_sub(entry.ticks);
+        println!(
+            "ready el={} cpus={cpus} mem={} ticks={} us={}",
+            sys.entry_el,
+            mem.total >> 20,
+            since,
+            arch::ticks_to_us(since)
+        );
+        crash::report_at_boot();
+        crash::reserve_at_boot();
+        selftest::chain_step(now, cpus, smp_us);
+        run_boot_script(sys);
+        shell::interactive();
+    }
+
+    /// The DTB as the boot loader left it (through the boot code's early window) and a
+    /// compact copy on the heap, without the FDT_NOPs boot loaders leave. Without a DTB there
+    /// is no console to say so: the kernel halts.
+    fn read_dtb(dtb_pa: u64) -> (&'static [u8], &'static [u8]) {
         // The boot code mapped the DTB's 2 MiB block(s) at EARLY_FDT_VADDR.
         let early_va = EARLY_FDT_VADDR + (dtb_pa & ((2 << 20) - 1));
         let blob = (dtb_pa != 0 && dtb_pa.is_multiple_of(8))
@@ -99,24 +171,24 @@ mod bare {
             .then(|| unsafe { fdt_at(early_va) })
             .flatten();
         let Some(original) = blob else {
-            // No console without a DTB: nothing can be said.
             arch::halt();
         };
-        // A compact copy on the heap, without the FDT_NOPs boot loaders leave (kernel::formats::dtb).
-        let blob: &'static [u8] = match kernel::formats::dtb::compact(original) {
-            Ok(b) => alloc::vec::Vec::leak(b),
+        match kernel::formats::dtb::compact(original) {
+            Ok(b) => (original, alloc::vec::Vec::leak(b)),
             Err(_) => arch::halt(),
-        };
-        let fdt = match Fdt::new(blob) {
-            Ok(f) => f,
-            Err(_) => arch::halt(),
-        };
-        let platform = Platform::from_fdt(&fdt);
-        // The console, from here on: through an early window until the kernel's own tables
-        // map it. (A DTB the platform cannot be read from may still name its console.)
-        let uart = match &platform {
+        }
+    }
+
+    /// The console, from here on: through an early window until the kernel's own tables map
+    /// it. (A DTB the platform cannot be read from may still name its console.) Returns the
+    /// UART, for `memory::init` to map for good.
+    fn early_console(
+        fdt: &Fdt<'_>,
+        platform: &Result<Platform, kernel::platform::PlatformError>,
+    ) -> Option<kernel::platform::Console> {
+        let uart = match platform {
             Ok(p) => p.console.uart().cloned(),
-            Err(_) => kernel::platform::find_console(&fdt, "", None)
+            Err(_) => kernel::platform::find_console(fdt, "", None)
                 .ok()
                 .and_then(|c| c.uart().cloned()),
         };
@@ -125,22 +197,22 @@ mod bare {
             if let Some(va) = unsafe {
                 arch::early_window(arch::EarlyWindow::Console, u.regs.start, u.regs.size())
             } {
-                // SAFETY: `va` maps the UART the DTB names, as Device memory.
+                // SAFETY: `va` maps the UART the DTB names, as Device memory, until
+                // `memory::init` maps it for good (and `console::move_to` follows).
                 unsafe { console::init(va as usize, u.kind) };
                 println!();
             }
         }
-        // The vectors are in place (entry.S) and the console can report: SErrors too.
-        arch::unmask_serror();
-        let (initrd, handover) = match &platform {
-            Ok(p) => (p.initrd, p.handover),
-            Err(_) => (None, None),
-        };
-        // The boot protocol keeps image_size bytes free from the load address. A boot loader
-        // that put the initrd right after the Image *file* had it overwritten by the BSS, the
-        // heap and the early tables before any of this ran: say so, and do not read it.
-        let image = Region::new(image_pa, boot::symbols::image_size());
-        let initrd = initrd.filter(|r| {
+        uart
+    }
+
+    /// The initrd the DTB names, unless it lies inside the kernel's image_size: the boot
+    /// protocol keeps image_size bytes free from the load address, and a boot loader that put
+    /// the initrd right after the Image *file* had it overwritten by the BSS, the heap and
+    /// the early tables before any of this ran. That is said, and the initrd is not read.
+    fn initrd_clear_of_image(p: &Platform, entry: &Entry) -> Option<Region> {
+        let image = Region::new(entry.image_pa, boot::symbols::image_size());
+        p.initrd.filter(|r| {
             let clear = !r.overlaps(&image);
             if !clear {
                 println!(
@@ -148,26 +220,40 @@ mod bare {
                 );
             }
             clear
-        });
-        let redist = match &platform {
-            Ok(p) => p.gic.as_ref().map(|g| g.redist.clone()).unwrap_or_default(),
-            Err(_) => alloc::vec::Vec::new(),
+        })
+    }
+
+    /// The memory map (the UEFI one when an EFI stub left one, else the DTB's), the frames,
+    /// the kernel's own tables and the console mapped for good. A platform or memory map that
+    /// cannot be read is fatal here, said on the early console.
+    fn bring_up_memory(
+        entry: &Entry,
+        dtb: Region,
+        fdt: &Fdt<'_>,
+        platform: Result<Platform, kernel::platform::PlatformError>,
+        initrd: Option<Region>,
+        uart: Option<kernel::platform::Console>,
+    ) -> (Platform, memory::MemInfo) {
+        let (handover, redist, uefi) = match &platform {
+            Ok(p) => (
+                p.handover,
+                p.gic.as_ref().map(|g| g.redist.clone()).unwrap_or_default(),
+                p.uefi,
+            ),
+            Err(_) => (None, alloc::vec::Vec::new(), None),
         };
-        let dtb = Region::new(dtb_pa, original.len() as u64);
-        // The UEFI memory map, when an EFI stub left one, is the memory map.
-        let uefi = platform.as_ref().ok().and_then(|p| p.uefi);
         let mut uefi_failed = None;
-        let memory_map = match uefi.map(|info| memory::uefi_memory_map(&fdt, info)) {
+        let memory_map = match uefi.map(|info| memory::uefi_memory_map(fdt, info)) {
             Some(Ok(m)) => Ok(m),
             Some(Err(e)) => {
                 uefi_failed = Some(e);
-                MemoryMap::from_fdt(&fdt)
+                MemoryMap::from_fdt(fdt)
             }
-            None => MemoryMap::from_fdt(&fdt),
+            None => MemoryMap::from_fdt(fdt),
         };
         let (mem, console_va) = memory::init(
             memory_map,
-            image_pa,
+            entry.image_pa,
             dtb,
             initrd,
             handover,
@@ -179,19 +265,19 @@ mod bare {
             unsafe { console::move_to(va as usize) };
         }
         // From here on the DTB is read through the linear map.
-        let platform = match platform {
-            Ok(p) => p,
-            Err(e) => panic!("{e}"),
-        };
-        let mem = match mem {
-            Ok(m) => m,
-            Err(e) => panic!("{e}"),
-        };
+        let platform = platform.unwrap_or_else(|e| panic!("{e}"));
+        let mem = mem.unwrap_or_else(|e| panic!("{e}"));
         if let Some(e) = uefi_failed {
             println!(
                 "warning: {e}; RAM from the DTB's /memory nodes instead: the UEFI runtime services may not survive this kernel"
             );
         }
+        (platform, mem)
+    }
+
+    /// The command line (a bad one is ignored, with a warning), the log at its `loglevel=`,
+    /// and the first lines of the log.
+    fn command_line_and_log(entry: &Entry, platform: &Platform) -> Cmdline {
         let cmdline = Cmdline::parse(&platform.bootargs).unwrap_or_else(|e| {
             println!("warning: {e}; ignoring the command line");
             Cmdline::default()
@@ -206,10 +292,13 @@ mod bare {
             core::sync::atomic::Ordering::Relaxed,
         );
         log::info!(
-            "kernel {}: entered at EL{entry_el}, image at {image_pa:#x}, DTB at {dtb_pa:#x}",
-            env!("CARGO_PKG_VERSION")
+            "kernel {}: entered at EL{}, image at {:#x}, DTB at {:#x}",
+            env!("CARGO_PKG_VERSION"),
+            entry.el,
+            entry.image_pa,
+            entry.dtb_pa
         );
-        log::debug!("boot: counter at entry {entry_ticks:#x}");
+        log::debug!("boot: counter at entry {:#x}", entry.ticks);
         log::info!(
             "machine: {}; command line: {}",
             platform.model,
@@ -221,24 +310,12 @@ mod bare {
         if let Some((u, rule)) = &platform.console.console {
             log::info!("console: {} ({:?}, from {rule})", u.path, u.kind);
         }
-        let sys = SYSTEM.call_once(|| System {
-            platform,
-            entry_el,
-            image_pa,
-            dtb,
-            fdt: blob,
-            cmdline,
-        });
+        cmdline
+    }
 
-        match initrd {
-            Some(r) => match files::load(r) {
-                Ok(n) => log::info!("initramfs: {n} entries from {r}"),
-                Err(e) => println!("initramfs: {e}; continuing without files"),
-            },
-            None => log::info!("initramfs: none"),
-        }
-
-        // The GIC is reset and this CPU's tick started before any other CPU comes up.
+    /// The GIC reset and this CPU's tick started, then every other CPU the DTB lists.
+    /// Returns the CPUs online and the microseconds it took to start the others.
+    fn start_cpus(sys: &System) -> (usize, u64) {
         let boot_index = sys
             .platform
             .mpidrs()
@@ -248,21 +325,11 @@ mod bare {
         irq::init_boot_cpu(boot_index.unwrap_or(0));
         let (cpus, smp_us) = smp::start_secondaries();
         log::info!("smp: {cpus} CPUs online ({smp_us} us to start the others)");
+        (cpus, smp_us)
+    }
 
-        let now = arch::ticks();
-        let since = now.wrapping_sub(entry_ticks);
-        println!(
-            "ready el={} cpus={cpus} mem={} ticks={} us={}",
-            sys.entry_el,
-            mem.total >> 20,
-            since,
-            arch::ticks_to_us(since)
-        );
-
-        crash::report_at_boot();
-        crash::reserve_at_boot();
-        selftest::chain_step(now, cpus, smp_us);
-
+    /// `/init.rc`, or the file `init=` names.
+    fn run_boot_script(sys: &System) {
         let init = sys.cmdline.get("init").unwrap_or("/init.rc");
         match files::find(init) {
             Some(text) => match core::str::from_utf8(text) {
@@ -272,7 +339,6 @@ mod bare {
             None if sys.cmdline.get("init").is_some() => println!("{init}: no such file"),
             None => {}
         }
-        shell::interactive();
     }
 
     /// Exit status (under `semihosting`) after a panic.
