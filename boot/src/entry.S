@@ -169,17 +169,17 @@ el2_setup:
     /* MDCR_EL2: no debug traps; HPMN = PMCR_EL0.N so EL1 sees every PMU counter. */
     mov     x0, xzr
     mrs     x1, id_aa64dfr0_el1
-    ubfx    x1, x1, #8, #4          // PMUVer
+    ubfx    x1, x1, #{ID_PMUVER}, #{ID_WIDTH}
     cbz     x1, 2f
-    cmp     x1, #0xf                // IMPLEMENTATION DEFINED PMU: leave HPMN = 0
+    cmp     x1, #{ID_PMUVER_IMPDEF}  // IMPLEMENTATION DEFINED PMU: leave HPMN = 0
     b.eq    2f
     mrs     x0, pmcr_el0
-    ubfx    x0, x0, #11, #5         // PMCR_EL0.N
+    ubfx    x0, x0, #{ID_PMCR_N}, #{ID_PMCR_N_WIDTH}
 2:  msr     mdcr_el2, x0
 
     /* GICv3 system registers, if present: let EL1 use them; no virtual interrupts. */
     mrs     x1, id_aa64pfr0_el1
-    ubfx    x1, x1, #24, #4         // GIC
+    ubfx    x1, x1, #{ID_GIC}, #{ID_WIDTH}
     cbz     x1, 3f
     mov     x0, #{ICC_SRE_EL2_INIT}
     msr     S3_4_C12_C9_5, x0       // ICC_SRE_EL2
@@ -188,7 +188,7 @@ el2_setup:
 3:
     /* FEAT_FGT: no fine-grained traps. */
     mrs     x1, id_aa64mmfr0_el1
-    ubfx    x1, x1, #56, #4         // FGT
+    ubfx    x1, x1, #{ID_FGT}, #{ID_WIDTH}
     cbz     x1, 4f
     msr     S3_4_C1_C1_4, xzr       // HFGRTR_EL2
     msr     S3_4_C1_C1_5, xzr       // HFGWTR_EL2
@@ -198,7 +198,7 @@ el2_setup:
 4:
     /* FEAT_HCX: no extended controls. */
     mrs     x1, id_aa64mmfr1_el1
-    ubfx    x1, x1, #40, #4         // HCX
+    ubfx    x1, x1, #{ID_HCX}, #{ID_WIDTH}
     cbz     x1, 5f
     msr     S3_4_C1_C2_2, xzr       // HCRX_EL2
 5:
@@ -232,7 +232,7 @@ el2_setup:
     mov_q   x0, {MAIR_EL1_INIT}
     msr     mair_el1, x0
     mrs     x1, id_aa64mmfr0_el1
-    ubfx    x1, x1, #0, #4          // PARange
+    ubfx    x1, x1, #{ID_PARANGE}, #{ID_WIDTH}
     cmp     x1, #{TCR_IPS_MAX}
     mov     x2, #{TCR_IPS_MAX}
     csel    x1, x1, x2, ls
@@ -269,15 +269,15 @@ early_tables_inval:
     add     x5, x23, #2 * 4096      // L1
     add     x6, x23, #3 * 4096      // L2
     orr     x7, x5, #{DESC_TABLE}
-    ubfx    x8, x3, #39, #9
+    ubfx    x8, x3, #{TT_L0}, #{TT_INDEX_BITS}
     set_entry x4, x8, x7
     orr     x7, x6, #{DESC_TABLE}
-    ubfx    x8, x3, #30, #9
+    ubfx    x8, x3, #{TT_L1}, #{TT_INDEX_BITS}
     set_entry x5, x8, x7
     and     x7, x3, #~({BLOCK_2M} - 1)
     mov_q   x9, {IDMAP_BLOCK_ATTRS}
     orr     x7, x7, x9
-    ubfx    x8, x3, #21, #9
+    ubfx    x8, x3, #{TT_L2}, #{TT_INDEX_BITS}
     set_entry x6, x8, x7
 
     /*
@@ -289,18 +289,18 @@ early_tables_inval:
     add     x5, x23, #5 * 4096      // L1
     add     x6, x23, #6 * 4096      // L2
     orr     x7, x5, #{DESC_TABLE}
-    ubfx    x8, x3, #39, #9
+    ubfx    x8, x3, #{TT_L0}, #{TT_INDEX_BITS}
     set_entry x4, x8, x7
     orr     x7, x6, #{DESC_TABLE}
-    ubfx    x8, x3, #30, #9
+    ubfx    x8, x3, #{TT_L1}, #{TT_INDEX_BITS}
     set_entry x5, x8, x7
-    ubfx    x8, x3, #21, #9         // first L2 index
+    ubfx    x8, x3, #{TT_L2}, #{TT_INDEX_BITS}         // first L2 index
     add     x9, x23, #7 * 4096      // first L3 table
     ldr     x10, =__image_size
     add     x10, x10, #{PAGE_SIZE} - 1
-    lsr     x10, x10, #12           // pages of image
-    add     x11, x10, #511
-    lsr     x11, x11, #9            // L3 tables
+    lsr     x10, x10, #{TT_L3}      // pages of image
+    add     x11, x10, #(1 << {TT_INDEX_BITS}) - 1
+    lsr     x11, x11, #{TT_INDEX_BITS} // L3 tables
     mov     x12, x9
 7:  orr     x7, x12, #{DESC_TABLE}
     set_entry x6, x8, x7
@@ -328,12 +328,12 @@ early_tables_inval:
     csel    x10, x10, x11, lo
     add     x10, x19, x10
     sub     x10, x10, #1
-    lsr     x10, x10, #21           // last 2 MiB block number
-    lsr     x11, x19, #21           // first 2 MiB block number
+    lsr     x10, x10, #{TT_L2}      // last 2 MiB block number
+    lsr     x11, x19, #{TT_L2}      // first 2 MiB block number
     ldr     x3, =__early_fdt_vaddr
-    ubfx    x8, x3, #21, #9
+    ubfx    x8, x3, #{TT_L2}, #{TT_INDEX_BITS}
     mov_q   x9, {FDT_BLOCK_ATTRS}
-8:  orr     x7, x9, x11, lsl #21
+8:  orr     x7, x9, x11, lsl #{TT_L2}
     set_entry x6, x8, x7
     add     x8, x8, #1
     add     x11, x11, #1
@@ -414,7 +414,7 @@ secondary_el1:
 /* Invalidate [x0, x1) to the PoC by D-cache line. Clobbers x0, x2, x3. */
 dcache_inval_poc:
     mrs     x3, ctr_el0
-    ubfx    x3, x3, #16, #4         // DminLine: log2(words per line)
+    ubfx    x3, x3, #{CTR_DMINLINE}, #{ID_WIDTH} // DminLine: log2(words per line)
     mov     x2, #4
     lsl     x2, x2, x3              // line size in bytes
     sub     x3, x2, #1

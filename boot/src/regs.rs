@@ -210,6 +210,43 @@ pub mod esr {
 /// `MPIDR_EL1` affinity fields Aff3 (39:32) and Aff2..Aff0 (23:0): what a DTB's CPU `reg` holds.
 pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
+/// ID-register fields the EL2 set-up reads (each 4 bits unless said).
+pub mod id {
+    /// `ID_AA64DFR0_EL1.PMUVer`: 0 none, 0xf IMPLEMENTATION DEFINED.
+    pub const DFR0_PMUVER_SHIFT: u64 = 8;
+    /// `PMUVer` = IMPLEMENTATION DEFINED: not the architected PMU.
+    pub const PMUVER_IMPDEF: u64 = 0xf;
+    /// `PMCR_EL0.N` (5 bits): the event counters implemented.
+    pub const PMCR_N_SHIFT: u64 = 11;
+    /// Width of `PMCR_EL0.N`.
+    pub const PMCR_N_WIDTH: u64 = 5;
+    /// `ID_AA64PFR0_EL1.GIC`: the GICv3 system-register interface.
+    pub const PFR0_GIC_SHIFT: u64 = 24;
+    /// `ID_AA64MMFR0_EL1.FGT`: fine-grained traps.
+    pub const MMFR0_FGT_SHIFT: u64 = 56;
+    /// `ID_AA64MMFR0_EL1.PARange`: the physical address size.
+    pub const MMFR0_PARANGE_SHIFT: u64 = 0;
+    /// `ID_AA64MMFR1_EL1.HCX`: `HCRX_EL2`.
+    pub const MMFR1_HCX_SHIFT: u64 = 40;
+    /// Width of the 4-bit ID fields.
+    pub const FIELD_WIDTH: u64 = 4;
+}
+
+/// Translation-table indices (4 KiB granule, 48-bit VAs): bits 47:39 index level 0, 38:30
+/// level 1, 29:21 level 2, 20:12 level 3; 9 bits each.
+pub mod tt {
+    /// The lowest bit of the level-0 index.
+    pub const L0_SHIFT: u64 = 39;
+    /// Level 1.
+    pub const L1_SHIFT: u64 = 30;
+    /// Level 2 (also log2 of a 2 MiB block).
+    pub const L2_SHIFT: u64 = 21;
+    /// Level 3 (also log2 of a 4 KiB page).
+    pub const L3_SHIFT: u64 = 12;
+    /// Bits per index (512 entries a table).
+    pub const INDEX_BITS: u64 = 9;
+}
+
 /// `CTR_EL0`: cache type.
 pub mod ctr_el0 {
     /// `DminLine` (bits 19:16): log2 of the smallest D-cache line, in 4-byte words.

@@ -1,7 +1,7 @@
 //! The spin-table pen (`pen.S`): its page layout, and the code as linked.
 
-/// Slots (CPUs) a pen holds.
-pub const SLOTS: usize = 16;
+/// Slots (CPUs) a pen holds: as many as the boot code can release from a spin table.
+pub const SLOTS: usize = boot::SPIN_SLOTS;
 /// Offset of the MPIDR table in the pen page.
 pub const MPIDRS: usize = 0x800;
 /// Offset of the mailboxes (each CPU's `cpu-release-addr`).
