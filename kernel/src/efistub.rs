@@ -630,33 +630,15 @@ fn next_dtb(
     (mmap, mmap_size, desc_size, desc_ver): (u64, u32, u32, u32),
 ) -> Option<alloc::vec::Vec<u8>> {
     // No load options (a boot from the ESP): the DTB's own bootargs stay.
-    let mut bootargs = cmdline.to_vec();
-    bootargs.push(0);
-    let bootargs = (!cmdline.is_empty()).then_some(bootargs);
-    let st = system_table.to_be_bytes();
-    let ms = mmap.to_be_bytes();
-    let (sz, dsz, dv) = (
-        mmap_size.to_be_bytes(),
-        desc_size.to_be_bytes(),
-        desc_ver.to_be_bytes(),
-    );
-    let sb = secure_boot.to_be_bytes();
-    let (rs, re) = match initrd {
-        Some((pa, len)) => (Some((pa).to_be_bytes()), Some((pa + len).to_be_bytes())),
-        None => (None, None),
-    };
-    let mut edits: alloc::vec::Vec<kernel::formats::dtb::ChosenEdit<'_>> = alloc::vec![
-        ("linux,initrd-start", rs.as_ref().map(|v| &v[..])),
-        ("linux,initrd-end", re.as_ref().map(|v| &v[..])),
-        ("linux,uefi-system-table", Some(&st)),
-        ("linux,uefi-mmap-start", Some(&ms)),
-        ("linux,uefi-mmap-size", Some(&sz)),
-        ("linux,uefi-mmap-desc-size", Some(&dsz)),
-        ("linux,uefi-mmap-desc-ver", Some(&dv)),
-        ("linux,uefi-secure-boot", Some(&sb)),
-    ];
-    if let Some(b) = &bootargs {
-        edits.push(("bootargs", Some(b)));
-    }
-    kernel::formats::dtb::edit_chosen(fw, &edits).ok()
+    kernel::formats::dtb::Chosen::default()
+        .initrd(initrd.map(|(pa, len)| (pa, pa + len)))
+        .u64("linux,uefi-system-table", system_table)
+        .u64("linux,uefi-mmap-start", mmap)
+        .u32("linux,uefi-mmap-size", mmap_size)
+        .u32("linux,uefi-mmap-desc-size", desc_size)
+        .u32("linux,uefi-mmap-desc-ver", desc_ver)
+        .u32("linux,uefi-secure-boot", secure_boot)
+        .bootargs((!cmdline.is_empty()).then_some(cmdline))
+        .apply(fw)
+        .ok()
 }

@@ -390,6 +390,76 @@ pub struct Edit<'a> {
     pub value: Option<&'a [u8]>,
 }
 
+/// What a kernel (or the EFI stub) tells the next one in `/chosen`: each property set to
+/// its big-endian value, or removed; properties not named are kept. One list for every
+/// hand-over, so that the property names and encodings live in one place.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Chosen {
+    props: Vec<(&'static str, Option<Vec<u8>>)>,
+}
+
+impl Chosen {
+    /// `bootargs`, when `Some` (a NUL is added); the DTB's own stay otherwise.
+    pub fn bootargs(mut self, args: Option<&[u8]>) -> Self {
+        if let Some(a) = args {
+            let mut v = a.to_vec();
+            v.push(0);
+            self.props.push(("bootargs", Some(v)));
+        }
+        self
+    }
+
+    /// `<name>-start` and `<name>-end` (64-bit) for `[start, end)`, or both removed.
+    pub fn range(mut self, start: &'static str, end: &'static str, r: Option<(u64, u64)>) -> Self {
+        let (s, e) = r
+            .map(|(s, e)| (s.to_be_bytes().to_vec(), e.to_be_bytes().to_vec()))
+            .unzip();
+        self.props.push((start, s));
+        self.props.push((end, e));
+        self
+    }
+
+    /// The initrd: `linux,initrd-start` and `-end`, or neither.
+    pub fn initrd(self, r: Option<(u64, u64)>) -> Self {
+        self.range("linux,initrd-start", "linux,initrd-end", r)
+    }
+
+    /// A 64-bit property.
+    pub fn u64(mut self, name: &'static str, v: u64) -> Self {
+        self.props.push((name, Some(v.to_be_bytes().to_vec())));
+        self
+    }
+
+    /// A 32-bit property.
+    pub fn u32(mut self, name: &'static str, v: u32) -> Self {
+        self.props.push((name, Some(v.to_be_bytes().to_vec())));
+        self
+    }
+
+    /// A property with these bytes, or removed.
+    pub fn bytes(mut self, name: &'static str, v: Option<Vec<u8>>) -> Self {
+        self.props.push((name, v));
+        self
+    }
+
+    /// The edits, for [`edit`] (with edits to other nodes) or [`edit_chosen`].
+    pub fn edits(&self) -> Vec<Edit<'_>> {
+        self.props
+            .iter()
+            .map(|(prop, value)| Edit {
+                node: "/chosen",
+                prop,
+                value: value.as_deref(),
+            })
+            .collect()
+    }
+
+    /// `blob` with these changes.
+    pub fn apply(&self, blob: &[u8]) -> Result<Vec<u8>, DtbError> {
+        edit(blob, &self.edits(), &[])
+    }
+}
+
 /// Copies `blob` with `/chosen`'s properties changed as `edits` say (and `/chosen` created
 /// if it is missing). See [`edit`].
 pub fn edit_chosen(blob: &[u8], edits: &[ChosenEdit<'_>]) -> Result<Vec<u8>, DtbError> {
@@ -515,6 +585,47 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
     }
     rsv.extend_from_slice(&[0; 16]);
     Ok(assemble(h.boot_cpuid_phys, &rsv, &out_struct, &strings))
+}
+
+#[cfg(test)]
+mod chosen_tests {
+    use super::*;
+
+    #[test]
+    fn chosen_sets_removes_and_keeps() {
+        let base = edit_chosen(
+            &crate::platform::tests::fixture("virt-1g.dtb"),
+            &[
+                ("bootargs", Some(b"old\0")),
+                ("linux,initrd-start", Some(&[0; 8])),
+            ],
+        )
+        .unwrap();
+        let out = Chosen::default()
+            .bootargs(None)
+            .initrd(None)
+            .range(
+                "kexec,handover-start",
+                "kexec,handover-end",
+                Some((0x1000, 0x3000)),
+            )
+            .u32("linux,uefi-secure-boot", 1)
+            .apply(&base)
+            .unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        let chosen = fdt.find_node("/chosen").unwrap();
+        let prop = |n: &str| chosen.property(n).map(|p| p.value.to_vec());
+        assert_eq!(prop("bootargs").unwrap(), b"old\0", "kept when not given");
+        assert_eq!(prop("linux,initrd-start"), None, "removed");
+        assert_eq!(prop("kexec,handover-end").unwrap(), 0x3000u64.to_be_bytes());
+        assert_eq!(prop("linux,uefi-secure-boot").unwrap(), 1u32.to_be_bytes());
+        let out = Chosen::default()
+            .bootargs(Some(b"new"))
+            .apply(&out)
+            .unwrap();
+        let fdt = fdt::Fdt::new(&out).unwrap();
+        assert_eq!(fdt.chosen().bootargs(), Some("new"));
+    }
 }
 
 #[cfg(test)]

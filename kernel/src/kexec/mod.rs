@@ -582,34 +582,19 @@ fn next_dtb(
         return Err(KexecError::DtbTooLarge(base_dtb.len() as u64));
     }
     let range = |r: Option<Region>, len: Option<usize>| {
-        r.zip(len)
-            .map(|(r, len)| {
-                let end = r.start + len as u64;
-                (r.start.to_be_bytes(), end.to_be_bytes())
-            })
-            .unzip()
+        r.zip(len).map(|(r, len)| (r.start, r.start + len as u64))
     };
-    let (rd_start, rd_end) = range(placed.initrd, initrd_len);
-    let (ho_start, ho_end) = range(placed.handover, req.handover.map(<[u8]>::len));
-    let bootargs = req.append.as_ref().map(|a| {
-        let mut v = a.as_bytes().to_vec();
-        v.push(0);
-        v
-    });
-    // Fresh seeds when the CPU has RNDR; otherwise none (never the old ones again).
-    let kaslr_seed = random_bytes::<8>();
-    let rng_seed = random_bytes::<64>();
-    let mut chosen: Vec<dtb::ChosenEdit<'_>> = alloc::vec![
-        ("linux,initrd-start", rd_start.as_ref().map(|v| &v[..])),
-        ("linux,initrd-end", rd_end.as_ref().map(|v| &v[..])),
-        ("kexec,handover-start", ho_start.as_ref().map(|v| &v[..])),
-        ("kexec,handover-end", ho_end.as_ref().map(|v| &v[..])),
-        ("kaslr-seed", kaslr_seed.as_ref().map(|v| &v[..])),
-        ("rng-seed", rng_seed.as_ref().map(|v| &v[..])),
-    ];
-    if let Some(b) = &bootargs {
-        chosen.push(("bootargs", Some(b)));
-    }
+    let chosen = dtb::Chosen::default()
+        .initrd(range(placed.initrd, initrd_len))
+        .range(
+            "kexec,handover-start",
+            "kexec,handover-end",
+            range(placed.handover, req.handover.map(<[u8]>::len)),
+        )
+        // Fresh seeds when the CPU has RNDR; otherwise none (never the old ones again).
+        .bytes("kaslr-seed", random_bytes::<8>().map(|s| s.to_vec()))
+        .bytes("rng-seed", random_bytes::<64>().map(|s| s.to_vec()))
+        .bootargs(req.append.as_ref().map(|a| a.as_bytes()));
     // A crash kernel's RAM, and its ELF core header (the region's last page), in the
     // root's cells; removed from any other next DTB.
     let (ac, sc) = fdt::Fdt::new(sys.fdt).map_or((2, 2), |f| {
@@ -622,16 +607,10 @@ fn next_dtb(
     let hdr_reg = req
         .crash
         .map(|r| crash_reg(crate::kexec::crash::header_page(r)));
-    chosen.push(("linux,usable-memory-range", usable_reg.as_deref()));
-    chosen.push(("linux,elfcorehdr", hdr_reg.as_deref()));
-    let mut edits: Vec<dtb::Edit<'_>> = chosen
-        .iter()
-        .map(|&(prop, value)| dtb::Edit {
-            node: "/chosen",
-            prop,
-            value,
-        })
-        .collect();
+    let chosen = chosen
+        .bytes("linux,usable-memory-range", usable_reg)
+        .bytes("linux,elfcorehdr", hdr_reg);
+    let mut edits: Vec<dtb::Edit<'_>> = chosen.edits();
 
     // CPUs from a spin table wait for the next kernel in a pen: their cpu-release-addr
     // become its mailboxes, and a fresh pen page becomes a /memreserve/.
