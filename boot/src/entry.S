@@ -30,9 +30,7 @@
     msr     ttbr0_el1, \ttbr0
     msr     ttbr1_el1, \ttbr1
     isb
-    tlbi    vmalle1
-    dsb     nsh
-    isb
+    tlbi_local_el1
     .endm
 
     /* Write table entry: [\table + \index * 8] = \value. */
@@ -384,9 +382,7 @@ secondary_entry:
  */
     .global secondary_spin_entry
 secondary_spin_entry:
-    mrs     x1, mpidr_el1
-    mov_q   x3, {MPIDR_AFFINITY_MASK}
-    and     x1, x1, x3
+    mpidr_affinity x1, x3, {MPIDR_AFFINITY_MASK}
     adrp    x2, spin_boot_blocks
     add     x2, x2, :lo12:spin_boot_blocks
     mov     x3, #{SPIN_SLOTS}
@@ -448,13 +444,7 @@ enable_mmu:
     .global idmap_replace_ttbr1
 idmap_replace_ttbr1:
     adrp    x1, __early_tables      // page 0: the all-zero table
-    msr     ttbr1_el1, x1
-    isb
-    tlbi    vmalle1
-    dsb     nsh
-    isb
-    msr     ttbr1_el1, x0
-    isb
+    ttbr1_bbm x1, x0
     ret
 
 /*
@@ -518,9 +508,7 @@ secondary_switched:
     orr     x0, x0, #{TCR_EPD0}
     msr     tcr_el1, x0
     isb
-    tlbi    vmalle1
-    dsb     nsh
-    isb
+    tlbi_local_el1
     mov     x0, x19
     mov     x1, x21
     mov     x29, xzr

@@ -24,9 +24,7 @@
     .balign 8
     .global kexec_pen
 kexec_pen:
-    mrs     x1, mpidr_el1
-    mov_q x3, {MPIDR_AFFINITY_MASK}
-    and     x1, x1, x3
+    mpidr_affinity x1, x3, {MPIDR_AFFINITY_MASK}
     adr     x2, kexec_pen
     mov     x3, #0
 1:  add     x4, x2, #{MPIDRS}

@@ -53,13 +53,7 @@ kexec_relocate:
     cbnz    x26, .Lmmu_off
 
     /* Break-before-make: TTBR1 to the zero table, flush, then to the linear-map copy. */
-    msr     ttbr1_el1, x23
-    isb
-    tlbi    vmalle1
-    dsb     nsh
-    isb
-    msr     ttbr1_el1, x22
-    isb
+    ttbr1_bbm x23, x22
     mov     x15, x24
     b       .Lwalk
 
