@@ -118,39 +118,10 @@ if [ "$machine" = raspi4b ]; then
         args+=(-append "$append" -dtb "$dtb")
     fi
 elif [ -n "$dtb" ]; then
-    # QEMU would replace a -dtb's /memory and /chosen. To hand the kernel the DTB as it is,
-    # load the Image, a copy of the DTB (bootargs and initrd set with fdtput) and the initrd
-    # with -device loader at the DTB's first bank, and start the CPU in a four-instruction
-    # shim that enters the Image with x0 = DTB (as kernel/tests/qemu/harness.rs does).
-    command -v fdtput >/dev/null || { echo "qemu.sh: --dtb needs fdtput (device-tree-compiler)" >&2; exit 2; }
-    base=-1
-    for node in $(fdtget -l "$dtb" / | grep '^memory'); do   # the lowest bank
-        read -r -a reg <<<"$(fdtget -t x "$dtb" "/$node" reg)"
-        [ "${#reg[@]}" -ge 4 ] || { echo "qemu.sh: $dtb: /$node reg needs 2 address and 2 size cells" >&2; exit 2; }
-        b=$(( (0x${reg[0]} << 32) | 0x${reg[1]} ))
-        { [ "$base" -lt 0 ] || [ "$b" -lt "$base" ]; } && base=$b
-    done
-    [ "$base" -ge 0 ] || { echo "qemu.sh: $dtb has no /memory node" >&2; exit 2; }
-    shim_pa=$((base + 0x100000)) image_pa=$((base + 0x200000))
-    dtb_pa=$((base + 0x4000000)) initrd_pa=$((base + 0x8000000))
-    mkdir -p target/qemu-sh
-    cp "$dtb" target/qemu-sh/boot.dtb
-    rd_end=$((initrd_pa + $(stat -c %s "$initrd")))
-    fdtput -t s target/qemu-sh/boot.dtb /chosen bootargs "$append"
-    cells() { printf '%x %x' $(($1 >> 32)) $(($1 & 0xffffffff)); }
-    # shellcheck disable=SC2046
-    fdtput -t x target/qemu-sh/boot.dtb /chosen linux,initrd-start $(cells $initrd_pa)
-    # shellcheck disable=SC2046
-    fdtput -t x target/qemu-sh/boot.dtb /chosen linux,initrd-end $(cells $rd_end)
-    le() { local v=$1 n=$2 i; for ((i = 0; i < n; i++)); do printf "\\$(printf %o $(((v >> (8 * i)) & 255)))"; done; }
-    # ldr x0, [pc, #16]; ldr x4, [pc, #20]; br x4; nop; .quad dtb_pa; .quad image_pa
-    { le 0x58000080 4; le 0x580000a4 4; le 0xd61f0080 4; le 0xd503201f 4; le $dtb_pa 8; le $image_pa 8; } \
-        > target/qemu-sh/shim.bin
-    args=(-M "$mach" -cpu "$cpu" -m "$mem" -smp "$smp" -nographic -nic none -no-reboot
-          -device "loader,file=target/qemu-sh/boot.dtb,addr=$dtb_pa,force-raw=on"
-          -device "loader,file=$image,addr=$image_pa,force-raw=on"
-          -device "loader,file=$initrd,addr=$initrd_pa,force-raw=on"
-          -device "loader,file=target/qemu-sh/shim.bin,addr=$shim_pa,force-raw=on,cpu-num=0")
+    # The DTB as it is: loaded with the Image and the initrd, entered through a shim.
+    mapfile -t dtb_args < <(scripts/dtb-as-is.sh target/qemu-sh "$dtb" "$image" "$append" "$initrd")
+    [ ${#dtb_args[@]} -gt 0 ] || exit 2
+    args=(-M "$mach" -cpu "$cpu" -m "$mem" -smp "$smp" -nographic -nic none -no-reboot "${dtb_args[@]}")
 else
     if [ "$firmware" = uefi ]; then
         [ -f "$edk2" ] || scripts/setup.sh >&2

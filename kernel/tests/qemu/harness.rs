@@ -111,16 +111,14 @@ pub(crate) struct Boot {
     pub(crate) firmware: Option<&'static str>,
     pub(crate) initrd: Option<PathBuf>,
     pub(crate) dtb: Option<PathBuf>,
-    /// Hand the kernel this DTB exactly as it is (see `loader_args`), instead of `-kernel`.
+    /// Hand the kernel this DTB exactly as it is (`dtb_as_is_args`), instead of `-kernel`.
     pub(crate) dtb_as_is: Option<PathBuf>,
     /// Boot this (kernel, initrd, command line) with `-kernel` instead of our Image: Linux.
     pub(crate) linux: Option<(PathBuf, PathBuf, String)>,
-    /// Where `dtb_as_is` puts things: the start of the DTB's first bank (0 = virt's RAM).
-    pub(crate) load_base: u64,
-    /// Where `dtb_as_is` puts the Image, from `load_base` (0 = [`IMAGE_OFFSET`]); with
+    /// Where `dtb_as_is` puts the Image, from the DTB's lowest bank (0 = [`IMAGE_OFFSET`]); with
     /// `firmware`, the Image's address (0 = `scripts/rpi4-firmware.sh`'s default).
     pub(crate) image_at: u64,
-    /// Where `dtb_as_is` puts the initrd, from `load_base` (0 = [`INITRD_OFFSET`]); with
+    /// Where `dtb_as_is` puts the initrd, from the DTB's lowest bank (0 = `scripts/dtb-as-is.sh`'s default); with
     /// `firmware`, the initrd's address (0 = `scripts/rpi4-firmware.sh`'s default).
     pub(crate) initrd_at: u64,
     /// With `firmware`: `/memory`'s reg cells as the firmware would write them
@@ -340,28 +338,8 @@ pub(crate) fn boot(b: Boot) -> Run {
         cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
         cmd.args(["-append", append]);
     } else if let Some(dtb) = &b.dtb_as_is {
-        let base = if b.load_base == 0 {
-            0x4000_0000
-        } else {
-            b.load_base
-        };
-        let image_offset = if b.image_at == 0 {
-            IMAGE_OFFSET
-        } else {
-            b.image_at
-        };
-        let initrd_offset = if b.initrd_at == 0 {
-            INITRD_OFFSET
-        } else {
-            b.initrd_at
-        };
-        cmd.args(loader_args(
-            dtb,
-            base,
-            (image_offset, initrd_offset),
-            b.initrd.as_deref(),
-            b.append.as_deref(),
-        ));
+        let image = b.image.as_deref().unwrap_or_else(|| image());
+        cmd.args(dtb_as_is_args(dtb, image, &b));
     } else if b.uboot.is_none() {
         cmd.arg("-kernel")
             .arg(b.image.as_deref().unwrap_or_else(|| image()));
@@ -551,87 +529,41 @@ pub(crate) fn pi_console_on_pl011(dtb: &Path) -> PathBuf {
     copy
 }
 
-/// Where `loader_args` puts things, from the start of RAM: all in the first 512 MiB.
-/// (QEMU keeps its own DTB in virt's first MiB even without `-kernel`.)
-pub(crate) const SHIM_OFFSET: u64 = 0x10_0000;
-
+/// Where `scripts/dtb-as-is.sh` puts the Image by default, from the DTB's lowest bank.
 pub(crate) const IMAGE_OFFSET: u64 = 0x20_0000;
 
-pub(crate) const DTB_OFFSET: u64 = 0x400_0000;
-
-pub(crate) const INITRD_OFFSET: u64 = 0x800_0000;
-
-/// QEMU arguments that boot the kernel with `dtb` unchanged.
-///
-/// With `-kernel`, QEMU replaces a `-dtb`'s `/memory` and `/chosen`. Instead this loads the
-/// Image, a copy of the DTB (with `/chosen` bootargs and initrd set by `fdtput`) and the
-/// initrd with `-device loader`, and starts the CPU (at its highest EL) in a four-instruction
-/// shim that enters the Image as the boot protocol asks: x0 = DTB, x1..x3 = 0 (from reset).
-pub(crate) fn loader_args(
-    dtb: &Path,
-    base: u64,
-    (image_offset, initrd_offset): (u64, u64),
-    initrd: Option<&Path>,
-    append: Option<&str>,
-) -> Vec<String> {
-    let (shim_pa, image_pa) = (base + SHIM_OFFSET, base + image_offset);
-    let (dtb_pa, initrd_pa) = (base + DTB_OFFSET, base + initrd_offset);
-    let copy = scratch(&format!(
-        "as-is-{}",
-        dtb.file_name().unwrap().to_string_lossy()
-    ));
-    std::fs::copy(dtb, &copy).unwrap();
-    let fdtput = |args: &[&str]| {
-        let st = Command::new("fdtput")
-            .arg(&copy)
-            .args(args)
-            .status()
-            .expect("fdtput (device-tree-compiler)");
-        assert!(st.success(), "fdtput {args:?}");
-    };
-    fdtput(&["-t", "s", "/chosen", "bootargs", append.unwrap_or("")]);
-    let mut args = Vec::new();
-    if let Some(rd) = initrd {
-        let len = std::fs::metadata(rd).unwrap().len();
-        let (start, end) = (initrd_pa, initrd_pa + len);
-        for (prop, v) in [("linux,initrd-start", start), ("linux,initrd-end", end)] {
-            fdtput(&[
-                "-t",
-                "x",
-                "/chosen",
-                prop,
-                &format!("{:x}", v >> 32),
-                &format!("{:x}", v & 0xffff_ffff),
-            ]);
+/// QEMU arguments that boot `image` with `dtb` unchanged (`scripts/dtb-as-is.sh`, which
+/// `qemu.sh --dtb` uses too), with `b`'s initrd, command line and offsets.
+pub(crate) fn dtb_as_is_args(dtb: &Path, image: &Path, b: &Boot) -> Vec<String> {
+    // A directory per boot: tests that run at once may hand the same DTB over.
+    static BOOTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = BOOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = dtb.file_name().unwrap().to_string_lossy();
+    let dir = scratch(&format!("dtb-as-is-{n}-{name}"));
+    let mut script = Command::new(root().join("scripts/dtb-as-is.sh"));
+    for (var, at) in [("IMAGE_OFFSET", b.image_at), ("INITRD_OFFSET", b.initrd_at)] {
+        if at != 0 {
+            script.env(var, format!("{at:#x}"));
         }
-        args.push(format!(
-            "loader,file={},addr={start:#x},force-raw=on",
-            rd.display()
-        ));
     }
-    // ldr x0, [pc, #16]; ldr x4, [pc, #20]; br x4; nop; .quad dtb_pa; .quad image_pa
-    let mut shim = Vec::new();
-    for insn in [0x5800_0080u32, 0x5800_00a4, 0xd61f_0080, 0xd503_201f] {
-        shim.extend_from_slice(&insn.to_le_bytes());
+    script
+        .arg(&dir)
+        .arg(dtb)
+        .arg(image)
+        .arg(b.append.as_deref().unwrap_or(""));
+    if let Some(rd) = &b.initrd {
+        script.arg(rd);
     }
-    shim.extend_from_slice(&dtb_pa.to_le_bytes());
-    shim.extend_from_slice(&image_pa.to_le_bytes());
-    let shim_path = scratch("boot-shim.bin");
-    std::fs::write(&shim_path, shim).unwrap();
-    args.push(format!(
-        "loader,file={},addr={dtb_pa:#x},force-raw=on",
-        copy.display()
-    ));
-    args.push(format!(
-        "loader,file={},addr={image_pa:#x},force-raw=on",
-        image().display()
-    ));
-    args.push(format!(
-        "loader,file={},addr={shim_pa:#x},force-raw=on,cpu-num=0",
-        shim_path.display()
-    ));
-    args.into_iter()
-        .flat_map(|a| ["-device".to_string(), a])
+    let out = script.output().expect("scripts/dtb-as-is.sh");
+    assert!(
+        out.status.success(),
+        "scripts/dtb-as-is.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
         .collect()
 }
 

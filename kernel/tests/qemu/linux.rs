@@ -380,7 +380,6 @@ fn juno_shaped_virt_chain_then_linux() {
         smp: 2,
         sparse_ram: true,
         dtb_as_is: Some(juno_shaped_dtb()),
-        load_base: 0x8000_0000,
         initrd: Some(rd),
         append: Some("kexec.chain=4 kexec.payload=32M".into()),
         ..Default::default()
