@@ -80,7 +80,10 @@ impl KernelTables {
     }
 }
 
-impl TableAlloc for KernelTables {
+// SAFETY: the kernel's tables are the pool's pages (in the image, mapped where the image is)
+// or frames taken for them, reached through the linear map; only the kernel-map lock's
+// holder walks them.
+unsafe impl TableAlloc for KernelTables {
     fn alloc_table(&mut self) -> Option<u64> {
         if self.used < BOOT_TABLES {
             self.used += 1;
@@ -94,13 +97,14 @@ impl TableAlloc for KernelTables {
         unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, PAGE_SIZE as usize) };
         Some(pa)
     }
-    fn table_ptr(&self, pa: u64) -> *mut [u64; ENTRIES] {
+    fn table_ptr(&self, pa: u64) -> core::ptr::NonNull<[u64; ENTRIES]> {
         let pool = self.pool_pa()..self.pool_pa() + BOOT_TABLES as u64 * PAGE_SIZE;
-        if pool.contains(&pa) {
-            (pa - self.pool_pa() + self.pool_va()) as *mut _
+        let va = if pool.contains(&pa) {
+            pa - self.pool_pa() + self.pool_va()
         } else {
-            phys_to_virt(pa) as *mut _
-        }
+            phys_to_virt(pa)
+        };
+        core::ptr::NonNull::new(va as *mut _).expect("kernel VAs are not 0")
     }
 }
 

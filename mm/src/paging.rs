@@ -11,6 +11,7 @@
 
 use crate::PAGE_SIZE;
 use core::fmt;
+use core::ptr::NonNull;
 
 /// Entries per table.
 pub const ENTRIES: usize = 512;
@@ -134,12 +135,18 @@ impl Attrs {
     }
 }
 
-/// Where translation tables come from.
-pub trait TableAlloc {
+/// Where translation tables come from: the walkers read and write tables only through
+/// [`TableAlloc::table_ptr`], and rely on it.
+///
+/// # Safety
+/// For every table address `alloc_table` returned, and every table the trees it is used with
+/// name, `table_ptr` must return a pointer to that table's 4 KiB, valid for reads and writes
+/// for as long as the allocator lives, and used by nothing else while a walker runs.
+pub unsafe trait TableAlloc {
     /// Allocates a zero-filled, 4 KiB-aligned table and returns its physical address.
     fn alloc_table(&mut self) -> Option<u64>;
-    /// A pointer through which the table at physical address `pa` can be read and written.
-    fn table_ptr(&self, pa: u64) -> *mut [u64; ENTRIES];
+    /// The table at physical address `pa`, to read and write.
+    fn table_ptr(&self, pa: u64) -> NonNull<[u64; ENTRIES]>;
 }
 
 /// Why a mapping could not be made.
@@ -300,7 +307,7 @@ impl PageTable {
             let idx = index(va, level);
             // The part of the range that falls under this entry.
             let span = (size - (va & (size - 1))).min(len);
-            let ptr = alloc.table_ptr(table);
+            let ptr = alloc.table_ptr(table).as_ptr();
             // SAFETY: `table_ptr` returns a valid pointer for every table this tree owns, and
             // `idx` < ENTRIES.
             let entry = unsafe { (*ptr)[idx] };
@@ -343,7 +350,7 @@ impl PageTable {
         let mut table = self.root;
         for level in 0..4 {
             // SAFETY: `table_ptr` is valid for every table of this tree.
-            let entry = unsafe { (*alloc.table_ptr(table))[index(va, level)] };
+            let entry = unsafe { (*alloc.table_ptr(table).as_ptr())[index(va, level)] };
             if entry & desc::VALID == 0 {
                 return None;
             }
@@ -373,7 +380,7 @@ impl PageTable {
             }
             for i in 0..ENTRIES {
                 // SAFETY: `table_ptr` is valid for every table of this tree.
-                let entry = unsafe { (*alloc.table_ptr(table))[i] };
+                let entry = unsafe { (*alloc.table_ptr(table).as_ptr())[i] };
                 if entry & desc::VALID != 0 && entry & desc::TABLE_OR_PAGE != 0 {
                     n += count(alloc, entry & desc::ADDR_MASK, level + 1);
                 }
@@ -409,7 +416,9 @@ pub(crate) mod sim {
         }
     }
 
-    impl TableAlloc for SimTables {
+    // SAFETY: every table is a boxed array the simulator owns for its lifetime; `pa` indexes
+    // it.
+    unsafe impl TableAlloc for SimTables {
         fn alloc_table(&mut self) -> Option<u64> {
             if self.tables.len() >= self.limit {
                 return None;
@@ -417,9 +426,9 @@ pub(crate) mod sim {
             self.tables.push(Box::new(UnsafeCell::new([0; ENTRIES])));
             Some(self.base + (self.tables.len() as u64 - 1) * PAGE_SIZE)
         }
-        fn table_ptr(&self, pa: u64) -> *mut [u64; ENTRIES] {
+        fn table_ptr(&self, pa: u64) -> NonNull<[u64; ENTRIES]> {
             let i = ((pa - self.base) / PAGE_SIZE) as usize;
-            self.tables[i].get()
+            NonNull::new(self.tables[i].get()).expect("a boxed table")
         }
     }
 }

@@ -79,7 +79,7 @@ fn copy_level(
             continue;
         }
         // SAFETY: `table_ptr` is valid for every table of the source tree, and i < ENTRIES.
-        let entry = unsafe { (*src_alloc.table_ptr(src_table))[i] };
+        let entry = unsafe { (*src_alloc.table_ptr(src_table).as_ptr())[i] };
         if entry == 0 {
             continue;
         }
@@ -113,7 +113,7 @@ fn copy_level(
             (entry & !desc::AP_RO) | desc::VALID
         };
         // SAFETY: `next`/`dst_table` came from `dst_alloc`, which reaches its own tables.
-        unsafe { (*dst_alloc.table_ptr(dst_table))[i] = new };
+        unsafe { (*dst_alloc.table_ptr(dst_table).as_ptr())[i] = new };
     }
     Ok(())
 }
@@ -193,11 +193,11 @@ mod tests {
         let mut table = pt.root();
         for level in 0..3 {
             // SAFETY: the simulated tables are valid for every table of `pt`.
-            table = unsafe { (*t.table_ptr(table))[index(va, level)] } & desc::ADDR_MASK;
+            table = unsafe { (*t.table_ptr(table).as_ptr())[index(va, level)] } & desc::ADDR_MASK;
         }
         // SAFETY: as above.
         unsafe {
-            let e = &mut (*t.table_ptr(table))[index(va, 3)];
+            let e = &mut (*t.table_ptr(table).as_ptr())[index(va, 3)];
             *e = f(*e);
         }
     }

@@ -285,12 +285,14 @@ struct ControlTables<'a> {
     kimage: &'a mut Kimage,
 }
 
-impl TableAlloc for ControlTables<'_> {
+// SAFETY: control pages are frames this load owns (zeroed by `alloc_control`), reached
+// through the linear map, which maps all RAM.
+unsafe impl TableAlloc for ControlTables<'_> {
     fn alloc_table(&mut self) -> Option<u64> {
         self.kimage.alloc_control(&mut FramePages)
     }
-    fn table_ptr(&self, pa: u64) -> *mut [u64; ENTRIES] {
-        phys_to_virt(pa) as *mut _
+    fn table_ptr(&self, pa: u64) -> core::ptr::NonNull<[u64; ENTRIES]> {
+        core::ptr::NonNull::new(phys_to_virt(pa) as *mut _).expect("the linear map is not at 0")
     }
 }
 
