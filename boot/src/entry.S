@@ -401,7 +401,7 @@ secondary_el1:
     mair_tcr_init
     adrp    x23, __early_tables
     add     x0, x23, #1 * 4096      // the early identity map
-    ldr     x1, [x19]               // the kernel's own tables
+    ldr     x1, [x19, #{BOOT_TTBR1}] // the kernel's own tables
     install_ttbrs x0, x1
     mov_q   x0, {SCTLR_EL1_MMU_ON}
     ldr     x1, =secondary_switched
@@ -497,10 +497,10 @@ secondary_switched:
     msr     vbar_el1, x0
     mov_q   x1, {LINEAR_BASE}
     add     x19, x19, x1            // the boot block through the linear map
-    ldr     x0, [x19, #16]
+    ldr     x0, [x19, #{BOOT_SP1}]
     msr     tpidr_el1, x0           // the exception vectors reset SP_EL1 from here
     mov     sp, x0                  // SP_EL1
-    ldr     x0, [x19, #8]
+    ldr     x0, [x19, #{BOOT_SP0}]
     msr     spsel, #0
     mov     sp, x0                  // SP_EL0
     /* TTBR0 is no longer needed: turn its walks off as on the boot CPU. */

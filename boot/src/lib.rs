@@ -75,6 +75,9 @@ core::arch::global_asm!(
     TCR_EPD0 = const regs::tcr_el1::EPD0,
     MPIDR_AFFINITY_MASK = const regs::MPIDR_AFFINITY_MASK,
     SPIN_SLOTS = const SPIN_SLOTS,
+    BOOT_TTBR1 = const secondary_boot::TTBR1,
+    BOOT_SP0 = const secondary_boot::SP0,
+    BOOT_SP1 = const secondary_boot::SP1,
     PE_MACHINE_ARM64 = const regs::pe::MACHINE_ARM64,
     PE_CHARACTERISTICS = const regs::pe::CHARACTERISTICS,
     PE_OPT_MAGIC_PE32PLUS = const regs::pe::OPT_MAGIC_PE32PLUS,
@@ -83,6 +86,17 @@ core::arch::global_asm!(
     PE_SUBSYSTEM_EFI_APP = const regs::pe::SUBSYSTEM_EFI_APP,
     PE_SECTION_FLAGS = const regs::pe::SECTION_FLAGS,
 );
+
+/// The boot block a secondary CPU is handed (x0 at `secondary_entry`): the offsets
+/// `entry.S` reads. The kernel's `SecondaryBoot` checks its layout against them.
+pub mod secondary_boot {
+    /// `TTBR1_EL1`: the kernel's tables.
+    pub const TTBR1: usize = 0;
+    /// The top of its `SP_EL0` stack.
+    pub const SP0: usize = 8;
+    /// The top of its `SP_EL1` (exception) stack.
+    pub const SP1: usize = 16;
+}
 
 /// Entries in `spin_boot_blocks`: CPUs that can be released from a spin table.
 pub const SPIN_SLOTS: usize = 16;

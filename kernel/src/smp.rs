@@ -61,6 +61,15 @@ struct SecondaryBoot {
     pen: AtomicU64,
 }
 
+// `boot/src/entry.S` reads these fields by offset.
+const _: () = {
+    use boot::secondary_boot as at;
+    use core::mem::offset_of;
+    assert!(offset_of!(SecondaryBoot, ttbr1) == at::TTBR1);
+    assert!(offset_of!(SecondaryBoot, sp0) == at::SP0);
+    assert!(offset_of!(SecondaryBoot, sp1) == at::SP1);
+};
+
 /// Where a CPU is, as the boot CPU sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuState {
