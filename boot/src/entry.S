@@ -213,6 +213,12 @@ el2_setup:
  */
     .macro el1_regs_init
     msr     daifset, #0xf
+    /* Until the kernel's vectors are in place, any exception parks at a known slot of
+     * park_vectors (identity-mapped, so also once the MMU is on), instead of jumping
+     * through whatever VBAR_EL1 the previous owner of this CPU left. */
+    adr     x0, park_vectors
+    msr     vbar_el1, x0
+    isb
     mov_q   x0, {SCTLR_EL1_MMU_OFF}
     msr     sctlr_el1, x0
     isb
@@ -428,6 +434,20 @@ dcache_inval_poc:
  * x0 = SCTLR_EL1 value.
  */
     .section .idmap.text, "ax"
+/*
+ * The parking vectors: all 16 slots branch to themselves, so an exception before the
+ * kernel's vectors are installed stops at VBAR_EL1 + 0x80 * slot (`info registers` in QEMU's
+ * monitor, or a debugger, shows which). First in .idmap.text, which is 2 KiB aligned and
+ * identity-mapped once the MMU is on.
+ */
+    .balign 2048
+park_vectors:
+    .rept   16
+    .balign 0x80
+    b       .
+    .endr
+    .org    park_vectors + 16 * 0x80
+
 enable_mmu:
     msr     sctlr_el1, x0
     isb
