@@ -87,7 +87,7 @@ fn two_banks_with_a_hole() {
         ..Default::default()
     });
     assert_ready(&run, "2", "1280");
-    let banks: Vec<&str> = run.out.lines().filter(|l| l.starts_with("bank ")).collect();
+    let banks: Vec<&str> = run.lines("bank ").collect();
     assert_eq!(banks.len(), 2, "{}", run.out);
     assert!(banks[0].contains("0x0040000000-0x0060000000"), "{banks:?}");
     assert!(banks[1].contains("0x0080000000-0x00b0000000"), "{banks:?}");

@@ -2,28 +2,6 @@
 
 use crate::*;
 
-/// A chain of `hops` whose first kernel was loaded at `first_load` (anywhere) and whose later
-/// ones at 2 MiB-aligned addresses of this kernel's choosing, every one the same Image, every
-/// one with `cpus` CPUs.
-pub(crate) fn assert_chain_from(run: &Run, hops: usize, first_load: u64, cpus: &str) {
-    let lines = chain_lines(run);
-    assert_eq!(lines.len(), hops + 1, "{}", run.out);
-    assert_eq!(hex(&lines[0]["load"]), first_load, "{}", run.out);
-    let sha = image_sha256();
-    for (i, l) in lines.iter().enumerate() {
-        assert_eq!(
-            l["image"], sha,
-            "hop {i}: pristine Image differs from the file"
-        );
-        assert_eq!(l["cpus"], cpus, "hop {i}: {l:?}");
-        if i > 0 {
-            assert_eq!(l["payload"], "ok", "hop {i}");
-            assert_eq!(hex(&l["load"]) % (2 << 20), 0, "hop {i}: {l:?}");
-        }
-    }
-    assert!(run.line("chain: PASS").is_some(), "{}", run.out);
-}
-
 /// `virt` with the Image at RAM + 0x280000 (not 2 MiB aligned, as a boot loader's
 /// `kernel_addr_r` may say; RAM + 0x80000 is where QEMU keeps its own DTB): it runs where it
 /// was put, and kexecs on.
@@ -43,7 +21,14 @@ fn virt_image_at_ram_plus_2_5m() {
         "{}",
         run.out
     );
-    assert_chain_from(&run, 2, 0x4028_0000, "1");
+    Chain {
+        hops: 2,
+        cpus: Some("1"),
+        image: true,
+        first_load: Some(0x4028_0000),
+        ..Default::default()
+    }
+    .check(&run);
 }
 
 /// A Pi 4 whose firmware loads `kernel8.img` at 0x80000 (older firmware, `kernel_old=1`,
@@ -59,7 +44,14 @@ fn raspi4b_tfa_image_at_512k() {
         append: Some("kexec.chain=2 kexec.payload=4M".into()),
         ..Default::default()
     });
-    assert_chain_from(&run, 2, 0x8_0000, "4");
+    Chain {
+        hops: 2,
+        cpus: Some("4"),
+        image: true,
+        first_load: Some(0x8_0000),
+        ..Default::default()
+    }
+    .check(&run);
 }
 
 /// A Pi 4 DTB as Raspberry Pi OS's looks after `dtoverlay=disable-bt` (the PL011 is
@@ -183,7 +175,14 @@ fn raspi4b_firmware_memory_map_in_two_ranges() {
         append: Some("kexec.chain=2 kexec.payload=64M".into()),
         ..Default::default()
     });
-    assert_chain_from(&run, 2, 0x100_0000, "4");
+    Chain {
+        hops: 2,
+        cpus: Some("4"),
+        image: true,
+        first_load: Some(0x100_0000),
+        ..Default::default()
+    }
+    .check(&run);
     // 948 MiB + 1 GiB.
     assert_eq!(run.fields("ready ")["mem"], "1972", "{}", run.out);
     for bank in [
@@ -216,7 +215,14 @@ fn pi4_8g_upper_ranges_on_virt() {
         append: Some("kexec.chain=2 kexec.payload=64M".into()),
         ..Default::default()
     });
-    assert_chain_from(&run, 2, 0x4020_0000, "1");
+    Chain {
+        hops: 2,
+        cpus: Some("1"),
+        image: true,
+        first_load: Some(0x4020_0000),
+        ..Default::default()
+    }
+    .check(&run);
     // 3008 MiB + 4 GiB.
     assert_eq!(run.fields("ready ")["mem"], "7104", "{}", run.out);
     assert!(

@@ -31,6 +31,8 @@ pub(crate) fn crash_kernel_for_linux(fixture_dir: &str) -> Run {
         "CRASH-MARK-{} the line before the panic",
         std::process::id()
     );
+    // (The `sleep` lets the console drain: a panic right after the echo once lost its line
+    // in the tty's buffer.)
     // After the report, a normal kexec from the crash region into a fresh Linux, which
     // takes all of RAM again: the reboot.
     let fresh = linux_initramfs("", false, &[]);
@@ -46,6 +48,7 @@ pub(crate) fn crash_kernel_for_linux(fixture_dir: &str) -> Run {
             "echo \"{mark}\" > /dev/kmsg\n\
              /sbin/kexec -p /hobby.Image --initrd=/hobby.cpio --append=\"console=ttyAMA0\"\n\
              echo \"LINUX-CRASH-LOADED $(/bin/busybox cat /sys/kernel/kexec_crash_loaded)\"\n\
+             /bin/busybox sleep 1\n\
              echo c > /proc/sysrq-trigger"
         ),
         true,
@@ -111,15 +114,7 @@ pub(crate) fn crash_kernel_for_linux(fixture_dir: &str) -> Run {
         run.out
     );
     // `vmcore`: three ranges of the old kernel's memory; `mem`: only the crash region free.
-    assert!(
-        run.out
-            .lines()
-            .filter(|l| l.starts_with("vmcore: load "))
-            .count()
-            >= 2,
-        "{}",
-        run.out
-    );
+    assert!(run.lines("vmcore: load ").count() >= 2, "{}", run.out);
     let frames: u64 = run.fields("frames ")["free"].parse().unwrap();
     assert!(
         frames < (160 << 20) / 4096,
@@ -128,9 +123,7 @@ pub(crate) fn crash_kernel_for_linux(fixture_dir: &str) -> Run {
     assert!(run.out.contains("crashed kernel"), "{}", run.out);
     // The fresh Linux (the second LINUX-CMDLINE: the first is the panicking one's).
     let cmdline = run
-        .out
-        .lines()
-        .filter(|l| l.starts_with("LINUX-CMDLINE"))
+        .lines("LINUX-CMDLINE")
         .nth(1)
         .unwrap_or_else(|| panic!("no fresh Linux after the crash kernel:\n{}", run.out));
     assert!(cmdline.contains("fresh-after-crash"), "{cmdline}");

@@ -173,6 +173,14 @@ impl Run {
             .find(|l| l.starts_with(prefix))
     }
 
+    /// Every line starting with `prefix`, in order.
+    pub(crate) fn lines<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.out
+            .lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(move |l| l.starts_with(prefix))
+    }
+
     /// The `key=value` fields of the first line starting with `prefix`.
     pub(crate) fn fields(&self, prefix: &str) -> HashMap<String, String> {
         let line = self

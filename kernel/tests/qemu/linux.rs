@@ -201,12 +201,7 @@ fn linux_kexecs_this_kernel_which_chains_and_kexecs_linux_again() {
         .unwrap_or_else(|| panic!("{}", run.out));
     assert!(entered.contains("entered at EL2"), "{entered}");
     check_chain(&run, 3, "2");
-    let second_cmdline = run
-        .out
-        .lines()
-        .filter(|l| l.starts_with("LINUX-CMDLINE"))
-        .nth(1)
-        .unwrap();
+    let second_cmdline = run.lines("LINUX-CMDLINE").nth(1).unwrap();
     assert!(
         second_cmdline.trim_end().ends_with("second-linux"),
         "{second_cmdline}"
@@ -460,12 +455,8 @@ fn every_frame_allocation_of_a_kexec_load_fails_once() {
         image: Some(fault_image().to_path_buf()),
         ..Default::default()
     });
-    let attempts: Vec<HashMap<String, String>> = run
-        .out
-        .lines()
-        .filter(|l| l.starts_with("failalloc: n="))
-        .map(fields_of)
-        .collect();
+    let attempts: Vec<HashMap<String, String>> =
+        run.lines("failalloc: n=").map(fields_of).collect();
     let total: usize = run
         .line("failalloc: done: a load makes ")
         .unwrap_or_else(|| panic!("no end of the sweep:\n{}", run.out))
@@ -494,7 +485,7 @@ fn every_frame_allocation_of_a_kexec_load_fails_once() {
             "{a:?}"
         );
     }
-    for l in run.out.lines().filter(|l| l.starts_with("failalloc: n=")) {
+    for l in run.lines("failalloc: n=") {
         if let Some(e) = l.split_once("outcome=error: ").map(|(_, e)| e) {
             errors += 1;
             assert!(e.len() > 10 && !e.contains("PANIC"), "a named error: {l}");

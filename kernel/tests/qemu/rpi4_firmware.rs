@@ -51,11 +51,7 @@ fn raspi4b_tfa_linux_kexecs_linux_with_4_cpus() {
         .matches("psci: PSCIv1.1 detected in firmware.")
         .count();
     assert_eq!(psci, 2, "both Linuxes use TF-A's PSCI: {}", run.out);
-    let cpus: Vec<&str> = run
-        .out
-        .lines()
-        .filter(|l| l.starts_with("LINUX-CPUS"))
-        .collect();
+    let cpus: Vec<&str> = run.lines("LINUX-CPUS").collect();
     assert_eq!(cpus, ["LINUX-CPUS 4", "LINUX-CPUS 4"], "{}", run.out);
     assert!(run.out.contains("SECOND-LINUX-OK"), "{}", run.out);
 }

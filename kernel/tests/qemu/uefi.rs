@@ -83,13 +83,14 @@ fn uefi_linux_then_this_kernel_then_linux_with_runtime_services() {
             run.out
         );
     }
-    check_chain_lines(&run, 3);
+    Chain {
+        hops: 3,
+        same_free: true,
+        ..Default::default()
+    }
+    .check(&run);
     // The last Linux: the same variables, and the EFI clock.
-    let vars: Vec<&str> = run
-        .out
-        .lines()
-        .filter(|l| l.starts_with("LINUX-EFIVARS"))
-        .collect();
+    let vars: Vec<&str> = run.lines("LINUX-EFIVARS").collect();
     assert_eq!(vars.len(), 2, "{}", run.out);
     assert_eq!(vars[0], vars[1], "{}", run.out);
     let n: u32 = vars[0]
@@ -100,11 +101,7 @@ fn uefi_linux_then_this_kernel_then_linux_with_runtime_services() {
         .parse()
         .unwrap();
     assert!(n > 0, "{}", vars[0]);
-    let rtc: Vec<&str> = run
-        .out
-        .lines()
-        .filter(|l| l.starts_with("LINUX-RTC"))
-        .collect();
+    let rtc: Vec<&str> = run.lines("LINUX-RTC").collect();
     assert_eq!(rtc.len(), 2, "{}", run.out);
     // `name` is the driver and the device, then the date.
     assert!(
@@ -117,12 +114,7 @@ fn uefi_linux_then_this_kernel_then_linux_with_runtime_services() {
         "{}",
         run.out
     );
-    let last_cmdline = run
-        .out
-        .lines()
-        .filter(|l| l.starts_with("LINUX-CMDLINE"))
-        .nth(1)
-        .unwrap();
+    let last_cmdline = run.lines("LINUX-CMDLINE").nth(1).unwrap();
     assert!(
         last_cmdline.trim_end().ends_with("last-linux"),
         "{last_cmdline}"
@@ -202,7 +194,12 @@ fn efi_stub_then_a_chain_then_linux_with_runtime_services() {
         append: Some("kexec.chain=2 kexec.payload=16M".into()),
         ..Default::default()
     });
-    check_chain_lines(&run, 2);
+    Chain {
+        hops: 2,
+        same_free: true,
+        ..Default::default()
+    }
+    .check(&run);
     let vars = run
         .line("LINUX-EFIVARS")
         .unwrap_or_else(|| panic!("{}", run.out));
@@ -454,16 +451,4 @@ fn a_bad_uefi_memory_map_is_named_and_the_kernel_boots() {
         assert!(run.out.contains("memory map: the DTB's /memory nodes"), "{}", run.out);
         assert_ready(&run, "2", "1024");
     }
-}
-
-/// A chain's generations all passed, each with its payload (without `check_chain`'s exit
-/// status and overlap checks: Linux ends these runs).
-pub(crate) fn check_chain_lines(run: &Run, hops: usize) {
-    let lines = chain_lines(run);
-    assert_eq!(lines.len(), hops + 1, "{}", run.out);
-    for l in &lines[1..] {
-        assert_eq!(l["payload"], "ok", "{l:?}");
-        assert_eq!(l["free"], lines[1]["free"], "{l:?}");
-    }
-    assert!(run.line("chain: PASS").is_some(), "{}", run.out);
 }
