@@ -210,7 +210,31 @@ pub(crate) const UBOOT_KERNEL: u64 = 0x4040_0000;
 
 pub(crate) const UBOOT_INITRD: u64 = 0x4400_0000;
 
+/// Boots `b` in QEMU and collects what the kernel printed (see [`Boot`] and [`Run`]).
 pub(crate) fn boot(b: Boot) -> Run {
+    // Our kernel ends QEMU with a status on a panic (1) or an unexpected exception (2).
+    let append = format!("semihosting {}", b.append.as_deref().unwrap_or(""));
+    let mut cmd = Command::new("qemu-system-aarch64");
+    machine_args(&mut cmd, &b);
+    if b.linux.is_none() {
+        cmd.args(["-semihosting-config", "enable=on,target=native"]);
+    }
+    if let Some(bootcmd) = &b.uboot {
+        uboot_args(&mut cmd, &b, bootcmd);
+    }
+    load_args(&mut cmd, &b, &append);
+    cmd.args(&b.qemu_args);
+    let report = b.cache_model.map(scratch);
+    if let Some(r) = &report {
+        let _ = std::fs::remove_file(r);
+        cmd.args(cache_model_args(&b, r));
+    }
+    run_qemu(cmd, &b, report)
+}
+
+/// The machine: `virt` (EL, GIC, CPU, RAM, CPUs, UEFI firmware) or `raspi4b`, the serial
+/// ports, no network, no reboot.
+fn machine_args(cmd: &mut Command, b: &Boot) {
     let machine = match (b.el, b.gic3) {
         (1, false) => "virt",
         (1, true) => "virt,gic-version=3",
@@ -221,7 +245,6 @@ pub(crate) fn boot(b: Boot) -> Run {
         (true, false) => format!("{machine},acpi=off"),
         _ => machine.to_string(),
     };
-    let mut cmd = Command::new("qemu-system-aarch64");
     if b.uefi {
         cmd.args(["-bios", EDK2]);
     }
@@ -266,45 +289,48 @@ pub(crate) fn boot(b: Boot) -> Run {
         cmd.arg("-nographic");
     }
     cmd.args(["-nic", "none", "-no-reboot"]);
-    // Our kernel ends QEMU with a status on a panic (1) or an unexpected exception (2).
-    let append = format!("semihosting {}", b.append.as_deref().unwrap_or(""));
-    if b.linux.is_none() {
-        cmd.args(["-semihosting-config", "enable=on,target=native"]);
+}
+
+/// `virt` under Debian's U-Boot, which runs `bootcmd` (put in the DTB's `/config`), with the
+/// Image and the initrd preloaded.
+fn uboot_args(cmd: &mut Command, b: &Boot, bootcmd: &str) {
+    let dtb = scratch("uboot-virt.dtb");
+    std::fs::copy(fixture("virt-1g.dtb"), &dtb).unwrap();
+    for args in [
+        &["-c", "/config"][..],
+        &["-t", "s", "/config", "bootcmd", bootcmd],
+        &["-t", "i", "/config", "bootdelay", "0"],
+    ] {
+        let st = Command::new("fdtput")
+            .arg(&dtb)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "fdtput {args:?}");
     }
-    if let Some(bootcmd) = &b.uboot {
-        let dtb = scratch("uboot-virt.dtb");
-        std::fs::copy(fixture("virt-1g.dtb"), &dtb).unwrap();
-        for args in [
-            &["-c", "/config"][..],
-            &["-t", "s", "/config", "bootcmd", bootcmd],
-            &["-t", "i", "/config", "bootdelay", "0"],
-        ] {
-            let st = Command::new("fdtput")
-                .arg(&dtb)
-                .args(args)
-                .status()
-                .unwrap();
-            assert!(st.success(), "fdtput {args:?}");
-        }
-        cmd.args(["-bios", UBOOT]).arg("-dtb").arg(&dtb);
-        let kernel = b.image.clone().unwrap_or_else(|| image().to_path_buf());
+    cmd.args(["-bios", UBOOT]).arg("-dtb").arg(&dtb);
+    let kernel = b.image.clone().unwrap_or_else(|| image().to_path_buf());
+    cmd.args([
+        "-device",
+        &format!(
+            "loader,file={},addr={UBOOT_KERNEL:#x},force-raw=on",
+            kernel.display()
+        ),
+    ]);
+    if let Some(rd) = &b.initrd {
         cmd.args([
             "-device",
             &format!(
-                "loader,file={},addr={UBOOT_KERNEL:#x},force-raw=on",
-                kernel.display()
+                "loader,file={},addr={UBOOT_INITRD:#x},force-raw=on",
+                rd.display()
             ),
         ]);
-        if let Some(rd) = &b.initrd {
-            cmd.args([
-                "-device",
-                &format!(
-                    "loader,file={},addr={UBOOT_INITRD:#x},force-raw=on",
-                    rd.display()
-                ),
-            ]);
-        }
     }
+}
+
+/// How the kernel gets in: an ESP under UEFI, a Pi 4 firmware stack, Linux with `-kernel`,
+/// the DTB as it is, or our Image with `-kernel` (the default).
+fn load_args(cmd: &mut Command, b: &Boot, append: &str) {
     if let Some(esp) = &b.esp {
         cmd.args([
             "-drive",
@@ -320,7 +346,7 @@ pub(crate) fn boot(b: Boot) -> Run {
             None => (
                 b.image.clone().unwrap_or_else(|| image().to_path_buf()),
                 b.initrd.clone().expect("an initrd"),
-                append.clone(),
+                append.to_string(),
             ),
         };
         let dtb = b.dtb.clone().unwrap_or_else(|| fixture("rpi4-qemu.dtb"));
@@ -347,7 +373,7 @@ pub(crate) fn boot(b: Boot) -> Run {
         cmd.args(["-append", append]);
     } else if let Some(dtb) = &b.dtb_as_is {
         let image = b.image.as_deref().unwrap_or_else(|| image());
-        cmd.args(dtb_as_is_args(dtb, image, &b));
+        cmd.args(dtb_as_is_args(dtb, image, b));
     } else if b.uboot.is_none() {
         cmd.arg("-kernel")
             .arg(b.image.as_deref().unwrap_or_else(|| image()));
@@ -360,14 +386,13 @@ pub(crate) fn boot(b: Boot) -> Run {
                 _ => cmd.arg("-dtb").arg(d),
             };
         }
-        cmd.args(["-append", &append]);
+        cmd.args(["-append", append]);
     }
-    cmd.args(&b.qemu_args);
-    let report = b.cache_model.map(scratch);
-    if let Some(r) = &report {
-        let _ = std::fs::remove_file(r);
-        cmd.args(cache_model_args(&b, r));
-    }
+}
+
+/// Runs QEMU: reads its output until it exits, `b.until` shows up or [`TIMEOUT`] passes;
+/// types `b.typed` at the first prompt; measures QEMU's CPU use while idle if asked.
+fn run_qemu(mut cmd: Command, b: &Boot, report: Option<PathBuf>) -> Run {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
