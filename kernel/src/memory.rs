@@ -138,11 +138,11 @@ pub fn uefi_memory_map(
         mm::uefi::parse(bytes, info.desc_size, info.desc_ver).map_err(|e| e.to_string())?;
     let mut map = MemoryMap::from_uefi(fdt, &descriptors, info.mmap).map_err(|e| e.to_string())?;
     let mut read = |pa: u64, buf: &mut [u8]| {
+        let len = buf.len() as u64;
         // SAFETY: as above; the system table and its array are in memory the firmware
         // owns (runtime services data), where reads have no side effects.
-        let Some(va) =
-            (unsafe { arch::early_window(arch::EarlyWindow::UefiTables, pa, buf.len() as u64) })
-        else {
+        let window = unsafe { arch::early_window(arch::EarlyWindow::UefiTables, pa, len) };
+        let Some(va) = window else {
             return false;
         };
         // SAFETY: the window maps [pa, pa + buf.len()).

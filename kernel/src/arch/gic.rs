@@ -511,9 +511,10 @@ fn redistributors(redist: &[Regs]) -> impl Iterator<Item = (Regs, u64)> + '_ {
 /// # Safety
 /// Each `(va, size)` must map a GICv3 redistributor region as Device memory.
 pub unsafe fn take_over_lpis(redist: &[(usize, usize)]) -> alloc::vec::Vec<LiveLpis> {
-    // SAFETY: the caller's promise.
     let redist: alloc::vec::Vec<Regs> = redist
         .iter()
+        // SAFETY: each region maps a redistributor region as Device memory (the caller's
+        // promise).
         .map(|&(va, len)| unsafe { Regs::new(va, len) })
         .collect();
     let mut found = alloc::vec::Vec::new();

@@ -430,28 +430,28 @@ pub unsafe fn early_window(window: EarlyWindow, pa: u64, len: u64) -> Option<u64
     let last = (pa.checked_add(len)? - 1) / BLOCK;
     let va = EARLY_WINDOWS_VADDR + slot as u64 * 2 * BLOCK;
     let l2 = (&raw const boot::symbols::__early_tables) as u64 + KERNEL_L2_PAGE * 4096;
-    // SAFETY: the caller promises the boot tables are live; the window's two slots of their
-    // L2 table are ones only this window uses, and the table is in the image, mapped
-    // writable.
-    let entry = |i: usize| unsafe { (l2 as *mut u64).add(((va >> 21) & 511) as usize + i) };
+    // Slot `i` (0 or 1) of this window in the boot code's L2 table. Reading and writing it is
+    // sound: the caller promises the boot tables are live; these two slots are ones only
+    // this window uses; the table is in the image, mapped writable.
+    let entry = |i: usize| (l2 as *mut u64).wrapping_add(((va >> 21) & 511) as usize + i);
     let new = |i: u64| ((first + i) * BLOCK) | attrs;
     let blocks = (last - first + 1) as usize;
     // Break: a valid entry that changes is made invalid, and its translation dropped, before
     // the new one is written (Arm ARM D8.16.1).
-    // SAFETY: see `entry`.
+    // SAFETY: one of this window's slots (see `entry`).
     let old = |i: usize| unsafe { entry(i).read_volatile() };
     let changes =
         (0..2).any(|i| old(i) & desc::VALID != 0 && (i >= blocks || old(i) != new(i as u64)));
     if changes {
         for i in 0..2 {
-            // SAFETY: see `entry`.
+            // SAFETY: one of this window's slots (see `entry`).
             unsafe { entry(i).write_volatile(0) };
         }
         tlbi_local_all();
     }
     // Make.
     for i in 0..blocks {
-        // SAFETY: see `entry`.
+        // SAFETY: one of this window's slots (see `entry`).
         unsafe { entry(i).write_volatile(new(i as u64)) };
     }
     // The entries were invalid: make them visible to the walker.

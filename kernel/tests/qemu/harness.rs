@@ -525,16 +525,22 @@ pub(crate) fn rpi4_firmware_args(
     let dir = scratch(&format!("fw-{}-{stem}", firmware.replace('+', "-")));
     let mut script = Command::new(root().join("scripts/rpi4-firmware.sh"));
     script.envs(env.iter().map(|(k, v)| (k, v)));
-    let out = script
+    script
         .arg(firmware)
         .arg(&dir)
         .args([kernel, initrd, dtb])
-        .arg(cmdline)
-        .output()
-        .expect("scripts/rpi4-firmware.sh");
+        .arg(cmdline);
+    printed_args(script)
+}
+
+/// The lines a script that prints QEMU arguments (one a line) printed; its failure, with
+/// what it said, fails the test.
+pub(crate) fn printed_args(mut script: Command) -> Vec<String> {
+    let name = format!("{:?}", script.get_program());
+    let out = script.output().unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(
         out.status.success(),
-        "scripts/rpi4-firmware.sh {firmware}: {}",
+        "{name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout)
@@ -587,17 +593,7 @@ pub(crate) fn dtb_as_is_args(dtb: &Path, image: &Path, b: &Boot) -> Vec<String> 
     if let Some(rd) = &b.initrd {
         script.arg(rd);
     }
-    let out = script.output().expect("scripts/dtb-as-is.sh");
-    assert!(
-        out.status.success(),
-        "scripts/dtb-as-is.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    printed_args(script)
 }
 
 /// gzip-compresses `data` with the host's gzip (fed from a thread, so that a large input
