@@ -507,13 +507,12 @@ pub fn translate_reg_at(
 }
 
 /// Resolves an alias or path (with any `:options` suffix removed) to a node path.
-fn resolve_path(fdt: &Fdt<'_>, spec: &str) -> Option<String> {
+fn resolve_path(aliases: Option<&FdtNode<'_, '_>>, spec: &str) -> Option<String> {
     let name = spec.split(':').next()?;
     if name.starts_with('/') {
         return Some(name.to_string());
     }
-    let aliases = fdt.find_node("/aliases")?;
-    aliases
+    aliases?
         .property(name)
         .and_then(|p| p.as_str())
         .map(|s| s.to_string())
@@ -604,6 +603,9 @@ pub fn find_console(
     gic: Option<u32>,
 ) -> Result<ConsoleChoice, PlatformError> {
     let mut choice = ConsoleChoice::default();
+    // Looked up once: finding a node walks the whole tree.
+    let aliases = fdt.find_node("/aliases");
+    let aliases = aliases.as_ref();
     let mut candidates: Vec<(String, ConsoleRule, Option<UartKind>)> = Vec::new();
     let wanted = bootargs
         .split_whitespace()
@@ -612,7 +614,7 @@ pub fn find_console(
         .next_back();
     if let Some((arg, (alias, kind))) = wanted {
         match (alias, kind) {
-            (Some(n), _) => match resolve_path(fdt, &alloc::format!("serial{n}")) {
+            (Some(n), _) => match resolve_path(aliases, &alloc::format!("serial{n}")) {
                 Some(path) => candidates.push((path, ConsoleRule::Cmdline, kind)),
                 None => choice.passed_over.push(alloc::format!(
                     "console={arg}: the DTB has no alias serial{n}"
@@ -633,7 +635,7 @@ pub fn find_console(
         .find_node("/chosen")
         .and_then(|c| c.property("stdout-path").and_then(|p| p.as_str()))
     {
-        match resolve_path(fdt, spec) {
+        match resolve_path(aliases, spec) {
             Some(path) => candidates.push((path, ConsoleRule::StdoutPath, None)),
             None => choice
                 .passed_over
@@ -641,7 +643,7 @@ pub fn find_console(
         }
     }
     for n in 0..10 {
-        if let Some(path) = resolve_path(fdt, &alloc::format!("serial{n}")) {
+        if let Some(path) = resolve_path(aliases, &alloc::format!("serial{n}")) {
             candidates.push((path, ConsoleRule::Alias, None));
         }
     }
