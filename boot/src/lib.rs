@@ -173,7 +173,7 @@ pub mod symbols {
     /// The physical address of `sym` (anything in the image) when the image was loaded at
     /// `image_pa`.
     pub fn pa_of<T>(sym: *const T, image_pa: u64) -> u64 {
-        mm::layout::kimage_pa(sym as u64, image_pa)
+        mm::layout::kimage_pa(mm::addr::VirtAddr(sym as u64), mm::addr::PhysAddr(image_pa)).get()
     }
     unsafe extern "C" {
         /// Switches `TTBR1_EL1` to `ttbr1` with break-before-make. Must be called at its

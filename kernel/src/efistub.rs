@@ -16,6 +16,8 @@
 
 use core::ffi::c_void;
 use core::ptr::null_mut;
+use kexec::place::IMAGE_ALIGN;
+use mm::addr::VirtAddr;
 use uefi_raw::protocol::console::SimpleTextOutputProtocol;
 use uefi_raw::protocol::device_path::{DevicePathProtocol, DeviceSubType, DeviceType};
 use uefi_raw::protocol::loaded_image::LoadedImageProtocol;
@@ -33,13 +35,10 @@ unsafe extern "C" {
 const DEVICE_TREE_GUID: Guid = uefi_raw::guid!("b1b621d5-f19c-41a5-830b-d9152c69aae0");
 /// `LINUX_EFI_INITRD_MEDIA_GUID`: the vendor media device path of the initrd's LoadFile2.
 const INITRD_MEDIA_GUID: Guid = uefi_raw::guid!("5568e427-68fc-4f3d-ac74-ca555231cc68");
-/// The kernel runs from a 2 MiB-aligned address (`boot/src/entry.S`).
-const IMAGE_ALIGN: u64 = 2 << 20;
 const PAGE: u64 = 4096;
 /// Room the DTB gets for the properties the stub adds.
 const DTB_SLACK: usize = 16 << 10;
 /// The boot protocol's limit on the DTB.
-const DTB_MAX: usize = 2 << 20;
 /// Descriptors of room beyond what `GetMemoryMap` asked for (the allocation for the map,
 /// and the firmware's own between the calls, add some).
 const MAP_SLACK_DESCRIPTORS: usize = 32;
@@ -118,6 +117,10 @@ extern "C" fn efistub_main(image: Handle, st: *const SystemTable, image_base: u6
 
 type Failure = (Status, &'static str);
 
+/// The stub's work, in the order it must happen: what the firmware gives (the loaded image
+/// and its command line, the DTB, the initrd), where the kernel runs, the next DTB tried
+/// once, then ExitBootServices, the memory map's runtime regions, the DTB written for good,
+/// and the jump.
 fn run(
     image: Handle,
     st: &SystemTable,
@@ -130,78 +133,17 @@ fn run(
     let mut h = [0u8; 18];
     con.line(&["started at counter ", hex(started, &mut h)]);
 
-    // The loaded image: where it is, and its command line.
-    let mut li: *mut c_void = null_mut();
-    // SAFETY: HandleProtocol with the firmware's image handle and a valid GUID.
-    let s = unsafe { (bs.handle_protocol)(image, &LoadedImageProtocol::GUID, &mut li) };
-    if s != Status::SUCCESS || li.is_null() {
-        return Err((s, "no EFI_LOADED_IMAGE_PROTOCOL on this image"));
-    }
-    // SAFETY: the firmware's protocol instance.
-    let li = unsafe { &*(li as *const LoadedImageProtocol) };
+    let li = loaded_image(bs, image)?;
     let cmdline = load_options(li);
-
-    // The DTB the firmware publishes (ACPI-only firmware has none).
-    let Some(fw_dtb) = config_table(st, DEVICE_TREE_GUID) else {
-        return Err((
-            Status::UNSUPPORTED,
-            "the firmware publishes no DTB (an ACPI-only boot: on QEMU use -M virt,acpi=off)",
-        ));
-    };
-    // SAFETY: the firmware's DTB; its header says how long it is.
-    let fw_dtb = match unsafe { dtb_slice(fw_dtb) } {
-        Some(d) => d,
-        None => return Err((Status::LOAD_ERROR, "the firmware's DTB has no valid header")),
-    };
-
-    // The initrd: from the firmware's LoadFile2 (EDK2's -initrd, U-Boot's initrd), else
-    // from an `initrd=` path on the volume this image was loaded from.
-    let initrd = match load_initrd(bs)? {
-        Some(rd) => {
-            con.line(&["initrd at ", hex(rd.0, &mut h), " (LoadFile2)"]);
-            Some(rd)
-        }
-        None => match initrd_path(&cmdline) {
-            Some(path) => {
-                let rd = load_initrd_file(bs, li, path)?;
-                con.line(&[
-                    "initrd at ",
-                    hex(rd.0, &mut h),
-                    " (initrd= on the boot volume)",
-                ]);
-                Some(rd)
-            }
-            None => None,
-        },
-    };
-
-    // A 2 MiB-aligned copy of the Image, unless the firmware put it on one.
+    let fw_dtb = firmware_dtb(st)?;
+    let initrd = find_initrd(bs, li, &cmdline, con)?;
     let image_size = image_size(image_base);
-    let file_size = boot::symbols::file_size();
-    let kernel = if image_base.is_multiple_of(IMAGE_ALIGN) {
-        con.line(&["running in place at ", hex(image_base, &mut h)]);
-        image_base
-    } else {
-        let pages = (image_size + IMAGE_ALIGN).div_ceil(PAGE) as usize;
-        let base = allocate(bs, pages)?;
-        let dest = base.next_multiple_of(IMAGE_ALIGN);
-        // SAFETY: [dest, dest + file_size) lies in the fresh allocation; the source is the
-        // loaded image (RVA = file offset, `boot/src/entry.S`).
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                image_base as *const u8,
-                dest as *mut u8,
-                file_size as usize,
-            )
-        };
-        con.line(&["moved the Image to ", hex(dest, &mut h)]);
-        dest
-    };
+    let kernel = place_image(bs, con, image_base, image_size)?;
 
     // The next DTB, edited once now (to find out that it can be) with the properties it
     // will get, and again after ExitBootServices with their values.
     let dtb_pages = (fw_dtb.len() + DTB_SLACK)
-        .min(DTB_MAX)
+        .min(kernel::formats::dtb::MAX_SIZE)
         .div_ceil(PAGE as usize);
     let dtb_buf = allocate(bs, dtb_pages)?;
     let dtb_cap = dtb_pages * PAGE as usize;
@@ -215,11 +157,136 @@ fn run(
         None => return Err((Status::LOAD_ERROR, "the firmware's DTB cannot be edited")),
     }
 
-    // The memory map, in a buffer allocated before the last GetMemoryMap.
-    let (mut size, mut key, mut desc_size, mut ver) = (0usize, 0usize, 0usize, 0u32);
+    let wrong_key = cmdline
+        .split(|&b| b == b' ')
+        .any(|w| w == b"efistub.wrong_map_key");
+    let map = exit_boot_services(bs, con, image, wrong_key)?;
+    // No firmware services from here on: nothing can be said, and nothing can fail that did
+    // not succeed above.
+    runtime_at_physical(&map);
+    let blob = chosen((map.buf, map.size as u32, map.desc_size as u32, map.version));
+    let Some(blob) = blob.filter(|b| b.len() <= dtb_cap) else {
+        halt();
+    };
+    // SAFETY: dtb_buf holds dtb_cap bytes, allocated above.
+    unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), dtb_buf as *mut u8, blob.len()) };
+    let dtb = (dtb_buf, blob.len() as u64);
+    let map = (map.buf, map.size as u64);
+    hand_over(&cmdline, (kernel, image_size), dtb, map, initrd)
+}
+
+/// The firmware's EFI_LOADED_IMAGE_PROTOCOL for this image: where it is, its command line.
+fn loaded_image(bs: &BootServices, image: Handle) -> Result<&LoadedImageProtocol, Failure> {
+    let mut li: *mut c_void = null_mut();
+    // SAFETY: HandleProtocol with the firmware's image handle and a valid GUID.
+    let s = unsafe { (bs.handle_protocol)(image, &LoadedImageProtocol::GUID, &mut li) };
+    if s != Status::SUCCESS || li.is_null() {
+        return Err((s, "no EFI_LOADED_IMAGE_PROTOCOL on this image"));
+    }
+    // SAFETY: the firmware's protocol instance, valid until ExitBootServices.
+    Ok(unsafe { &*(li as *const LoadedImageProtocol) })
+}
+
+/// The DTB the firmware publishes (ACPI-only firmware has none).
+fn firmware_dtb(st: &SystemTable) -> Result<&'static [u8], Failure> {
+    let Some(fw_dtb) = config_table(st, DEVICE_TREE_GUID) else {
+        return Err((
+            Status::UNSUPPORTED,
+            "the firmware publishes no DTB (an ACPI-only boot: on QEMU use -M virt,acpi=off)",
+        ));
+    };
+    // SAFETY: the firmware's DTB (boot services map memory one to one); its header says how
+    // long it is.
+    unsafe { kernel::formats::dtb::blob_at(fw_dtb as *const u8) }
+        .ok_or((Status::LOAD_ERROR, "the firmware's DTB has no valid header"))
+}
+
+/// The initrd: from the firmware's LoadFile2 (EDK2's -initrd, U-Boot's initrd), else from an
+/// `initrd=` path on the volume this image was loaded from. `(address, length)`.
+fn find_initrd(
+    bs: &BootServices,
+    li: &LoadedImageProtocol,
+    cmdline: &[u8],
+    con: &Console,
+) -> Result<Option<(u64, u64)>, Failure> {
+    let mut h = [0u8; 18];
+    if let Some(rd) = load_initrd(bs)? {
+        con.line(&["initrd at ", hex(rd.0, &mut h), " (LoadFile2)"]);
+        return Ok(Some(rd));
+    }
+    let Some(path) = initrd_path(cmdline) else {
+        return Ok(None);
+    };
+    let rd = load_initrd_file(bs, li, path)?;
+    con.line(&[
+        "initrd at ",
+        hex(rd.0, &mut h),
+        " (initrd= on the boot volume)",
+    ]);
+    Ok(Some(rd))
+}
+
+/// Where the kernel runs: in place if the firmware loaded it 2 MiB-aligned, else a copy
+/// of the Image's file bytes at the next 2 MiB boundary of a fresh allocation.
+fn place_image(
+    bs: &BootServices,
+    con: &Console,
+    image_base: u64,
+    image_size: u64,
+) -> Result<u64, Failure> {
+    let mut h = [0u8; 18];
+    if image_base.is_multiple_of(IMAGE_ALIGN) {
+        con.line(&["running in place at ", hex(image_base, &mut h)]);
+        return Ok(image_base);
+    }
+    let pages = (image_size + IMAGE_ALIGN).div_ceil(PAGE) as usize;
+    let base = allocate(bs, pages)?;
+    let dest = base.next_multiple_of(IMAGE_ALIGN);
+    // SAFETY: [dest, dest + file_size) lies in the fresh allocation; the source is the
+    // loaded image (RVA = file offset, `boot/src/entry.S`).
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            image_base as *const u8,
+            dest as *mut u8,
+            boot::symbols::file_size() as usize,
+        )
+    };
+    con.line(&["moved the Image to ", hex(dest, &mut h)]);
+    Ok(dest)
+}
+
+/// The memory map as the last GetMemoryMap wrote it.
+struct FinalMap {
+    /// Its buffer (allocated before that last call).
+    buf: u64,
+    /// Bytes of descriptors.
+    size: usize,
+    /// Bytes per descriptor.
+    desc_size: usize,
+    /// Descriptor version.
+    version: u32,
+}
+
+/// Reads the memory map and exits boot services with its key, reading it again when the
+/// firmware says the key is stale (`efistub.wrong_map_key`, a test of this loop, hands it a
+/// stale key every time).
+fn exit_boot_services(
+    bs: &BootServices,
+    con: &Console,
+    image: Handle,
+    wrong_key: bool,
+) -> Result<FinalMap, Failure> {
+    let (mut size, mut key, mut desc_size, mut version) = (0usize, 0usize, 0usize, 0u32);
     // SAFETY: a size query (null buffer of size 0).
-    let _ =
-        unsafe { (bs.get_memory_map)(&mut size, null_mut(), &mut key, &mut desc_size, &mut ver) };
+    let _ = unsafe {
+        (bs.get_memory_map)(
+            &mut size,
+            null_mut(),
+            &mut key,
+            &mut desc_size,
+            &mut version,
+        )
+    };
     if desc_size < core::mem::size_of::<MemoryDescriptor>() {
         return Err((
             Status::LOAD_ERROR,
@@ -227,60 +294,57 @@ fn run(
         ));
     }
     // The last line: from here on the console is the firmware's no more.
+    let mut h = [0u8; 18];
     con.line(&[
         "exiting boot services at counter ",
         hex(crate::arch::ticks(), &mut h),
     ]);
     let map_cap = size + MAP_SLACK_DESCRIPTORS * desc_size;
-    let map_buf = allocate(bs, map_cap.div_ceil(PAGE as usize))?;
-    let wrong_key = cmdline
-        .split(|&b| b == b' ')
-        .any(|w| w == b"efistub.wrong_map_key");
-    let mut exited = false;
+    let buf = allocate(bs, map_cap.div_ceil(PAGE as usize))?;
     for _ in 0..EXIT_RETRIES {
         size = map_cap;
         // SAFETY: a buffer of map_cap bytes.
         let s = unsafe {
             (bs.get_memory_map)(
                 &mut size,
-                map_buf as *mut MemoryDescriptor,
+                buf as *mut MemoryDescriptor,
                 &mut key,
                 &mut desc_size,
-                &mut ver,
+                &mut version,
             )
         };
         if s != Status::SUCCESS {
             return Err((s, "GetMemoryMap failed"));
         }
-        // `efistub.wrong_map_key` (a test of this loop) hands the firmware a stale key.
         let key = if wrong_key { key.wrapping_add(1) } else { key };
         // SAFETY: the key of the map just read. After a failure only GetMemoryMap may be
         // called again (UEFI 2.10, 7.4), which this loop does.
         let s = unsafe { (bs.exit_boot_services)(image, key) };
         if s == Status::SUCCESS {
-            exited = true;
-            break;
+            return Ok(FinalMap {
+                buf,
+                size,
+                desc_size,
+                version,
+            });
         }
         if s != Status::INVALID_PARAMETER {
             return Err((s, "ExitBootServices failed"));
         }
     }
-    if !exited {
-        return Err((
-            Status::ABORTED,
-            "ExitBootServices kept failing: the memory map changed at every try",
-        ));
-    }
-    // No firmware services from here on: nothing can be said, and nothing can fail that did
-    // not succeed above.
-    //
-    // SetVirtualAddressMap is never called: the runtime services stay at their physical
-    // addresses, and the map says so (VirtualStart = PhysicalStart for every runtime
-    // region), so that a later kernel that maps them where the map says (Linux maps them in
-    // its own EFI page tables) calls them where they run.
-    let entries = size / desc_size;
-    for i in 0..entries {
-        let d = (map_buf as usize + i * desc_size) as *mut MemoryDescriptor;
+    Err((
+        Status::ABORTED,
+        "ExitBootServices kept failing: the memory map changed at every try",
+    ))
+}
+
+/// SetVirtualAddressMap is never called: the runtime services stay at their physical
+/// addresses, and the map says so (VirtualStart = PhysicalStart for every runtime region),
+/// so that a later kernel that maps them where the map says (Linux maps them in its own EFI
+/// page tables) calls them where they run.
+fn runtime_at_physical(map: &FinalMap) {
+    for i in 0..map.size / map.desc_size {
+        let d = (map.buf as usize + i * map.desc_size) as *mut MemoryDescriptor;
         // SAFETY: entry i of the map GetMemoryMap wrote (stride desc_size >= 40 bytes).
         unsafe {
             if (*d)
@@ -291,15 +355,24 @@ fn run(
             }
         }
     }
-    let blob = chosen((map_buf, size as u32, desc_size as u32, ver));
-    let Some(blob) = blob.filter(|b| b.len() <= dtb_cap) else {
-        halt();
-    };
-    // SAFETY: dtb_buf holds dtb_cap bytes, allocated above.
-    unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), dtb_buf as *mut u8, blob.len()) };
+}
+
+/// Puts everything the kernel reads with its MMU off, or may read before its caches are on,
+/// at the point of coherency, and enters the kernel. Each range is `(address, bytes)`;
+/// `kernel` is `(address, image_size)`. The whole image_size is cleaned, not only the file's
+/// bytes, since the boot code writes its early tables there with its MMU off (a dirty line
+/// left over them, evicted later, would overwrite them).
+fn hand_over(
+    cmdline: &[u8],
+    kernel: (u64, u64),
+    dtb: (u64, u64),
+    map: (u64, u64),
+    initrd: Option<(u64, u64)>,
+) -> ! {
+    let ((kernel, image_size), file_size) = (kernel, boot::symbols::file_size());
     // Test builds: leave dirty lines over the image's BSS, heap and tables, as a loader that
     // zero-fills SizeOfImage with its caches on does (`fault.efi=dirty-bss`).
-    if stub_fault(&cmdline, b"fault.efi=dirty-bss") {
+    if stub_fault(cmdline, b"fault.efi=dirty-bss") {
         // SAFETY: [kernel, kernel + image_size) is the image's, in memory the stub owns.
         unsafe {
             core::ptr::write_bytes(
@@ -309,24 +382,22 @@ fn run(
             )
         };
     }
-    // Everything the kernel reads with its MMU off, or may read before its caches are on, is
-    // at the point of coherency: the whole image_size, not only the file's bytes, since the
-    // boot code writes its early tables there with its MMU off (a dirty line left over them,
-    // evicted later, would overwrite them).
-    // (arch::clean_inval_dcache is PC-relative code like the rest of the stub.)
-    let handed_over = if stub_fault(&cmdline, b"fault.skip=efi-clean-bss") {
+    let handed_over = if stub_fault(cmdline, b"fault.skip=efi-clean-bss") {
         file_size
     } else {
         image_size
     };
-    crate::arch::clean_inval_dcache(kernel, handed_over);
-    crate::arch::clean_inval_dcache(dtb_buf, blob.len() as u64);
-    crate::arch::clean_inval_dcache(map_buf, size as u64);
-    if let Some((pa, len)) = initrd {
-        crate::arch::clean_inval_dcache(pa, len);
+    // Boot services mapped memory one to one: each address is its own VA.
+    // (arch::clean_inval_dcache is PC-relative code like the rest of the stub.)
+    let clean = |(at, len): (u64, u64)| crate::arch::clean_inval_dcache(VirtAddr(at), len);
+    clean((kernel, handed_over));
+    clean(dtb);
+    clean(map);
+    if let Some(rd) = initrd {
+        clean(rd);
     }
     // SAFETY: a 2 MiB-aligned Image with its entry at offset 0, a DTB, all cleaned.
-    unsafe { efi_enter_kernel(kernel, dtb_buf) }
+    unsafe { efi_enter_kernel(kernel, dtb.0) }
 }
 
 /// Stops this CPU (there is no one left to tell).
@@ -371,23 +442,6 @@ fn config_table(st: &SystemTable, guid: Guid) -> Option<u64> {
         .iter()
         .find(|t| t.vendor_guid == guid)
         .map(|t| t.vendor_table as u64)
-}
-
-/// The DTB at `pa`, if its header is one.
-///
-/// # Safety
-/// `pa` must be readable for the length its header gives (up to 2 MiB).
-unsafe fn dtb_slice(pa: u64) -> Option<&'static [u8]> {
-    // SAFETY: caller: the header is readable.
-    let hdr = unsafe { core::slice::from_raw_parts(pa as *const u8, 8) };
-    let magic = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
-    let size = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
-    if magic != kernel::formats::dtb::FDT_MAGIC || !(40..=DTB_MAX).contains(&size) {
-        return None;
-    }
-    // SAFETY: caller: `size` bytes are readable.
-    let blob = unsafe { core::slice::from_raw_parts(pa as *const u8, size) };
-    kernel::formats::dtb::header(blob).is_ok().then_some(blob)
 }
 
 /// The initrd through the LoadFile2 protocol on the `LINUX_EFI_INITRD_MEDIA_GUID` vendor

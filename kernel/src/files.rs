@@ -42,16 +42,17 @@ pub fn load(r: Region) -> Result<usize, InitramfsError> {
     // SAFETY: the initrd is RAM, reserved in the memory map, never written.
     let raw = unsafe { memory::phys_slice(r) };
     let archive: &'static [u8] = if gzip::is_gzip(raw) {
-        let size = gzip::announced_size(raw).map_err(InitramfsError::Gzip)? as u64;
-        let (pa, buf) = memory::alloc_contiguous(size.max(1))
-            .ok_or(InitramfsError::NoMemory { bytes: size })?;
-        match gzip::decompress_into(raw, buf) {
-            Ok(n) => &buf[..n],
-            Err(e) => {
-                memory::FRAMES.free(pa, mm::align_up(size.max(1), mm::PAGE_SIZE) / mm::PAGE_SIZE);
-                return Err(InitramfsError::Gzip(e));
+        let buf = memory::FrameBuf::gunzip(raw).map_err(|e| match e {
+            memory::GunzipError::Gzip(e) => InitramfsError::Gzip(e),
+            memory::GunzipError::TooLarge { announced, .. }
+            | memory::GunzipError::NoMemory(announced) => {
+                InitramfsError::NoMemory { bytes: announced }
             }
-        }
+        })?;
+        // Checked while the frames are still owned (a bad archive gives them back), then
+        // kept for good: the files point into them.
+        cpio::parse(&buf).map_err(InitramfsError::Cpio)?;
+        buf.leak()
     } else {
         raw
     };

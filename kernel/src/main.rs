@@ -40,7 +40,7 @@ pub use bare::*;
 #[cfg(target_os = "none")]
 mod bare {
     use crate::drivers::console;
-    use crate::kexec::{crash, selftest};
+    use crate::kexec::{capture, crash, selftest};
     use crate::{arch, files, irq, memory, println, shell, smp};
     use fdt::Fdt;
     use kernel::formats::cmdline::Cmdline;
@@ -67,26 +67,6 @@ mod bare {
 
     /// Set once, early in `kernel_main`.
     pub static SYSTEM: Once<System> = Once::new();
-
-    use kernel::formats::dtb::FDT_MAGIC;
-    /// Largest DTB the boot protocol allows.
-    const FDT_MAX: usize = 2 << 20;
-
-    /// Reads the DTB header through `va` and returns the whole blob, if it looks like one.
-    ///
-    /// # Safety
-    /// `va` must map at least the DTB's header and `totalsize` bytes (capped at 2 MiB).
-    unsafe fn fdt_at(va: u64) -> Option<&'static [u8]> {
-        // SAFETY: caller: the header is mapped.
-        let hdr = unsafe { core::slice::from_raw_parts(va as *const u8, 8) };
-        let magic = u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
-        let size = u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as usize;
-        if magic != FDT_MAGIC || !(40..=FDT_MAX).contains(&size) {
-            return None;
-        }
-        // SAFETY: caller: `size` bytes are mapped.
-        Some(unsafe { core::slice::from_raw_parts(va as *const u8, size) })
-    }
 
     /// What `boot/src/entry.S` hands over.
     struct Entry {
@@ -152,7 +132,7 @@ mod bare {
             since,
             arch::ticks_to_us(since)
         );
-        crash::report_at_boot();
+        capture::report_at_boot();
         crash::reserve_at_boot();
         selftest::chain_step(now, cpus, smp_us);
         run_boot_script(sys);
@@ -168,7 +148,7 @@ mod bare {
         let blob = (dtb_pa != 0 && dtb_pa.is_multiple_of(8))
             // SAFETY: the boot code mapped [dtb_pa, dtb_pa + min(totalsize, 2 MiB)) there
             // when dtb_pa was non-zero and 8-byte aligned.
-            .then(|| unsafe { fdt_at(early_va) })
+            .then(|| unsafe { kernel::formats::dtb::blob_at(early_va as *const u8) })
             .flatten();
         let Some(original) = blob else {
             arch::halt();
@@ -251,15 +231,17 @@ mod bare {
             }
             None => MemoryMap::from_fdt(fdt),
         };
-        let (mem, console_va) = memory::init(
-            memory_map,
-            entry.image_pa,
+        let boot = memory::BootRanges {
+            image_pa: entry.image_pa,
             dtb,
             initrd,
             handover,
-            uart.as_ref().map(|u| u.regs),
-            &redist,
-        );
+        };
+        let devices = memory::EarlyDevices {
+            console: uart.as_ref().map(|u| u.regs),
+            redistributors: &redist,
+        };
+        let (mem, console_va) = memory::init(memory_map, &boot, &devices);
         if let Some(va) = console_va {
             // SAFETY: `va` maps the UART `console::init` took over, as Device memory.
             unsafe { console::move_to(va as usize) };

@@ -6,8 +6,14 @@ use crate::arch;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 use linked_list_allocator::LockedHeap;
+use mm::addr::{PhysAddr, VirtAddr};
 use mm::frame::Frames;
-use mm::layout::{phys_to_virt, DEVICE_BASE, DEVICE_SIZE};
+use mm::layout::{DEVICE_BASE, DEVICE_SIZE};
+
+/// Where the linear map shows physical address `pa` (a frame, a table, RAM in a region).
+fn linear(pa: u64) -> VirtAddr {
+    PhysAddr(pa).to_virt()
+}
 use mm::memmap::{MemoryMap, Region, ReservedKind};
 use mm::paging::{Attrs, MapError, MapStats, PageTable, TableAlloc, ENTRIES};
 use mm::{align_down, align_up, PAGE_SIZE};
@@ -76,7 +82,7 @@ impl KernelTables {
         TABLE_POOL.0.get() as u64
     }
     fn pool_pa(&self) -> u64 {
-        mm::layout::kimage_pa(self.pool_va(), self.image_pa)
+        mm::layout::kimage_pa(VirtAddr(self.pool_va()), PhysAddr(self.image_pa)).get()
     }
 }
 
@@ -94,7 +100,7 @@ unsafe impl TableAlloc for KernelTables {
         }
         let pa = FRAMES.alloc(1)?;
         // SAFETY: a fresh frame, mapped by the linear map.
-        unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, PAGE_SIZE as usize) };
+        unsafe { core::ptr::write_bytes(linear(pa).as_mut_ptr::<u8>(), 0, PAGE_SIZE as usize) };
         Some(pa)
     }
     fn table_ptr(&self, pa: u64) -> core::ptr::NonNull<[u64; ENTRIES]> {
@@ -102,7 +108,7 @@ unsafe impl TableAlloc for KernelTables {
         let va = if pool.contains(&pa) {
             pa - self.pool_pa() + self.pool_va()
         } else {
-            phys_to_virt(pa)
+            linear(pa).get()
         };
         core::ptr::NonNull::new(va as *mut _).expect("kernel VAs are not 0")
     }
@@ -180,18 +186,126 @@ pub struct MemInfo {
     pub total: u64,
 }
 
-/// Builds the memory map (DTB plus the image, the DTB itself and the initrd), gives every
-/// free frame to the allocator, builds the kernel's own tables and switches to them.
-/// `console` is mapped in the device window on the way; its VA is returned.
+/// What the boot loader (or the previous kernel) left in RAM for this one: kept out of the
+/// frame allocator.
+pub struct BootRanges {
+    /// Where the kernel image was loaded.
+    pub image_pa: u64,
+    /// The DTB.
+    pub dtb: Region,
+    /// The initrd, if any.
+    pub initrd: Option<Region>,
+    /// The kexec chain's hand-over block, if any.
+    pub handover: Option<Region>,
+}
+
+impl BootRanges {
+    /// Marks every range reserved in `map`.
+    fn reserve_in(&self, map: &mut MemoryMap) {
+        let image = Region::new(
+            self.image_pa,
+            align_up(boot::symbols::image_size(), PAGE_SIZE),
+        );
+        map.reserve(image, ReservedKind::Kernel, "");
+        map.reserve(self.dtb, ReservedKind::Dtb, "");
+        if let Some(r) = self.initrd {
+            map.reserve(r, ReservedKind::Initrd, "");
+        }
+        if let Some(r) = self.handover {
+            map.reserve(r, ReservedKind::Handover, "");
+        }
+    }
+}
+
+/// Device registers [`init`] maps in the device window on the way.
+pub struct EarlyDevices<'a> {
+    /// The console UART.
+    pub console: Option<Region>,
+    /// The GICv3 redistributor regions (to stop LPIs a previous kernel left on).
+    pub redistributors: &'a [Region],
+}
+
+/// Builds the memory map (the DTB's, plus `boot`'s ranges), builds the kernel's own tables
+/// (the image W^X, the linear map of RAM, `devices`) and switches to them, takes over the
+/// GIC's LPI tables, and gives every free frame to the allocator. Returns the console's new
+/// VA.
 pub fn init(
     map: Result<MemoryMap, mm::memmap::MemMapError>,
-    image_pa: u64,
-    dtb: Region,
-    initrd: Option<Region>,
-    handover: Option<Region>,
-    console: Option<Region>,
-    redist: &[Region],
+    boot: &BootRanges,
+    devices: &EarlyDevices<'_>,
 ) -> (Result<MemInfo, mm::memmap::MemMapError>, Option<u64>) {
+    let mut alloc = KernelTables {
+        used: 0,
+        image_pa: boot.image_pa,
+    };
+    let mut pt = PageTable::new(&mut alloc).expect("boot table pool");
+    let mut usage = TableUse {
+        image: map_image(&mut pt, &mut alloc, boot.image_pa),
+        ..TableUse::default()
+    };
+    let result = map.map(|mut map| {
+        boot.reserve_in(&mut map);
+        for r in map.linear_regions() {
+            match pt.map(
+                &mut alloc,
+                linear(r.start).get(),
+                r.start,
+                r.size(),
+                Attrs::DATA,
+            ) {
+                Ok(s) => usage.linear += s,
+                Err(e) => panic!("linear map of {r}: {e}"),
+            }
+        }
+        map
+    });
+
+    let mut km = KernelMap {
+        pt,
+        alloc,
+        next_device_va: DEVICE_BASE,
+        next_stack_va: mm::layout::STACKS_BASE,
+        usage: TableUse::default(),
+    };
+    let console_va = devices
+        .console
+        .map(|r| map_device_locked(&mut km, r).expect("mapping the console"));
+    let redist_va: alloc::vec::Vec<(usize, usize)> = devices
+        .redistributors
+        .iter()
+        .filter_map(|&r| {
+            Some((
+                map_device_locked(&mut km, r).ok()? as usize,
+                r.size() as usize,
+            ))
+        })
+        .collect();
+    km.usage = TableUse {
+        devices: km.usage.devices,
+        ..usage
+    };
+
+    arch::publish_tables();
+    // The boot identity map is still in TTBR0.
+    // SAFETY: the new tables map the image (text, rodata, data, BSS, stacks, early tables)
+    // at the linked addresses, as the early tables did.
+    unsafe { arch::switch_kernel_tables(km.pt.root(), boot.image_pa) };
+    // Before any frame is handed out: LPI tables that a previous kernel left the GIC
+    // using are stopped, or else kept out of the allocator.
+    // SAFETY: `redist_va` maps the DTB's GICv3 redistributor regions as Device memory.
+    let lpis = unsafe { arch::gic::take_over_lpis(&redist_va) };
+    let result = result.map(|map| hand_to_allocator(map, &lpis));
+    LIVE_LPIS.call_once(|| lpis);
+    REDISTRIBUTORS.call_once(|| redist_va);
+    LINEAR_READY.store(result.is_ok(), Ordering::Release);
+    *KERNEL_MAP.lock() = Some(km);
+    (result, console_va)
+}
+
+/// The kernel image's mappings, from the linker's symbols: text, read-only data, data and
+/// BSS, the two stacks above their guard pages (left unmapped), the early tables. Returns
+/// what the mappings took.
+fn map_image(pt: &mut PageTable, alloc: &mut KernelTables, image_pa: u64) -> MapStats {
     use boot::symbols::*;
     // SAFETY: linker symbols; only their addresses are taken, never their contents.
     let [text, etext, erodata, stack_guard, boot_bottom, boot_top, exc_guard, exc_bottom, exc_top, tables, end] =
@@ -211,116 +325,42 @@ pub fn init(
             ]
         }
         .map(sym);
-    let image_size = end - text;
-    let pa = |va: u64| mm::layout::kimage_pa(va, image_pa);
-
-    let mut alloc = KernelTables { used: 0, image_pa };
-    let mut pt = PageTable::new(&mut alloc).expect("boot table pool");
-    let mut usage = TableUse::default();
-    let mut map_image =
-        |pt: &mut PageTable, alloc: &mut KernelTables, start: u64, stop: u64, attrs| {
-            let s = pt
-                .map(alloc, start, pa(start), stop - start, attrs)
-                .expect("mapping the kernel image");
-            usage.image += s;
-        };
-    // The guard pages under the two stacks are left out.
     debug_assert!(stack_guard + PAGE_SIZE == boot_bottom && exc_guard + PAGE_SIZE == exc_bottom);
-    map_image(&mut pt, &mut alloc, text, etext, Attrs::TEXT);
-    map_image(&mut pt, &mut alloc, etext, erodata, Attrs::RODATA);
-    map_image(&mut pt, &mut alloc, erodata, stack_guard, Attrs::DATA);
-    map_image(&mut pt, &mut alloc, boot_bottom, boot_top, Attrs::DATA);
-    map_image(&mut pt, &mut alloc, exc_bottom, exc_top, Attrs::DATA);
-    map_image(
-        &mut pt,
-        &mut alloc,
-        tables,
-        align_up(end, PAGE_SIZE),
-        Attrs::DATA,
-    );
+    let pa = |va: u64| mm::layout::kimage_pa(VirtAddr(va), PhysAddr(image_pa)).get();
+    [
+        (text, etext, Attrs::TEXT),
+        (etext, erodata, Attrs::RODATA),
+        (erodata, stack_guard, Attrs::DATA),
+        (boot_bottom, boot_top, Attrs::DATA),
+        (exc_bottom, exc_top, Attrs::DATA),
+        (tables, align_up(end, PAGE_SIZE), Attrs::DATA),
+    ]
+    .into_iter()
+    .fold(MapStats::default(), |mut total, (start, stop, attrs)| {
+        total += pt
+            .map(alloc, start, pa(start), stop - start, attrs)
+            .expect("mapping the kernel image");
+        total
+    })
+}
 
-    let result = map.map(|mut map| {
-        map.reserve(
-            Region::new(image_pa, align_up(image_size, PAGE_SIZE)),
-            ReservedKind::Kernel,
-            "",
-        );
-        map.reserve(dtb, ReservedKind::Dtb, "");
-        if let Some(r) = initrd {
-            map.reserve(r, ReservedKind::Initrd, "");
+/// Keeps the LPI tables a previous kernel left the GIC writing out of the map's free memory,
+/// gives the rest to [`FRAMES`], and publishes the map.
+fn hand_to_allocator(mut map: MemoryMap, lpis: &[arch::gic::LiveLpis]) -> MemInfo {
+    for l in lpis.iter().filter(|l| !l.disabled) {
+        if let Some((prop, pend)) = kernel::platform::gicv3::lpi_tables(l.propbaser, l.pendbaser) {
+            map.reserve(prop, ReservedKind::GicLpiTables, "property");
+            map.reserve(pend, ReservedKind::GicLpiTables, "pending");
         }
-        if let Some(r) = handover {
-            map.reserve(r, ReservedKind::Handover, "");
-        }
-        for r in map.linear_regions() {
-            match pt.map(
-                &mut alloc,
-                phys_to_virt(r.start),
-                r.start,
-                r.size(),
-                Attrs::DATA,
-            ) {
-                Ok(s) => usage.linear += s,
-                Err(e) => panic!("linear map of {r}: {e}"),
-            }
-        }
-        map
-    });
-
-    let mut km = KernelMap {
-        pt,
-        alloc,
-        next_device_va: DEVICE_BASE,
-        next_stack_va: mm::layout::STACKS_BASE,
-        usage: TableUse::default(),
+    }
+    for r in map.free_regions() {
+        FRAMES.add_range(r.start, r.end);
+    }
+    let info = MemInfo {
+        total: map.total_bytes(),
     };
-    let console_va = console.map(|r| map_device_locked(&mut km, r).expect("mapping the console"));
-    let redist_va: alloc::vec::Vec<(usize, usize)> = redist
-        .iter()
-        .filter_map(|&r| {
-            Some((
-                map_device_locked(&mut km, r).ok()? as usize,
-                r.size() as usize,
-            ))
-        })
-        .collect();
-    km.usage = TableUse {
-        devices: km.usage.devices,
-        ..usage
-    };
-
-    arch::publish_tables();
-    // The boot identity map is still in TTBR0.
-    // SAFETY: the new tables map the image (text, rodata, data, BSS, stacks, early tables)
-    // at the linked addresses, as the early tables did.
-    unsafe { arch::switch_kernel_tables(km.pt.root(), image_pa) };
-    // Before any frame is handed out: LPI tables that a previous kernel left the GIC
-    // using are stopped, or else kept out of the allocator.
-    // SAFETY: `redist_va` maps the DTB's GICv3 redistributor regions as Device memory.
-    let lpis = unsafe { arch::gic::take_over_lpis(&redist_va) };
-    let result = result.map(|mut map| {
-        for l in lpis.iter().filter(|l| !l.disabled) {
-            if let Some((prop, pend)) =
-                kernel::platform::gicv3::lpi_tables(l.propbaser, l.pendbaser)
-            {
-                map.reserve(prop, ReservedKind::GicLpiTables, "property");
-                map.reserve(pend, ReservedKind::GicLpiTables, "pending");
-            }
-        }
-        for r in map.free_regions() {
-            FRAMES.add_range(r.start, r.end);
-        }
-        let info = MemInfo {
-            total: map.total_bytes(),
-        };
-        MEMORY_MAP.call_once(|| map);
-        info
-    });
-    LIVE_LPIS.call_once(|| lpis);
-    REDISTRIBUTORS.call_once(|| redist_va);
-    LINEAR_READY.store(result.is_ok(), Ordering::Release);
-    *KERNEL_MAP.lock() = Some(km);
-    (result, console_va)
+    MEMORY_MAP.call_once(|| map);
+    info
 }
 
 static LIVE_LPIS: spin::Once<alloc::vec::Vec<arch::gic::LiveLpis>> = spin::Once::new();
@@ -369,7 +409,7 @@ pub fn memory_map() -> Option<&'static MemoryMap> {
 /// `r` must be RAM in the linear map that nothing writes while the slice lives.
 pub unsafe fn phys_slice(r: Region) -> &'static [u8] {
     // SAFETY: the caller guarantees the range is mapped and stable.
-    unsafe { core::slice::from_raw_parts(phys_to_virt(r.start) as *const u8, r.size() as usize) }
+    unsafe { core::slice::from_raw_parts(linear(r.start).as_ptr(), r.size() as usize) }
 }
 
 /// The 4 KiB page at physical address `pa`, through the linear map.
@@ -377,19 +417,105 @@ pub unsafe fn phys_slice(r: Region) -> &'static [u8] {
 /// # Safety
 /// `pa` must be a page-aligned RAM page that the caller owns (or that nothing else uses) for
 /// as long as the slice lives.
-pub unsafe fn page_mut(pa: u64) -> &'static mut [u8] {
+pub unsafe fn page_mut(pa: PhysAddr) -> &'static mut [u8] {
     // SAFETY: the caller guarantees the page is RAM (so in the linear map) and not aliased.
-    unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, PAGE_SIZE as usize) }
+    unsafe { core::slice::from_raw_parts_mut(pa.to_virt().as_mut_ptr(), PAGE_SIZE as usize) }
 }
 
-/// Allocates `bytes` of physically contiguous memory in frames and returns it through the
-/// linear map.
-pub fn alloc_contiguous(bytes: u64) -> Option<(u64, &'static mut [u8])> {
-    let pages = align_up(bytes, PAGE_SIZE) / PAGE_SIZE;
-    let pa = FRAMES.alloc(pages)?;
-    // SAFETY: fresh frames, owned by the caller from now on, mapped by the linear map.
-    let s = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(pa) as *mut u8, bytes as usize) };
-    Some((pa, s))
+/// Physically contiguous frames, owned: given back to [`FRAMES`] when dropped (unless
+/// [`FrameBuf::leak`]ed), and read and written as bytes through the linear map.
+pub struct FrameBuf {
+    pa: u64,
+    pages: u64,
+    /// Bytes in use (at most `pages` pages).
+    len: usize,
+}
+
+/// Why [`FrameBuf::gunzip`] failed.
+#[derive(Debug)]
+pub enum GunzipError {
+    /// The data is not good gzip.
+    Gzip(kernel::formats::gzip::GzipError),
+    /// Its trailer announces more than free memory (truncated or corrupt?).
+    TooLarge {
+        /// Bytes the trailer announces.
+        announced: u64,
+        /// Bytes free.
+        free: u64,
+    },
+    /// Free memory is not contiguous enough for it.
+    NoMemory(u64),
+}
+
+impl FrameBuf {
+    /// Allocates `bytes` (at least one page) of contiguous frames.
+    pub fn alloc(bytes: u64) -> Option<Self> {
+        let pages = align_up(bytes.max(1), PAGE_SIZE) / PAGE_SIZE;
+        let pa = FRAMES.alloc(pages)?;
+        Some(FrameBuf {
+            pa,
+            pages,
+            len: bytes as usize,
+        })
+    }
+
+    /// One page that overlaps none of `avoid`.
+    pub fn page_outside(avoid: &[Region]) -> Option<Self> {
+        let pa = kexec::kimage::alloc_outside(&mut FramePages, avoid)?;
+        Some(FrameBuf {
+            pa,
+            pages: 1,
+            len: PAGE_SIZE as usize,
+        })
+    }
+
+    /// Inflates gzip `data` into fresh frames, sized by its trailer (checked against free
+    /// memory first); the buffer's length is the inflated size.
+    pub fn gunzip(data: &[u8]) -> Result<Self, GunzipError> {
+        use kernel::formats::gzip;
+        let announced = gzip::announced_size(data).map_err(GunzipError::Gzip)? as u64;
+        let free = FRAMES.free_frames() * PAGE_SIZE;
+        if announced > free {
+            return Err(GunzipError::TooLarge { announced, free });
+        }
+        let mut buf = Self::alloc(announced).ok_or(GunzipError::NoMemory(announced))?;
+        let n = gzip::decompress_into(data, &mut buf).map_err(GunzipError::Gzip)?;
+        buf.len = n;
+        Ok(buf)
+    }
+
+    /// Its first frame.
+    pub fn pa(&self) -> PhysAddr {
+        PhysAddr(self.pa)
+    }
+
+    /// Keeps the frames for good (the initramfs's files, the crash kernel's region).
+    pub fn leak(self) -> &'static mut [u8] {
+        let me = core::mem::ManuallyDrop::new(self);
+        // SAFETY: frames this buffer owned, now owned by nobody else for ever.
+        unsafe { core::slice::from_raw_parts_mut(linear(me.pa).as_mut_ptr(), me.len) }
+    }
+}
+
+impl core::ops::Deref for FrameBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `len` bytes of frames this buffer owns, mapped by the linear map.
+        unsafe { core::slice::from_raw_parts(linear(self.pa).as_ptr(), self.len) }
+    }
+}
+
+impl core::ops::DerefMut for FrameBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as for `deref`, and `&mut self` makes the access exclusive.
+        unsafe { core::slice::from_raw_parts_mut(linear(self.pa).as_mut_ptr(), self.len) }
+    }
+}
+
+impl Drop for FrameBuf {
+    fn drop(&mut self) {
+        FRAMES.free(self.pa, self.pages);
+    }
 }
 
 /// Maps device registers `r` in the device window and returns their VA.
@@ -425,7 +551,7 @@ impl kexec::kimage::PhysPages for FramePages {
     }
     fn page(&mut self, pa: u64) -> &mut [u8] {
         // SAFETY: `pa` is a frame the loader allocated and owns.
-        unsafe { page_mut(pa) }
+        unsafe { page_mut(PhysAddr(pa)) }
     }
     fn claim(&mut self, pa: u64, count: u64) -> u64 {
         FRAMES.claim(pa, count)

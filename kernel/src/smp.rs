@@ -15,7 +15,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use mm::layout::phys_to_virt;
+use mm::addr::{PhysAddr, VirtAddr};
 use mm::PAGE_SIZE;
 use spin::Mutex;
 
@@ -204,13 +204,13 @@ fn release_from_spin_table(
     // SAFETY: only the boot CPU writes the table, one slot per CPU, before releasing it.
     unsafe { (*table)[index] = [mpidr, block_pa] };
     arch::clean_inval_dcache(
-        table as u64,
+        VirtAddr(table as u64),
         (boot::SPIN_SLOTS * core::mem::size_of::<[u64; 2]>()) as u64,
     );
-    let mailbox = phys_to_virt(release);
+    let mailbox = PhysAddr(release).to_virt();
     // SAFETY: cpu-release-addr is RAM the firmware reserved for exactly this write; the
     // linear map covers it (a /memreserve/ is mapped, only no-map is not).
-    unsafe { core::ptr::write_volatile(mailbox as *mut u64, spin_entry_pa) };
+    unsafe { core::ptr::write_volatile(mailbox.as_mut_ptr::<u64>(), spin_entry_pa) };
     // The CPU reads its mailbox with its caches off.
     if !crate::fault::skips("mailbox-clean") {
         arch::clean_inval_dcache(mailbox, 8);
@@ -228,10 +228,10 @@ fn start_one(
     let block_pa = FRAMES.alloc(1).ok_or("no memory for its boot block")?;
     let sp0 = memory::map_stack(STACK_SIZE).map_err(|e| format!("stack: {e}"))?;
     let sp1 = memory::map_stack(STACK_SIZE).map_err(|e| format!("stack: {e}"))?;
-    let va = phys_to_virt(block_pa);
+    let va = PhysAddr(block_pa).to_virt();
     // SAFETY: a fresh frame, mapped by the linear map, large enough for the block.
     unsafe {
-        (va as *mut SecondaryBoot).write(SecondaryBoot {
+        va.as_mut_ptr::<SecondaryBoot>().write(SecondaryBoot {
             ttbr1: memory::kernel_root(),
             sp0,
             sp1,
@@ -249,7 +249,7 @@ fn start_one(
         el: 0,
         state: CpuState::Starting,
         method,
-        block: va as usize,
+        block: va.get() as usize,
     };
     let b = block(&cpu);
     let t0 = arch::ticks();
@@ -357,7 +357,7 @@ pub struct Stopped {
 /// arrived), or, for a crash kernel (`crash`), into a `wfe` loop of this kernel. A CPU that
 /// has not left after [`STOP_TIMEOUT_US`] is named and left behind. Allocates nothing on
 /// success (kexec -e and the panic path call it); prints through the lock-free console.
-pub fn stop_secondaries(pen: Option<u64>, crash: bool) -> Result<Stopped, String> {
+pub fn stop_secondaries(pen: Option<PhysAddr>, crash: bool) -> Result<Stopped, String> {
     use core::fmt::Write;
     let conduit = SYSTEM.get().and_then(|s| s.platform.psci);
     let mut cpus = CPUS.lock();
@@ -366,7 +366,7 @@ pub fn stop_secondaries(pen: Option<u64>, crash: bool) -> Result<Stopped, String
         let request = match (c.method, pen, crash) {
             (Method::Spin { .. }, _, true) => state::PARK,
             (Method::Spin { .. }, Some(pen), false) => {
-                block(c).pen.store(pen, Ordering::Release);
+                block(c).pen.store(pen.get(), Ordering::Release);
                 state::STOP
             }
             (Method::Spin { .. }, None, false) => {
@@ -395,12 +395,14 @@ pub fn stop_secondaries(pen: Option<u64>, crash: bool) -> Result<Stopped, String
                     block(c).state.load(Ordering::Acquire) == state::PARKED
                 }
                 (Method::Spin { slot }, _) => {
-                    let flag =
-                        phys_to_virt(pen.unwrap_or(0)) + (kexec::pen::ARRIVED + 8 * slot) as u64;
+                    let flag = pen
+                        .unwrap_or_default()
+                        .to_virt()
+                        .add((kexec::pen::ARRIVED + 8 * slot) as u64);
                     // The CPU writes the flag with its MMU off: read memory, not a stale line.
                     arch::clean_inval_dcache(flag, 8);
                     // SAFETY: the pen page is mapped by the linear map (it is RAM).
-                    unsafe { core::ptr::read_volatile(flag as *const u64) == 1 }
+                    unsafe { core::ptr::read_volatile(flag.as_ptr::<u64>()) == 1 }
                 }
                 (_, Some(conduit)) => {
                     psci::affinity_info(conduit, c.mpidr) == Ok(psci::AffinityState::Off)

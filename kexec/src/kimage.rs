@@ -59,6 +59,28 @@ pub trait PhysPages {
     fn free_run(&mut self, pa: u64, count: u64);
 }
 
+/// A page from `mem` that overlaps none of `avoid` (a control page, a pen page: what the
+/// copy at `kexec -e` must not overwrite). Pages rejected on the way go back to `mem`.
+pub fn alloc_outside<M: PhysPages>(mem: &mut M, avoid: &[Region]) -> Option<u64> {
+    let mut rejected = Vec::new();
+    let found = loop {
+        let Some(pa) = mem.alloc() else {
+            break None;
+        };
+        if !avoid
+            .iter()
+            .any(|d| d.overlaps(&Region::new(pa, PAGE_SIZE)))
+        {
+            break Some(pa);
+        }
+        rejected.push(pa);
+    };
+    for pa in rejected {
+        mem.free(pa);
+    }
+    found
+}
+
 /// One piece of the next kernel's memory.
 #[derive(Clone, Copy, Debug)]
 pub struct Segment<'a> {
@@ -329,25 +351,7 @@ impl Kimage {
     /// Allocates a zeroed control page: one that overlaps no destination. Pages rejected on
     /// the way go back to `mem`.
     pub fn alloc_control<M: PhysPages>(&mut self, mem: &mut M) -> Option<u64> {
-        let mut rejected = Vec::new();
-        let found = loop {
-            match mem.alloc() {
-                None => break None,
-                Some(pa)
-                    if self
-                        .dests
-                        .iter()
-                        .any(|d| d.overlaps(&Region::new(pa, PAGE_SIZE))) =>
-                {
-                    rejected.push(pa)
-                }
-                Some(pa) => break Some(pa),
-            }
-        };
-        for pa in rejected {
-            mem.free(pa);
-        }
-        let pa = found?;
+        let pa = alloc_outside(mem, &self.dests)?;
         mem.page(pa).fill(0);
         self.control.push(pa);
         Some(pa)

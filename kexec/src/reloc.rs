@@ -2,15 +2,18 @@
 //! the offset of its vector table. The assembly's register contract is at the top of the file.
 
 use core::mem::offset_of;
+use zerocopy::{Immutable, IntoBytes};
 
 /// Where the vector table sits inside the relocation page. `.org` in the assembly and an
 /// `ASSERT` in `boot/kernel.ld` fail the build if the code grows into it or the page
 /// overflows 4 KiB.
 pub const VECTORS_OFFSET: u64 = 0x800;
 
-/// The argument block the relocation page reads (all of it) before copying anything.
+/// The argument block the relocation page reads (all of it) before copying anything: written
+/// into its control page as it is laid out here (`as_bytes`), and read by the assembly at
+/// the offsets checked below.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, IntoBytes, Immutable)]
 pub struct Args {
     /// First kimage entry.
     pub head: u64,

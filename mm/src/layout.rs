@@ -11,6 +11,8 @@
 //! 0xffff_8000_8000_0000   stack window: secondary CPUs' stacks, each above an unmapped guard
 //! ```
 
+use crate::addr::{PhysAddr, VirtAddr};
+
 /// Base of the linear map: `VA = PA + LINEAR_BASE`.
 pub const LINEAR_BASE: u64 = 0xffff_0000_0000_0000;
 /// Size of the linear map's VA range; RAM above this PA cannot be mapped.
@@ -38,18 +40,18 @@ pub const STACKS_SIZE: u64 = 1 << 30;
 
 /// The physical address of `va`, an address in the kernel image as linked, when the image
 /// was loaded at `image_pa`: the one place that turns image addresses into physical ones.
-pub const fn kimage_pa(va: u64, image_pa: u64) -> u64 {
-    va - KIMAGE_VADDR + image_pa
+pub const fn kimage_pa(va: VirtAddr, image_pa: PhysAddr) -> PhysAddr {
+    PhysAddr(va.0 - KIMAGE_VADDR + image_pa.0)
 }
 
 /// The linear-map address of a physical address.
-pub const fn phys_to_virt(pa: u64) -> u64 {
-    pa + LINEAR_BASE
+pub const fn phys_to_virt(pa: PhysAddr) -> VirtAddr {
+    VirtAddr(pa.0 + LINEAR_BASE)
 }
 
 /// The physical address behind a linear-map address.
-pub const fn virt_to_phys(va: u64) -> u64 {
-    va - LINEAR_BASE
+pub const fn virt_to_phys(va: VirtAddr) -> PhysAddr {
+    PhysAddr(va.0 - LINEAR_BASE)
 }
 
 #[cfg(test)]
@@ -60,11 +62,17 @@ mod tests {
     fn kernel_image_addresses_follow_the_load_address() {
         // Loaded at 0x80000 (any 4 KiB-aligned address): the header is there, and an address
         // 1 MiB into the image is 1 MiB above it.
-        assert_eq!(kimage_pa(KIMAGE_VADDR, 0x8_0000), 0x8_0000);
+        let at = |pa| PhysAddr(pa);
         assert_eq!(
-            kimage_pa(KIMAGE_VADDR + (1 << 20), 0x4020_0000),
-            0x4030_0000
+            kimage_pa(VirtAddr(KIMAGE_VADDR), at(0x8_0000)),
+            at(0x8_0000)
         );
-        assert_eq!(virt_to_phys(phys_to_virt(0x4020_0000)), 0x4020_0000);
+        assert_eq!(
+            kimage_pa(VirtAddr(KIMAGE_VADDR + (1 << 20)), at(0x4020_0000)),
+            at(0x4030_0000)
+        );
+        let pa = at(0x4020_0000);
+        assert_eq!(virt_to_phys(phys_to_virt(pa)), pa);
+        assert_eq!(pa.to_virt(), VirtAddr(0xffff_0000_4020_0000));
     }
 }

@@ -1,6 +1,7 @@
 //! Memory management for the kernel, written so that everything but the register writes runs
 //! on the host too (`cargo test -p mm`).
 //!
+//! - [`addr`]: [`addr::PhysAddr`] and [`addr::VirtAddr`], kept apart by the compiler.
 //! - [`layout`]: the virtual address layout (linear map, kernel image, device window).
 //! - [`region`]: [`region::Region`], a physical address range.
 //! - [`memmap`]: the physical memory map, read from the DTB (`/memory`, `/memreserve/`,
@@ -14,6 +15,7 @@
 
 extern crate alloc;
 
+pub mod addr;
 pub mod frame;
 pub mod layout;
 pub mod memmap;

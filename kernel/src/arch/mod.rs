@@ -19,6 +19,7 @@ use aarch64_cpu::registers::{
     MPIDR_EL1, TCR_EL1, TPIDR_EL0, TTBR0_EL1,
 };
 use core::arch::asm;
+use mm::addr::{PhysAddr, VirtAddr};
 
 core::arch::global_asm!(include_str!("vectors.S"));
 core::arch::global_asm!(include_str!("mem.S"));
@@ -206,8 +207,8 @@ fn dcache_line() -> u64 {
 }
 
 /// Cleans and invalidates `[va, va + len)` to the point of coherency.
-pub fn clean_inval_dcache(va: u64, len: u64) {
-    let line = dcache_line();
+pub fn clean_inval_dcache(va: VirtAddr, len: u64) {
+    let (va, line) = (va.get(), dcache_line());
     let mut a = va & !(line - 1);
     while a < va + len {
         // SAFETY: cache maintenance by VA on mapped memory does not change its contents.
@@ -377,17 +378,17 @@ pub fn hyp_soft_restart(target: u64) {
 /// Everything the relocation page needs must be in place: its code at `reloc_pa`, mapped
 /// executable by `idmap_root`; a complete argument block at `args_va` in the linear map;
 /// interrupts masked. Never returns.
-pub unsafe fn kexec_jump(reloc_pa: u64, args_va: u64, idmap_root: u64) -> ! {
+pub unsafe fn kexec_jump(reloc_pa: PhysAddr, args_va: VirtAddr, idmap_root: PhysAddr) -> ! {
     // TTBR0 held nothing (EPD0 was set), so turning its walks on with the new root only adds
     // the identity page; everything in use stays in TTBR1.
-    TTBR0_EL1.set(idmap_root);
+    TTBR0_EL1.set(idmap_root.get());
     barrier::isb(barrier::SY);
     TCR_EL1.modify(TCR_EL1::EPD0::EnableTTBR0Walks);
     barrier::isb(barrier::SY);
     flush_local_tlb();
     // SAFETY: caller's contract: the relocation page is at `reloc_pa`, identity-mapped.
     unsafe {
-        asm!("br {reloc}", reloc = in(reg) reloc_pa, in("x0") args_va, options(noreturn, nostack))
+        asm!("br {reloc}", reloc = in(reg) reloc_pa.get(), in("x0") args_va.get(), options(noreturn, nostack))
     }
 }
 

@@ -20,8 +20,13 @@ pub fn compress() -> (Compress, &'static str) {
     if has_sha256() {
         (compress_ce, "sha2-instructions")
     } else {
-        (sha2::block_api::compress256, "portable")
+        portable()
     }
+}
+
+/// The portable block function (RustCrypto's `sha2`), whatever the CPU has, and its name.
+pub fn portable() -> (Compress, &'static str) {
+    (sha2::block_api::compress256, "portable")
 }
 
 /// SHA-256 of `data` with the best block function this CPU has.

@@ -9,20 +9,37 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::mem::{offset_of, size_of};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `magic` of a hand-over block.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"KXCHAIN1");
 /// Size of the header page that precedes the payload.
 pub const HEADER_PAGE: usize = 4096;
-/// Offset of `reloc_start` (and then `reloc_end`) inside the header.
-pub const STAMP_OFFSET: usize = 8 + 8 * 10;
-/// Offset of `exec_ticks` inside the header.
-pub const EXEC_TICKS_OFFSET: usize = 8 + 8 * 9;
-/// Offset of `smp_down_us` inside the header.
-pub const SMP_DOWN_OFFSET: usize = 8 + 8 * 12;
+/// Offset of `reloc_start` (and then `reloc_end`) inside the header page: where the
+/// relocation page stores its stamps.
+pub const STAMP_OFFSET: usize = offset_of!(Wire, header) + offset_of!(Header, reloc_start);
 
-/// What one generation tells the next. All fields little-endian `u64`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+// The block is read and written as the machine's own words; arm64 kernels (this one and the
+// host tests) are little-endian, which is what the format says.
+const _: () = assert!(cfg!(target_endian = "little"));
+const _: () = assert!(offset_of!(Header, reloc_end) == offset_of!(Header, reloc_start) + 8);
+const _: () = assert!(size_of::<Wire>() <= HEADER_PAGE);
+
+/// The header page as stored: the magic, then the header.
+#[repr(C)]
+#[derive(Clone, Copy, IntoBytes, FromBytes, Immutable, KnownLayout)]
+struct Wire {
+    magic: u64,
+    header: Header,
+}
+
+/// What one generation tells the next. All fields little-endian `u64`, in this order, after
+/// the magic.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, IntoBytes, FromBytes, Immutable, KnownLayout,
+)]
 pub struct Header {
     /// The hop the receiving kernel is (1-based).
     pub hop: u64,
@@ -59,7 +76,10 @@ pub struct Header {
 }
 
 /// One generation's entry in the history.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, IntoBytes, FromBytes, Immutable, KnownLayout,
+)]
 pub struct HopRecord {
     /// Its hop number (0 for the first kernel).
     pub hop: u64,
@@ -71,23 +91,7 @@ pub struct HopRecord {
 
 impl HopRecord {
     /// Bytes per record.
-    pub const SIZE: usize = 24;
-
-    /// Appends the record to `out`.
-    pub fn write(&self, out: &mut [u8]) {
-        for (i, w) in [self.hop, self.ready_ticks, self.free].iter().enumerate() {
-            out[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
-        }
-    }
-
-    fn read(b: &[u8]) -> HopRecord {
-        let w = |i: usize| u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().unwrap());
-        HopRecord {
-            hop: w(0),
-            ready_ticks: w(1),
-            free: w(2),
-        }
-    }
+    pub const SIZE: usize = size_of::<HopRecord>();
 }
 
 /// Why the history is not what the receiver of hop `hop` must find.
@@ -182,35 +186,13 @@ impl fmt::Display for HeaderError {
 }
 
 impl Header {
-    const FIELDS: usize = 16;
-
-    fn words(&self) -> [u64; Self::FIELDS] {
-        [
-            self.hop,
-            self.total,
-            self.first_el,
-            self.free_ref,
-            self.payload_len,
-            self.payload_hash,
-            self.ttpages,
-            self.copied,
-            self.mmu_off,
-            self.exec_ticks,
-            self.reloc_start,
-            self.reloc_end,
-            self.smp_down_us,
-            self.cpus,
-            self.history_len,
-            self.history_hash,
-        ]
-    }
-
     /// Writes the header (magic first) into the start of `page`.
     pub fn write(&self, page: &mut [u8]) {
-        page[..8].copy_from_slice(&MAGIC.to_le_bytes());
-        for (i, w) in self.words().iter().enumerate() {
-            page[8 + 8 * i..16 + 8 * i].copy_from_slice(&w.to_le_bytes());
-        }
+        let wire = Wire {
+            magic: MAGIC,
+            header: *self,
+        };
+        page[..size_of::<Wire>()].copy_from_slice(wire.as_bytes());
     }
 
     /// Reads a hand-over block: its header and its payload.
@@ -230,29 +212,12 @@ impl Header {
         if block.len() < HEADER_PAGE {
             return Err(HeaderError::Short(block.len()));
         }
-        let w = |i: usize| u64::from_le_bytes(block[8 * i..8 * i + 8].try_into().unwrap());
-        if w(0) != MAGIC {
+        let (wire, _) =
+            Wire::read_from_prefix(block).map_err(|_| HeaderError::Short(block.len()))?;
+        if wire.magic != MAGIC {
             return Err(HeaderError::BadMagic);
         }
-        let h = Header {
-            hop: w(1),
-            total: w(2),
-            first_el: w(3),
-            free_ref: w(4),
-            payload_len: w(5),
-            payload_hash: w(6),
-            ttpages: w(7),
-            copied: w(8),
-            mmu_off: w(9),
-            exec_ticks: w(10),
-            reloc_start: w(11),
-            reloc_end: w(12),
-            smp_down_us: w(13),
-            cpus: w(14),
-            history_len: w(15),
-            history_hash: w(16),
-        };
-        Ok(h)
+        Ok(wire.header)
     }
 }
 
@@ -294,7 +259,7 @@ impl Header {
         }
         let records: Vec<HopRecord> = bytes
             .chunks_exact(HopRecord::SIZE)
-            .map(HopRecord::read)
+            .map(|b| HopRecord::read_from_bytes(b).expect("a whole record"))
             .collect();
         for (at, r) in records.iter().enumerate() {
             if r.hop != at as u64 {
@@ -313,9 +278,7 @@ impl Header {
 pub fn put_history(h: &mut Header, block: &mut [u8], records: &[HopRecord]) {
     let start = HEADER_PAGE + h.payload_len as usize;
     let bytes = &mut block[start..start + records.len() * HopRecord::SIZE];
-    for (r, out) in records.iter().zip(bytes.chunks_exact_mut(HopRecord::SIZE)) {
-        r.write(out);
-    }
+    bytes.copy_from_slice(records.as_bytes());
     h.history_len = records.len() as u64;
     h.history_hash = hash(bytes);
 }
@@ -380,9 +343,10 @@ mod tests {
             &block[STAMP_OFFSET + 8..STAMP_OFFSET + 16],
             &0x2222u64.to_le_bytes()
         );
-        let mut t = block.clone();
-        t[EXEC_TICKS_OFFSET..EXEC_TICKS_OFFSET + 8].copy_from_slice(&7u64.to_le_bytes());
-        assert_eq!(Header::read(&t).unwrap().0.exec_ticks, 7);
+        // The layout as the format fixes it (the fields in order after the magic).
+        assert_eq!(STAMP_OFFSET, 8 + 8 * 10);
+        assert_eq!(&block[..8], b"KXCHAIN1");
+        assert_eq!(&block[8 + 8 * 13..8 + 8 * 14], &4u64.to_le_bytes());
         assert_eq!(Header::read(&block[..100]), Err(HeaderError::Short(100)));
         assert!(matches!(
             Header::read(&block[..HEADER_PAGE + 50]),

@@ -14,6 +14,8 @@ use core::fmt;
 pub const FDT_MAGIC: u32 = 0xd00d_feed;
 /// Size of the version-17 header.
 pub const HEADER_SIZE: usize = 40;
+/// Largest DTB the arm64 boot protocol allows (booting.rst: at most 2 MiB).
+pub const MAX_SIZE: usize = 2 << 20;
 /// The structure-block version this code writes (and the oldest it reads).
 const VERSION: u32 = 17;
 /// The oldest version a version-17 blob stays compatible with.
@@ -218,6 +220,26 @@ pub fn header(blob: &[u8]) -> Result<Header, DtbError> {
     inside("strings block", h.off_dt_strings, h.size_dt_strings)?;
     inside("memory reservation block", h.off_mem_rsvmap, 16)?;
     Ok(h)
+}
+
+/// The DTB whose header is at `va`, if the header is one this kernel reads (its magic, a
+/// `totalsize` from [`HEADER_SIZE`] to [`MAX_SIZE`], a version and blocks that fit): the
+/// check made on a DTB found in memory (from the boot loader, or the firmware's table)
+/// before anything else reads it.
+///
+/// # Safety
+/// `va` must be readable for 8 bytes, and then for the `totalsize` they give if that is at
+/// most [`MAX_SIZE`], for as long as the returned slice lives.
+pub unsafe fn blob_at(va: *const u8) -> Option<&'static [u8]> {
+    // SAFETY: caller: the first 8 bytes are readable.
+    let head = unsafe { core::slice::from_raw_parts(va, 8) };
+    let size = be32(head, 4) as usize;
+    if be32(head, 0) != FDT_MAGIC || !(HEADER_SIZE..=MAX_SIZE).contains(&size) {
+        return None;
+    }
+    // SAFETY: caller: `size` (at most MAX_SIZE) bytes are readable.
+    let blob = unsafe { core::slice::from_raw_parts(va, size) };
+    header(blob).is_ok().then_some(blob)
 }
 
 /// Walks the structure block up to `FDT_END`, checking that every token is known and ends

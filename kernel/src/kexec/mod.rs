@@ -10,32 +10,35 @@
 //! interrupts, quiesces the GIC and the timers, points EL2 at the copied stub, and jumps to the
 //! relocation page. The chain self-test that drives all this is in `selftest.rs`.
 
+pub mod capture;
 pub mod crash;
 pub mod selftest;
 
-use crate::memory::{self, FramePages, FRAMES};
+use crate::memory::{self, FramePages, GunzipError, FRAMES};
 use crate::{arch, files, println, SYSTEM};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
+use core::mem::size_of;
 use kernel::formats::chain::{self, Header};
 use kernel::formats::dtb::{self, DtbError};
 use kernel::formats::gzip;
 use kexec::image::{self, ImageError, ImageHeader};
 use kexec::kimage::{Kimage, LoadError, PhysPages, Segment};
-use kexec::{place, reloc};
-use mm::layout::{phys_to_virt, LINEAR_BASE};
-use mm::memmap::{subtract, Region};
+use kexec::place::{self, PlaceError, Placement};
+use kexec::reloc;
+use mm::addr::PhysAddr;
+use mm::layout::LINEAR_BASE;
+use mm::memmap::Region;
 use mm::paging::{MapError, TableAlloc, ENTRIES};
 use mm::PAGE_SIZE;
 use spin::Mutex;
+use zerocopy::IntoBytes;
 
 pub(crate) const MIB: u64 = 1 << 20;
-/// Images are placed at 2 MiB-aligned bases (booting.rst).
-pub(crate) const IMAGE_ALIGN: u64 = 2 * MIB;
 /// A DTB may be at most 2 MiB and must not cross a 2 MiB boundary: place it 2 MiB aligned.
-const DTB_MAX: u64 = 2 * MIB;
+const DTB_MAX: u64 = dtb::MAX_SIZE as u64;
 
 /// Why kexec refused.
 #[derive(Debug)]
@@ -52,24 +55,8 @@ pub enum KexecError {
     Dtb(String, DtbError),
     /// The edited DTB is over 2 MiB.
     DtbTooLarge(u64),
-    /// A segment does not fit anywhere in usable memory.
-    NoRoom {
-        /// Which segment.
-        what: &'static str,
-        /// Its size.
-        bytes: u64,
-        /// All usable memory.
-        usable: u64,
-    },
-    /// A requested destination overlaps memory the firmware reserved, or a hole.
-    Reserved {
-        /// Which segment.
-        what: &'static str,
-        /// Its destination.
-        dest: Region,
-        /// The first byte that is not usable.
-        at: u64,
-    },
+    /// A segment has no place in usable memory.
+    Place(PlaceError),
     /// The entry list could not be built.
     List(LoadError),
     /// Transitional tables or control pages could not be allocated.
@@ -118,14 +105,7 @@ impl fmt::Display for KexecError {
             Self::DtbTooLarge(n) => {
                 write!(f, "the next DTB is {n} bytes; the boot protocol allows 2 MiB")
             }
-            Self::NoRoom { what, bytes, usable } => write!(
-                f,
-                "{what}: {bytes} bytes do not fit in usable memory ({usable} bytes usable, in pieces)"
-            ),
-            Self::Reserved { what, dest, at } => write!(
-                f,
-                "{what}: destination {dest} touches {at:#x}, which is reserved by the firmware or not RAM"
-            ),
+            Self::Place(e) => write!(f, "{e}"),
             Self::List(e) => write!(f, "entry list: {e}"),
             Self::Tables(e) => write!(f, "transitional tables: {e}"),
             Self::NoControlPage => write!(f, "out of memory for control pages"),
@@ -173,7 +153,7 @@ pub enum InitrdSource {
 
 /// A `kexec -l`.
 #[derive(Clone, Debug)]
-pub struct LoadRequest {
+pub struct LoadRequest<'a> {
     /// The image.
     pub image: ImageSource,
     /// The initrd.
@@ -187,7 +167,7 @@ pub struct LoadRequest {
     /// Place the image at this 2 MiB-aligned base instead of the lowest that fits.
     pub base: Option<u64>,
     /// A chain hand-over block (header page + payload) to pass on.
-    pub handover: Option<&'static [u8]>,
+    pub handover: Option<&'a [u8]>,
     /// Copy every page at `kexec -e` (as Linux does) instead of writing segments whose
     /// destination is free straight into it.
     pub copy_all: bool,
@@ -196,7 +176,7 @@ pub struct LoadRequest {
     pub crash: Option<Region>,
 }
 
-impl LoadRequest {
+impl LoadRequest<'_> {
     /// Loads `image` with nothing else changed.
     pub fn new(image: ImageSource) -> Self {
         let initrd = match image {
@@ -235,9 +215,33 @@ pub struct Loaded {
     ttpages: usize,
     /// The source page holding the chain header, to stamp `exec_ticks` into.
     handover_src: Option<u64>,
-    /// The spin-table pen: its PA, and whether this load allocated it (else it is the one the
-    /// DTB already reserves).
-    pen: Option<(u64, bool)>,
+    /// The spin-table pen.
+    pen: Option<PenPage>,
+}
+
+impl Drop for Loaded {
+    /// `kexec -u`, or a load replaced: its pages (and a pen page it took) go back.
+    fn drop(&mut self) {
+        self.kimage.free(&mut FramePages);
+    }
+}
+
+/// The page of the spin-table pen a load hands its CPUs to.
+pub enum PenPage {
+    /// The page the DTB already reserves (a previous kernel's pen), reused.
+    Reused(u64),
+    /// A page this load took, reserved in the next DTB with a `/memreserve/`.
+    Fresh(memory::FrameBuf),
+}
+
+impl PenPage {
+    /// Its physical address.
+    pub fn pa(&self) -> PhysAddr {
+        match self {
+            Self::Reused(pa) => PhysAddr(*pa),
+            Self::Fresh(buf) => buf.pa(),
+        }
+    }
 }
 
 static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
@@ -245,7 +249,7 @@ static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
 static CRASH: Mutex<Option<Loaded>> = Mutex::new(None);
 
 /// The slot a load goes to.
-fn slot(req: &LoadRequest) -> &'static Mutex<Option<Loaded>> {
+fn slot(req: &LoadRequest<'_>) -> &'static Mutex<Option<Loaded>> {
     if req.crash.is_some() {
         &CRASH
     } else {
@@ -292,16 +296,20 @@ unsafe impl TableAlloc for ControlTables<'_> {
         self.kimage.alloc_control(&mut FramePages)
     }
     fn table_ptr(&self, pa: u64) -> core::ptr::NonNull<[u64; ENTRIES]> {
-        core::ptr::NonNull::new(phys_to_virt(pa) as *mut _).expect("the linear map is not at 0")
+        core::ptr::NonNull::new(PhysAddr(pa).to_virt().as_mut_ptr())
+            .expect("the linear map is not at 0")
     }
 }
 
-fn control_page(kimage: &mut Kimage) -> Result<(u64, &'static mut [u8]), KexecError> {
+/// A fresh, zeroed control page of `kimage`, written through the linear map while `kimage`
+/// is borrowed (it owns the page, and frees it with itself).
+fn control_page(kimage: &mut Kimage) -> Result<(u64, &mut [u8]), KexecError> {
     let pa = kimage
         .alloc_control(&mut FramePages)
         .ok_or(KexecError::NoControlPage)?;
-    // SAFETY: a fresh control page, owned by `kimage`.
-    Ok((pa, unsafe { memory::page_mut(pa) }))
+    // SAFETY: a fresh control page, owned by `kimage`, which stays borrowed while the slice
+    // lives.
+    Ok((pa, unsafe { memory::page_mut(PhysAddr(pa)) }))
 }
 
 /// `kexec -l`: loads the next kernel; replaces whatever was loaded.
@@ -325,7 +333,7 @@ fn load_checked(req: &LoadRequest, usable: Vec<Region>) -> Result<(), KexecError
     let sys = SYSTEM.get().expect("booted");
 
     let pristine;
-    let mut gunzipped: Option<(u64, u64)> = None;
+    let gunzipped;
     let (name, image_bytes): (String, &[u8]) = match &req.image {
         ImageSource::Itself => {
             pristine = pristine_image();
@@ -334,41 +342,23 @@ fn load_checked(req: &LoadRequest, usable: Vec<Region>) -> Result<(), KexecError
         ImageSource::File(p) => {
             let f = file(p)?;
             if gzip::is_gzip(f) {
-                // Image.gz: inflate into frames, freed again once the load has copied them.
-                let size =
-                    gzip::announced_size(f).map_err(|e| KexecError::Gzip(p.clone(), e))? as u64;
-                let free = FRAMES.free_frames() * PAGE_SIZE;
-                if size > free {
-                    return Err(KexecError::GzipSize {
+                // Image.gz: inflated into frames, given back once the load has copied them.
+                gunzipped = memory::FrameBuf::gunzip(f).map_err(|e| match e {
+                    GunzipError::Gzip(e) => KexecError::Gzip(p.clone(), e),
+                    GunzipError::TooLarge { announced, free } => KexecError::GzipSize {
                         file: p.clone(),
-                        announced: size,
+                        announced,
                         free,
-                    });
-                }
-                let (pa, buf) =
-                    memory::alloc_contiguous(size.max(1)).ok_or(KexecError::NoMemory(size))?;
-                gunzipped = Some((pa, size.max(1)));
-                match gzip::decompress_into(f, buf) {
-                    Ok(n) => (p.clone(), &buf[..n]),
-                    Err(e) => {
-                        free_frames(pa, size.max(1));
-                        return Err(KexecError::Gzip(p.clone(), e));
-                    }
-                }
+                    },
+                    GunzipError::NoMemory(n) => KexecError::NoMemory(n),
+                })?;
+                (p.clone(), &gunzipped)
             } else {
                 (p.clone(), f)
             }
         }
     };
-    let result = load_image(req, sys, &usable, &name, image_bytes);
-    if let Some((pa, size)) = gunzipped {
-        free_frames(pa, size);
-    }
-    result
-}
-
-fn free_frames(pa: u64, bytes: u64) {
-    FRAMES.free(pa, mm::align_up(bytes, PAGE_SIZE) / PAGE_SIZE);
+    load_image(req, sys, &usable, &name, image_bytes)
 }
 
 /// Fresh random bytes from `RNDR`, or `None` if the CPU has no random-number instruction.
@@ -405,8 +395,10 @@ fn load_image(
     };
     let initrd_len = initrd.as_ref().map(|(_, data)| data.len());
     let mut placed = place_segments(req, usable, &hdr, initrd_len)?;
-    let mut dtb = next_dtb(req, sys, &mut placed, initrd_len)?;
-    let dtb_dest = placed.put("DTB", dtb.blob.len() as u64, DTB_MAX, usable)?;
+    let dtb = next_dtb(req, sys, &mut placed, initrd_len)?;
+    let dtb_dest = placed
+        .put("DTB", dtb.blob.len() as u64, DTB_MAX, usable)
+        .map_err(KexecError::Place)?;
 
     // Segments, in the order the list copies them.
     let mut parts: Vec<(String, &[u8], Region)> =
@@ -427,7 +419,6 @@ fn load_image(
     };
     match build_control(&mut kimage, req, &dests, sys.entry_el) {
         Ok(control) => {
-            dtb.pen_guard.0 = None; // the loaded image owns the pen page now
             finish_load(req, kimage, segs, &dests, control, dtb.pen);
             Ok(())
         }
@@ -438,120 +429,22 @@ fn load_image(
     }
 }
 
-/// Where the segments go, and everything placed so far.
-struct Placement {
-    /// The image: `text_offset` past a 2 MiB-aligned base, `image_size` bytes.
-    image: Region,
-    /// The initrd, inside the 32 GiB window that holds the image.
-    initrd: Option<Region>,
-    /// The chain hand-over block.
-    handover: Option<Region>,
-    /// Every range placed so far (the DTB and a fresh pen page must avoid them).
-    taken: Vec<Region>,
-    /// Usable memory that is free now: preferred, since segments placed there are written
-    /// in place instead of copied at `kexec -e`.
-    free: Vec<Region>,
-    /// Bytes of usable memory, for error messages.
-    usable_bytes: u64,
-}
-
-impl Placement {
-    /// Takes the highest `align`-aligned range of `bytes` (rounded up to pages) in `within`
-    /// that overlaps nothing placed yet.
-    fn put(
-        &mut self,
-        what: &'static str,
-        bytes: u64,
-        align: u64,
-        within: &[Region],
-    ) -> Result<Region, KexecError> {
-        let size = mm::align_up(bytes.max(1), PAGE_SIZE);
-        let free_within = intersect(within, &self.free);
-        let at = place::highest(&free_within, &self.taken, size, align)
-            .or_else(|| place::highest(within, &self.taken, size, align))
-            .ok_or(KexecError::NoRoom {
-                what,
-                bytes,
-                usable: self.usable_bytes,
-            })?;
-        let r = Region::new(at, size);
-        self.taken.push(r);
-        Ok(r)
-    }
-}
-
-/// The parts of `a` that are also in `b`.
-fn intersect(a: &[Region], b: &[Region]) -> Vec<Region> {
-    subtract(a, &subtract(a, b))
-}
-
-/// Load step 1: the image at the requested base or the lowest 2 MiB-aligned one that fits
-/// (in free memory if it can: then it is written in place), then the initrd (`initrd_len`
-/// bytes, if any) and the chain hand-over block from the top of usable memory, free memory
-/// first. The DTB is placed once it is written ([`next_dtb`]).
+/// Load step 1: where the segments go ([`Placement::plan`]), free memory first so that they
+/// are written in place. The DTB is placed once it is written ([`next_dtb`]).
 fn place_segments(
     req: &LoadRequest,
     usable: &[Region],
     hdr: &ImageHeader,
     initrd_len: Option<usize>,
 ) -> Result<Placement, KexecError> {
-    let usable_bytes: u64 = usable.iter().map(Region::size).sum();
-    if hdr.image_size > usable_bytes {
-        return Err(KexecError::NoRoom {
-            what: "image (image_size)",
-            bytes: hdr.image_size,
-            usable: usable_bytes,
-        });
-    }
-    let free = intersect(usable, &FRAMES.free_regions());
-    let base = match req.base {
-        Some(b) => b,
-        None => place::slots(&free, &[], hdr.image_size, IMAGE_ALIGN, hdr.text_offset)
-            .next()
-            .or_else(|| {
-                place::slots(usable, &[], hdr.image_size, IMAGE_ALIGN, hdr.text_offset).next()
-            })
-            .ok_or(KexecError::NoRoom {
-                what: "image",
-                bytes: hdr.image_size,
-                usable: usable_bytes,
-            })?,
+    let request = place::Request {
+        image_size: hdr.image_size,
+        text_offset: hdr.text_offset,
+        base: req.base,
+        initrd: initrd_len.map(|n| n as u64),
+        handover: req.handover.map(|h| h.len() as u64),
     };
-    let image = Region::new(
-        base + hdr.text_offset,
-        mm::align_up(hdr.image_size, PAGE_SIZE),
-    );
-    place::check(usable, &image).map_err(|at| KexecError::Reserved {
-        what: "image",
-        dest: image,
-        at,
-    })?;
-    let mut placed = Placement {
-        image,
-        initrd: None,
-        handover: None,
-        taken: alloc::vec![image],
-        free,
-        usable_bytes,
-    };
-    // The initrd must share a 1 GiB-aligned window of at most 32 GiB with the image.
-    let window = Region::new(mm::align_down(image.start, 1 << 30), 32 << 30);
-    let initrd_usable: Vec<Region> = usable
-        .iter()
-        .filter(|r| r.overlaps(&window))
-        .map(|r| Region {
-            start: r.start.max(window.start),
-            end: r.end.min(window.end),
-        })
-        .collect();
-    if let Some(len) = initrd_len {
-        placed.initrd = Some(placed.put("initrd", len as u64, PAGE_SIZE, &initrd_usable)?);
-    }
-    if let Some(h) = &req.handover {
-        placed.handover =
-            Some(placed.put("chain hand-over block", h.len() as u64, PAGE_SIZE, usable)?);
-    }
-    Ok(placed)
+    Placement::plan(usable, &FRAMES.free_regions(), &request).map_err(KexecError::Place)
 }
 
 /// The next kernel's DTB, and the pen it names.
@@ -560,10 +453,8 @@ struct NextDtb {
     name: String,
     /// The edited blob.
     blob: Vec<u8>,
-    /// The spin-table pen: (PA, freshly allocated by this load).
-    pen: Option<(u64, bool)>,
-    /// Frees a freshly allocated pen page unless the load succeeds.
-    pen_guard: FrameGuard,
+    /// The spin-table pen (a fresh page goes back if the load fails).
+    pen: Option<PenPage>,
 }
 
 /// Load step 2: the running DTB (or `--dtb`) with `/chosen` edited as Linux's kexec does
@@ -618,23 +509,12 @@ fn next_dtb(
     // become its mailboxes, and a fresh pen page becomes a /memreserve/.
     let pen = if crate::smp::spin_cpus().map_err(KexecError::Cpus)? {
         let p = prepare_pen(sys, &placed.taken)?;
-        placed.taken.push(Region::new(p.0, PAGE_SIZE));
+        placed.taken.push(Region::new(p.pa().get(), PAGE_SIZE));
         Some(p)
     } else {
         None
     };
-    // A fresh pen page goes back to the allocator if this or a later step fails.
-    let pen_guard = FrameGuard(pen.filter(|p| p.1).map(|p| p.0));
-    let mailboxes: Vec<(usize, [u8; 8])> = match pen {
-        Some((pa, _)) => crate::smp::spin_slots()
-            .iter()
-            .map(|&(slot, _)| {
-                let mailbox = pa + (kexec::pen::MAILBOXES + 8 * slot) as u64;
-                (slot, mailbox.to_be_bytes())
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+    let mailboxes = pen.as_ref().map_or(Vec::new(), |p| mailboxes(p.pa()));
     for (slot, v) in &mailboxes {
         edits.push(dtb::Edit {
             node: &sys.platform.cpus[*slot].path,
@@ -642,39 +522,49 @@ fn next_dtb(
             value: Some(v),
         });
     }
-    let mut reserve: Vec<(u64, u64)> = match pen {
-        Some((pa, true)) => alloc::vec![(pa, PAGE_SIZE)],
+    let mut reserve: Vec<(u64, u64)> = match &pen {
+        Some(PenPage::Fresh(page)) => alloc::vec![(page.pa().get(), PAGE_SIZE)],
         _ => Vec::new(),
     };
-    // LPI tables the GIC may still write (a previous kernel left EnableLPIs set and it could
-    // not be cleared) stay reserved in the next kernel too, unless the DTB says so already.
+    reserve.extend(live_lpi_tables(req.dtb.is_none()));
+    let blob =
+        dtb::edit(base_dtb, &edits, &reserve).map_err(|e| KexecError::Dtb(name.clone(), e))?;
+    if blob.len() as u64 > DTB_MAX {
+        return Err(KexecError::DtbTooLarge(blob.len() as u64));
+    }
+    Ok(NextDtb { name, blob, pen })
+}
+
+/// Each spin-table CPU's slot and its mailbox in the pen at `pen` (big-endian, as
+/// `cpu-release-addr` holds it).
+fn mailboxes(pen: PhysAddr) -> Vec<(usize, [u8; 8])> {
+    crate::smp::spin_slots()
+        .iter()
+        .map(|&(slot, _)| {
+            let mailbox = pen.add((kexec::pen::MAILBOXES + 8 * slot) as u64);
+            (slot, mailbox.get().to_be_bytes())
+        })
+        .collect()
+}
+
+/// LPI tables the GIC may still write (a previous kernel left EnableLPIs set and it could
+/// not be cleared): they stay reserved in the next kernel too, unless the running DTB (when
+/// it is the one passed on) says so already. `(start, size)` for `/memreserve/`s.
+fn live_lpi_tables(running_dtb: bool) -> Vec<(u64, u64)> {
     let map = memory::memory_map().expect("memory::init ran");
     let in_dtb = |r: &Region| {
-        req.dtb.is_none()
+        running_dtb
             && map.reserved.iter().any(|m| {
                 m.kind == mm::memmap::ReservedKind::MemReserve
                     && m.region.start <= r.start
                     && r.end <= m.region.end
             })
     };
-    for lpi in map
-        .reserved
+    map.reserved
         .iter()
         .filter(|m| m.kind == mm::memmap::ReservedKind::GicLpiTables && !in_dtb(&m.region))
-    {
-        reserve.push((lpi.region.start, lpi.region.size()));
-    }
-    let blob =
-        dtb::edit(base_dtb, &edits, &reserve).map_err(|e| KexecError::Dtb(name.clone(), e))?;
-    if blob.len() as u64 > DTB_MAX {
-        return Err(KexecError::DtbTooLarge(blob.len() as u64));
-    }
-    Ok(NextDtb {
-        name,
-        blob,
-        pen,
-        pen_guard,
-    })
+        .map(|lpi| (lpi.region.start, lpi.region.size()))
+        .collect()
 }
 
 /// Load step 3: the entry list with a source page for every destination page, from
@@ -725,7 +615,7 @@ fn finish_load(
     segs: Vec<SegInfo>,
     dests: &Destinations,
     control: Control,
-    pen: Option<(u64, bool)>,
+    pen: Option<PenPage>,
 ) {
     let handover_src = dests
         .handover
@@ -742,12 +632,12 @@ fn finish_load(
     // The next kernel starts with its MMU and caches off: what was written in place must be
     // at the PoC (the relocation cleans only what it copies).
     for r in kimage.in_place() {
-        arch::clean_inval_dcache(phys_to_virt(r.start), r.size());
+        arch::clean_inval_dcache(PhysAddr(r.start).to_virt(), r.size());
     }
     if req.mmu_off {
         // The copy reads sources and the list with caches off: push them to the PoC.
         for &pa in kimage.list_pages().iter().chain(kimage.source_pages()) {
-            arch::clean_inval_dcache(phys_to_virt(pa), PAGE_SIZE);
+            arch::clean_inval_dcache(PhysAddr(pa).to_virt(), PAGE_SIZE);
         }
     }
     *slot(req).lock() = Some(Loaded {
@@ -790,7 +680,7 @@ fn build_control(
     let code = reloc::code();
     let (reloc_pa, page) = control_page(kimage)?;
     page[..code.len()].copy_from_slice(code);
-    arch::clean_inval_dcache(phys_to_virt(reloc_pa), PAGE_SIZE);
+    arch::clean_inval_dcache(PhysAddr(reloc_pa).to_virt(), PAGE_SIZE);
     // A zero table for break-before-make (control pages come zeroed).
     let (zero_pa, _) = control_page(kimage)?;
     // The EL2 stub vectors, when EL2 is ours.
@@ -801,7 +691,7 @@ fn build_control(
             core::slice::from_raw_parts(&raw const boot::symbols::el2_stub_vectors, 2048)
         };
         page[..2048].copy_from_slice(stub);
-        arch::clean_inval_dcache(phys_to_virt(pa), PAGE_SIZE);
+        arch::clean_inval_dcache(PhysAddr(pa).to_virt(), PAGE_SIZE);
         pa
     } else {
         0
@@ -826,20 +716,7 @@ fn build_control(
             .map_or(0, |r| r.start + chain::STAMP_OFFSET as u64),
     };
     let (args_pa, page) = control_page(kimage)?;
-    let words = [
-        args.head,
-        args.entry,
-        args.dtb,
-        args.ttbr1,
-        args.zero,
-        args.offset,
-        args.el2,
-        args.mmu_off,
-        args.stamp,
-    ];
-    for (i, w) in words.iter().enumerate() {
-        page[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
-    }
+    page[..size_of::<reloc::Args>()].copy_from_slice(args.as_bytes());
     Ok(Control {
         args,
         args_pa,
@@ -862,9 +739,7 @@ fn reg_cells(r: Region, ac: usize, sc: usize) -> Vec<u8> {
 
 /// Frees a loaded crash kernel.
 fn unload_crash() {
-    if let Some(mut l) = CRASH.lock().take() {
-        l.kimage.free(&mut FramePages);
-    }
+    CRASH.lock().take();
 }
 
 /// At a panic: the loaded crash kernel, if there is one and nothing holds its slot.
@@ -874,29 +749,13 @@ pub fn take_crash() -> Option<Loaded> {
 
 /// `kexec -u`.
 pub fn unload() {
-    if let Some(mut l) = LOADED.lock().take() {
-        l.kimage.free(&mut FramePages);
-        if let Some((pa, true)) = l.pen {
-            FRAMES.free(pa, 1);
-        }
-    }
-}
-
-/// A frame that is freed when this is dropped, unless its field has been taken.
-struct FrameGuard(Option<u64>);
-
-impl Drop for FrameGuard {
-    fn drop(&mut self) {
-        if let Some(pa) = self.0 {
-            FRAMES.free(pa, 1);
-        }
-    }
+    LOADED.lock().take();
 }
 
 /// Prepares the pen for spin-table CPUs: reuses the page the DTB's `cpu-release-addr`s already
 /// point into if it holds a pen under a `/memreserve/`, or takes a fresh page that overlaps
 /// none of `taken`. Writes the code and tables, and returns (PA, freshly allocated).
-fn prepare_pen(sys: &crate::System, taken: &[Region]) -> Result<(u64, bool), KexecError> {
+fn prepare_pen(sys: &crate::System, taken: &[Region]) -> Result<PenPage, KexecError> {
     use kexec::pen;
     let map = memory::memory_map().expect("memory::init ran");
     let slots = crate::smp::spin_slots();
@@ -912,33 +771,19 @@ fn prepare_pen(sys: &crate::System, taken: &[Region]) -> Result<(u64, bool), Kex
         })
     };
     let holds_pen = |pa: u64| {
-        let magic = phys_to_virt(pa) + pen::MAGIC_OFFSET as u64;
+        let magic = PhysAddr(pa).to_virt().add(pen::MAGIC_OFFSET as u64);
         // SAFETY: reserved RAM, mapped by the linear map.
-        unsafe { core::ptr::read_volatile(magic as *const u64) == pen::MAGIC }
+        unsafe { core::ptr::read_volatile(magic.as_ptr::<u64>()) == pen::MAGIC }
     };
     let reuse = pages
         .first()
         .copied()
         .filter(|&p| pages.iter().all(|&q| q == p) && reserved(p) && holds_pen(p));
-    let (pa, fresh) = match reuse {
-        Some(p) => (p, false),
-        None => {
-            let mut rejected = Vec::new();
-            let found = loop {
-                match FRAMES.alloc(1) {
-                    None => break None,
-                    Some(p) if taken.iter().any(|t| t.overlaps(&Region::new(p, PAGE_SIZE))) => {
-                        rejected.push(p)
-                    }
-                    Some(p) => break Some(p),
-                }
-            };
-            for p in rejected {
-                FRAMES.free(p, 1);
-            }
-            (found.ok_or(KexecError::NoPenPage)?, true)
-        }
+    let pen = match reuse {
+        Some(p) => PenPage::Reused(p),
+        None => PenPage::Fresh(memory::FrameBuf::page_outside(taken).ok_or(KexecError::NoPenPage)?),
     };
+    let pa = pen.pa();
     // SAFETY: fresh, or the DTB-reserved pen page that no CPU is in now (all run this kernel).
     let page = unsafe { memory::page_mut(pa) };
     page.fill(0);
@@ -959,14 +804,14 @@ fn prepare_pen(sys: &crate::System, taken: &[Region]) -> Result<(u64, bool), Kex
             .expect("the pen invalidates its I-cache");
         page[4 * at..4 * at + 4].copy_from_slice(&pen::NOP.to_le_bytes());
     }
-    arch::clean_inval_dcache(phys_to_virt(pa), PAGE_SIZE);
+    arch::clean_inval_dcache(pa.to_virt(), PAGE_SIZE);
     // Other CPUs run this code: every CPU's I-cache, not only this one's.
     if crate::fault::skips("pen-ialluis") {
         arch::invalidate_icache();
     } else {
         arch::invalidate_icache_all_cpus();
     }
-    Ok((pa, fresh))
+    Ok(pen)
 }
 
 /// `kexec` alone: what is loaded.
@@ -1007,7 +852,10 @@ pub fn execute() -> Result<(), KexecError> {
         return Err(KexecError::NotLoaded);
     }
     // No CPU may stay behind in memory the next kernel owns.
-    let pen = LOADED.lock().as_ref().and_then(|l| l.pen.map(|p| p.0));
+    let pen = LOADED
+        .lock()
+        .as_ref()
+        .and_then(|l| l.pen.as_ref().map(PenPage::pa));
     // A CPU that does not answer is named and left behind (the next kernel reports that it
     // could not have it).
     let stopped = crate::smp::stop_secondaries(pen, false).map_err(KexecError::Cpus)?;
@@ -1051,11 +899,11 @@ pub fn enter(l: Loaded, smp_down_us: u64) -> ! {
     if let Some(src) = l.handover_src {
         let mut pages = FramePages;
         let page = pages.page(src);
-        page[chain::EXEC_TICKS_OFFSET..chain::EXEC_TICKS_OFFSET + 8]
-            .copy_from_slice(&arch::ticks().to_le_bytes());
-        page[chain::SMP_DOWN_OFFSET..chain::SMP_DOWN_OFFSET + 8]
-            .copy_from_slice(&smp_down_us.to_le_bytes());
-        arch::clean_inval_dcache(phys_to_virt(src), PAGE_SIZE);
+        let mut h = Header::read_header(page).expect("built by chain_next");
+        h.exec_ticks = arch::ticks();
+        h.smp_down_us = smp_down_us;
+        h.write(page);
+        arch::clean_inval_dcache(PhysAddr(src).to_virt(), PAGE_SIZE);
     }
     if l.args.el2 != 0 {
         let r = arch::hyp_set_vectors(l.args.el2);
@@ -1063,7 +911,11 @@ pub fn enter(l: Loaded, smp_down_us: u64) -> ! {
             panic!("kexec: the EL2 stub refused HVC_SET_VECTORS ({r:#x})");
         }
     }
-    let (reloc_pa, args_va, root) = (l.reloc_pa, phys_to_virt(l.args_pa), l.idmap_root);
+    let (reloc_pa, args_va, root) = (
+        PhysAddr(l.reloc_pa),
+        PhysAddr(l.args_pa).to_virt(),
+        PhysAddr(l.idmap_root),
+    );
     // Leaked on purpose: its pages are the next kernel's.
     core::mem::forget(l);
     // SAFETY: built at load time: code at reloc_pa (at the PoC) mapped by root, args in a
@@ -1110,94 +962,122 @@ pub fn failure_sweep(args: &[String]) -> Result<(), String> {
 
 /// The `kexec` shell command.
 pub fn command(args: &[String]) -> Result<(), String> {
-    let mut action = None;
-    let mut image = None;
-    let mut initrd = None;
-    let mut append = None;
-    let mut dtb = None;
-    let mut mmu_off = false;
-    let mut copy_all = false;
-    let mut base = None;
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            // -l loads the next kernel, -p a crash kernel; an IMAGE may follow either.
-            "-l" | "--load" | "-p" | "--load-panic" => {
-                action = Some(if matches!(a.as_str(), "-p" | "--load-panic") {
-                    'p'
-                } else {
-                    'l'
-                });
-                if let Some(next) = it.clone().next() {
-                    if !next.starts_with('-') {
-                        image = Some(ImageSource::File(next.clone()));
-                        it.next();
-                    }
-                }
-            }
-            "--self" => image = Some(ImageSource::Itself),
-            "-e" | "--exec" => action = Some('e'),
-            "-u" | "--unload" => action = Some('u'),
-            "--mmu-off" => mmu_off = true,
-            "--copy-all" => copy_all = true,
-            o => {
-                if let Some(v) = o.strip_prefix("--initrd=") {
-                    initrd = Some(InitrdSource::File(v.to_string()));
-                } else if let Some(v) = o.strip_prefix("--append=") {
-                    append = Some(v.to_string());
-                } else if let Some(v) = o.strip_prefix("--dtb=") {
-                    dtb = Some(v.to_string());
-                } else if let Some(v) = o.strip_prefix("--base=") {
-                    let b =
-                        kernel::formats::cmdline::parse_size(v).map_err(|e| format!("{o}: {e}"))?;
-                    if !b.is_multiple_of(IMAGE_ALIGN) {
-                        return Err(format!("{o}: not 2 MiB aligned"));
-                    }
-                    base = Some(b);
-                } else {
-                    return Err(KexecError::UnknownOption(o.to_string()).to_string());
-                }
-            }
-        }
-    }
-    match action {
-        None if image.is_none() => {
+    let c = Parsed::from_args(args)?;
+    match c.action {
+        None if c.image.is_none() => {
             show();
             Ok(())
         }
-        Some('e') => execute().map_err(|e| e.to_string()),
-        Some('u') => {
+        Some(Action::Exec) => execute().map_err(|e| e.to_string()),
+        Some(Action::Unload) => {
             unload();
             println!("kexec: unloaded");
             Ok(())
         }
         _ => {
-            let image = image.ok_or(
+            let crash = c.action == Some(Action::LoadCrash);
+            let image = c.image.ok_or(
                 "kexec -l needs an IMAGE (a file in the initramfs) or --self for this kernel",
             )?;
             let mut req = LoadRequest::new(image);
-            if let Some(i) = initrd {
+            if let Some(i) = c.initrd {
                 req.initrd = i;
             }
-            req.append = append;
-            req.dtb = dtb;
-            req.mmu_off = mmu_off;
-            req.copy_all = copy_all;
-            req.base = base;
-            if action == Some('p') {
+            req.append = c.append;
+            req.dtb = c.dtb;
+            req.mmu_off = c.mmu_off;
+            req.copy_all = c.copy_all;
+            req.base = c.base;
+            if crash {
                 req.crash = Some(
                     crate::kexec::crash::region()
                         .ok_or("kexec -p needs the region crashkernel=SIZE reserves at boot")?,
                 );
-                load(&req).map_err(|e| e.to_string())?;
+            }
+            load(&req).map_err(|e| e.to_string())?;
+            if crash {
                 println!(
                     "kexec: crash kernel loaded: a panic or an unexpected exception enters it"
                 );
-                return Ok(());
+            } else {
+                show();
             }
-            load(&req).map_err(|e| e.to_string())?;
-            show();
             Ok(())
         }
+    }
+}
+
+/// What a `kexec` command asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// `-l`: load the next kernel.
+    Load,
+    /// `-p`: load a crash kernel.
+    LoadCrash,
+    /// `-e`: enter the loaded kernel.
+    Exec,
+    /// `-u`: unload it.
+    Unload,
+}
+
+/// A `kexec` command line, read.
+#[derive(Default)]
+struct Parsed {
+    action: Option<Action>,
+    image: Option<ImageSource>,
+    initrd: Option<InitrdSource>,
+    append: Option<String>,
+    dtb: Option<String>,
+    mmu_off: bool,
+    copy_all: bool,
+    base: Option<u64>,
+}
+
+impl Parsed {
+    /// Reads `kexec` and its options (`args[0]` is the command's name).
+    fn from_args(args: &[String]) -> Result<Self, String> {
+        let mut c = Parsed::default();
+        let mut it = args.iter().skip(1).peekable();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                // -l loads the next kernel, -p a crash kernel; an IMAGE may follow either.
+                "-l" | "--load" | "-p" | "--load-panic" => {
+                    c.action = Some(match a.as_str() {
+                        "-p" | "--load-panic" => Action::LoadCrash,
+                        _ => Action::Load,
+                    });
+                    if let Some(next) = it.next_if(|n| !n.starts_with('-')) {
+                        c.image = Some(ImageSource::File(next.clone()));
+                    }
+                }
+                "--self" => c.image = Some(ImageSource::Itself),
+                "-e" | "--exec" => c.action = Some(Action::Exec),
+                "-u" | "--unload" => c.action = Some(Action::Unload),
+                "--mmu-off" => c.mmu_off = true,
+                "--copy-all" => c.copy_all = true,
+                o => c.option(o)?,
+            }
+        }
+        Ok(c)
+    }
+
+    /// An `--option=VALUE`.
+    fn option(&mut self, o: &str) -> Result<(), String> {
+        if let Some(v) = o.strip_prefix("--initrd=") {
+            self.initrd = Some(InitrdSource::File(v.to_string()));
+        } else if let Some(v) = o.strip_prefix("--append=") {
+            self.append = Some(v.to_string());
+        } else if let Some(v) = o.strip_prefix("--dtb=") {
+            self.dtb = Some(v.to_string());
+        } else if let Some(v) = o.strip_prefix("--base=") {
+            let b = kernel::formats::cmdline::parse_size(v).map_err(|e| format!("{o}: {e}"))?;
+            if !b.is_multiple_of(place::IMAGE_ALIGN) {
+                return Err(format!("{o}: not 2 MiB aligned"));
+            }
+            self.base = Some(b);
+        } else {
+            return Err(KexecError::UnknownOption(o.to_string()).to_string());
+        }
+        Ok(())
     }
 }

@@ -3,14 +3,16 @@
 //! each generation reports itself on a `chain:` line, checks what the previous one handed over
 //! (`kernel::formats::chain`), and kexecs a fresh copy of itself at another address.
 
+use crate::kexec::MIB;
 use crate::kexec::{execute, load, pristine_image, ImageSource, KexecError, LoadRequest};
-use crate::kexec::{IMAGE_ALIGN, MIB};
 use crate::memory::{self, FRAMES};
 use crate::{arch, println, SYSTEM};
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use kernel::formats::chain::{self, Header, HopRecord};
 use kexec::place;
+use kexec::place::IMAGE_ALIGN;
 use mm::memmap::Region;
 use mm::PAGE_SIZE;
 
@@ -18,100 +20,31 @@ use mm::PAGE_SIZE;
 /// previous one handed over, and unless this is the last hop, kexecs the next.
 pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
     let sys = SYSTEM.get().expect("booted");
-    let Some(n) = sys.cmdline.get("kexec.chain") else {
-        return;
+    let settings = match Settings::from_cmdline(&sys.cmdline) {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => return println!("chain: FAIL {e}"),
     };
-    let Ok(total) = n.parse::<u64>() else {
-        return println!("chain: FAIL kexec.chain={n} is not a number");
+    let Settings {
+        total,
+        payload_len,
+        mmu,
+        copy_all,
+    } = settings;
+    let received = match Received::read() {
+        Ok(r) => r,
+        Err(e) => return println!("chain: FAIL {e}"),
     };
-    let payload_len = match sys.cmdline.get_size("kexec.payload") {
-        None => 16 * MIB,
-        Some(Ok(v)) => v,
-        Some(Err(e)) => return println!("chain: FAIL kexec.payload: {e}"),
-    };
-    // kexec.mmu=on (default), off, or both (alternate, to compare the two in one run).
-    let mmu = sys.cmdline.get("kexec.mmu").unwrap_or("on");
-    let mmu_off = match mmu {
-        "on" => false,
-        "off" => true,
-        "both" => false,
-        other => return println!("chain: FAIL kexec.mmu={other}: expected on, off or both"),
-    };
-    // kexec.copy=auto (default: zero copy where the destination is free) or all (every page
-    // copied at kexec -e, as Linux does).
-    let copy_all = match sys.cmdline.get("kexec.copy").unwrap_or("auto") {
-        "auto" => false,
-        "all" => true,
-        other => return println!("chain: FAIL kexec.copy={other}: expected auto or all"),
-    };
-
-    // The previous generation's block: header, payload check, and the history of every
-    // generation before this one.
-    let mut history: Vec<HopRecord> = Vec::new();
-    let mut history_error = None;
-    let prev = sys.platform.handover.map(|r| {
-        // SAFETY: the hand-over block is reserved RAM that nothing else uses.
-        let block = unsafe { memory::phys_slice(r) };
-        Header::read(block).map(|(h, p)| {
-            match h.history(block) {
-                Ok(recs) => history = recs,
-                Err(e) => history_error = Some(e),
-            }
-            (h, chain::hash(p) == h.payload_hash)
-        })
-    });
     let free = FRAMES.free_frames();
-    let image_hash = kernel::formats::sha256::hex(&arch::sha2::sha256(&pristine_image()));
-    let (hop, payload, prev_h) = match &prev {
-        None => (0, "none", None),
-        Some(Ok((h, ok))) => (h.hop, if *ok { "ok" } else { "bad" }, Some(*h)),
-        Some(Err(e)) => return println!("chain: FAIL {e}"),
-    };
-    let (ttpages, reloc_us, rate, hop_us, reloc_mmu, smp_down_us) = match prev_h {
-        Some(h) => {
-            let us = arch::ticks_to_us(h.reloc_end.saturating_sub(h.reloc_start)).max(1);
-            let rate = h.copied * 1_000_000 / us / MIB;
-            let hop_us = arch::ticks_to_us(ready_ticks.saturating_sub(h.exec_ticks));
-            let m = if h.mmu_off != 0 { "off" } else { "on" };
-            (h.ttpages, us, rate, hop_us, m, h.smp_down_us)
-        }
-        None => (0, 0, 0, 0, "-", 0),
-    };
-    println!(
-        "chain: hop={hop}/{total} el={} cpus={cpus} load={:#x} free={free} image={image_hash} payload={payload} ttpages={ttpages} reloc_us={reloc_us} reloc_rate={rate}MiB/s reloc_mmu={reloc_mmu} hop_us={hop_us} smp_up_us={smp_up_us} smp_down_us={smp_down_us} copied={}",
-        sys.entry_el, sys.image_pa, prev_h.map_or(0, |h| h.copied)
-    );
-    if let Some(h) = prev_h {
-        let fail = if payload != "ok" {
-            Some(format!("payload hash mismatch at hop {hop}"))
-        } else if let Some(e) = history_error {
-            Some(format!("hop {hop}: {e}"))
-        } else if sys.entry_el != h.first_el {
-            Some(format!(
-                "entered at EL{} but the chain started at EL{}",
-                sys.entry_el, h.first_el
-            ))
-        } else if h.cpus != 0 && h.cpus != cpus as u64 {
-            Some(format!(
-                "CPUs online: {cpus} at hop {hop}, {} at hop {}: a CPU did not come back",
-                h.cpus,
-                hop - 1
-            ))
-        } else if h.free_ref != 0 && h.free_ref != free {
-            Some(format!(
-                "free frames {free} at hop {hop}, {} at hop 1: a leak",
-                h.free_ref
-            ))
-        } else {
-            None
-        };
-        if let Some(f) = fail {
-            return println!("chain: FAIL {f}");
-        }
+    report(&received, total, ready_ticks, cpus, free, smp_up_us);
+    if let Some(f) = received.check(cpus, free) {
+        return println!("chain: FAIL {f}");
     }
+    let hop = received.hop();
     if hop == 0 {
         memcpy_benchmark();
     }
+    let mut history = received.history;
     history.push(HopRecord {
         hop,
         ready_ticks,
@@ -129,11 +62,166 @@ pub fn chain_step(ready_ticks: u64, cpus: usize, smp_up_us: u64) {
         }
         return println!("chain: PASS");
     }
-    let mmu_off = mmu_off || (mmu == "both" && hop % 2 == 1);
+    let mmu_off = mmu == Mmu::Off || (mmu == Mmu::Both && hop % 2 == 1);
     let how = How { mmu_off, copy_all };
-    if let Err(e) = chain_next(hop, total, payload_len, how, cpus, prev_h, &history) {
+    let prev = received.header.map(|(h, _)| h);
+    if let Err(e) = chain_next(hop, total, payload_len, how, cpus, prev, &history) {
         println!("chain: FAIL hop {} load: {e}", hop + 1);
     }
+}
+
+/// How the next hop relocates (`kexec.mmu=`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mmu {
+    /// MMU on (the default).
+    On,
+    /// MMU off.
+    Off,
+    /// Alternating, to compare the two in one run.
+    Both,
+}
+
+/// The chain's settings from the command line.
+struct Settings {
+    /// `kexec.chain=N`: hops in all.
+    total: u64,
+    /// `kexec.payload=SIZE` (16 MiB by default).
+    payload_len: u64,
+    /// `kexec.mmu=on|off|both`.
+    mmu: Mmu,
+    /// `kexec.copy=all` (every page copied at kexec -e, as Linux does) rather than `auto`
+    /// (zero copy where the destination is free).
+    copy_all: bool,
+}
+
+impl Settings {
+    /// `None` without `kexec.chain=`; a message for a value that cannot be used.
+    fn from_cmdline(c: &kernel::formats::cmdline::Cmdline) -> Result<Option<Self>, String> {
+        let Some(n) = c.get("kexec.chain") else {
+            return Ok(None);
+        };
+        let total = n
+            .parse::<u64>()
+            .map_err(|_| format!("kexec.chain={n} is not a number"))?;
+        let payload_len = match c.get_size("kexec.payload") {
+            None => 16 * MIB,
+            Some(Ok(v)) => v,
+            Some(Err(e)) => return Err(format!("kexec.payload: {e}")),
+        };
+        let mmu = match c.get("kexec.mmu").unwrap_or("on") {
+            "on" => Mmu::On,
+            "off" => Mmu::Off,
+            "both" => Mmu::Both,
+            other => return Err(format!("kexec.mmu={other}: expected on, off or both")),
+        };
+        let copy_all = match c.get("kexec.copy").unwrap_or("auto") {
+            "auto" => false,
+            "all" => true,
+            other => return Err(format!("kexec.copy={other}: expected auto or all")),
+        };
+        Ok(Some(Settings {
+            total,
+            payload_len,
+            mmu,
+            copy_all,
+        }))
+    }
+}
+
+/// What the previous generation handed over: its header (and whether the payload hashed
+/// as it said), and the history of every generation before this one.
+struct Received {
+    header: Option<(Header, bool)>,
+    history: Vec<HopRecord>,
+    history_error: Option<chain::HistoryError>,
+}
+
+impl Received {
+    /// Reads the hand-over block the DTB names; the first generation has none.
+    fn read() -> Result<Self, chain::HeaderError> {
+        let sys = SYSTEM.get().expect("booted");
+        let mut r = Received {
+            header: None,
+            history: Vec::new(),
+            history_error: None,
+        };
+        if let Some(region) = sys.platform.handover {
+            // SAFETY: the hand-over block is reserved RAM that nothing else uses.
+            let block = unsafe { memory::phys_slice(region) };
+            let (h, payload) = Header::read(block)?;
+            match h.history(block) {
+                Ok(recs) => r.history = recs,
+                Err(e) => r.history_error = Some(e),
+            }
+            r.header = Some((h, chain::hash(payload) == h.payload_hash));
+        }
+        Ok(r)
+    }
+
+    /// This generation's hop number.
+    fn hop(&self) -> u64 {
+        self.header.map_or(0, |(h, _)| h.hop)
+    }
+
+    /// What is wrong with the hand-over, for a receiver with `cpus` online and `free`
+    /// frames, or `None`.
+    fn check(&self, cpus: usize, free: u64) -> Option<String> {
+        let sys = SYSTEM.get().expect("booted");
+        let (h, payload_ok) = self.header?;
+        let hop = h.hop;
+        Some(if !payload_ok {
+            format!("payload hash mismatch at hop {hop}")
+        } else if let Some(e) = self.history_error {
+            format!("hop {hop}: {e}")
+        } else if sys.entry_el != h.first_el {
+            format!(
+                "entered at EL{} but the chain started at EL{}",
+                sys.entry_el, h.first_el
+            )
+        } else if h.cpus != 0 && h.cpus != cpus as u64 {
+            format!(
+                "CPUs online: {cpus} at hop {hop}, {} at hop {}: a CPU did not come back",
+                h.cpus,
+                hop - 1
+            )
+        } else if h.free_ref != 0 && h.free_ref != free {
+            format!(
+                "free frames {free} at hop {hop}, {} at hop 1: a leak",
+                h.free_ref
+            )
+        } else {
+            return None;
+        })
+    }
+}
+
+/// This generation's `chain:` line.
+fn report(r: &Received, total: u64, ready_ticks: u64, cpus: usize, free: u64, smp_up_us: u64) {
+    let sys = SYSTEM.get().expect("booted");
+    let image_hash = kernel::formats::sha256::hex(&arch::sha2::sha256(&pristine_image()));
+    let payload = match r.header {
+        None => "none",
+        Some((_, true)) => "ok",
+        Some((_, false)) => "bad",
+    };
+    let prev = r.header.map(|(h, _)| h);
+    let (ttpages, reloc_us, rate, hop_us, reloc_mmu, smp_down_us) = match prev {
+        Some(h) => {
+            let us = arch::ticks_to_us(h.reloc_end.saturating_sub(h.reloc_start)).max(1);
+            let rate = h.copied * 1_000_000 / us / MIB;
+            let hop_us = arch::ticks_to_us(ready_ticks.saturating_sub(h.exec_ticks));
+            let m = if h.mmu_off != 0 { "off" } else { "on" };
+            (h.ttpages, us, rate, hop_us, m, h.smp_down_us)
+        }
+        None => (0, 0, 0, 0, "-", 0),
+    };
+    println!(
+        "chain: hop={}/{total} el={} cpus={cpus} load={:#x} free={free} image={image_hash} payload={payload} ttpages={ttpages} reloc_us={reloc_us} reloc_rate={rate}MiB/s reloc_mmu={reloc_mmu} hop_us={hop_us} smp_up_us={smp_up_us} smp_down_us={smp_down_us} copied={}",
+        r.hop(),
+        sys.entry_el,
+        sys.image_pa,
+        prev.map_or(0, |h| h.copied)
+    );
 }
 
 /// How the next hop is loaded.
@@ -172,22 +260,20 @@ fn chain_next(
     // entry list's source pages by the load; then its frames go back.
     header.history_len = history.len() as u64;
     let block_len = header.block_len();
-    let (block_pa, block) =
-        memory::alloc_contiguous(block_len).ok_or(KexecError::NoMemory(block_len))?;
+    let mut block = memory::FrameBuf::alloc(block_len).ok_or(KexecError::NoMemory(block_len))?;
     let payload = &mut block[chain::HEADER_PAGE..][..payload_len as usize];
     chain::fill(payload, hop + 1);
     header.payload_hash = chain::hash(payload);
-    chain::put_history(&mut header, block, history);
-    header.write(block);
+    chain::put_history(&mut header, &mut block, history);
+    header.write(&mut block);
 
     let mut req = LoadRequest::new(ImageSource::Itself);
     req.mmu_off = how.mmu_off;
     req.copy_all = how.copy_all;
     req.base = next_base(hop + 1)?;
-    req.handover = Some(block);
-    let loaded = load(&req);
-    FRAMES.free(block_pa, mm::align_up(block_len, PAGE_SIZE) / PAGE_SIZE);
-    loaded?;
+    req.handover = Some(&block);
+    load(&req)?;
+    drop(block); // the load copied it
     if sys.cmdline.has("kexec.from_irq") {
         // From inside the timer interrupt's handler: the next kernel finds that interrupt
         // just taken, and must not depend on this kernel having tidied up after it.
@@ -228,11 +314,11 @@ fn next_base(hop: u64) -> Result<Option<u64>, KexecError> {
         .filter(|&s| s != sys.image_pa)
         .collect();
     if others.is_empty() {
-        return Err(KexecError::NoRoom {
+        return Err(KexecError::Place(place::PlaceError::NoRoom {
             what: "image",
             bytes: size,
             usable: usable.iter().map(Region::size).sum(),
-        });
+        }));
     }
     if hop % 2 == 1 {
         let near = others
@@ -257,17 +343,16 @@ fn next_base(hop: u64) -> Result<Option<u64>, KexecError> {
 /// a guest page costs the host a page fault, which is not the copy's cost.
 fn memcpy_benchmark() {
     const LEN: u64 = 16 * MIB;
-    let (Some((a_pa, a)), Some((b_pa, b))) =
-        (memory::alloc_contiguous(LEN), memory::alloc_contiguous(LEN))
+    let (Some(mut a), Some(mut b)) = (memory::FrameBuf::alloc(LEN), memory::FrameBuf::alloc(LEN))
     else {
         return println!("memcpy: not enough memory for 2 x 16 MiB");
     };
-    chain::fill(a, 1);
+    chain::fill(&mut a, 1);
     b.fill(0);
     let mut us = [0u64; 5];
     for t in us.iter_mut() {
         let t0 = arch::ticks();
-        b.copy_from_slice(a);
+        b.copy_from_slice(&a);
         *t = arch::ticks_to_us(arch::ticks() - t0).max(1);
     }
     us.sort_unstable();
@@ -276,6 +361,4 @@ fn memcpy_benchmark() {
         "memcpy: {LEN} bytes in {us} us = {} MiB/s",
         LEN * 1_000_000 / us / MIB
     );
-    FRAMES.free(a_pa, LEN / PAGE_SIZE);
-    FRAMES.free(b_pa, LEN / PAGE_SIZE);
 }

@@ -29,8 +29,8 @@ const COMMANDS: &[Command] = &[
     Command { name: "ipi", usage: "ipi", help: "ping every other CPU with an SGI and print the round trip", run: |_| crate::irq::ping() },
     Command { name: "kexec", usage: "kexec -l|-p IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--copy-all] [--base=ADDR] | -e | -u", help: "load, execute or unload a new kernel; alone: show what is loaded", run: crate::kexec::command },
     Command { name: "sha256", usage: "sha256 [--portable] FILE...", help: "SHA-256 of initramfs files, with the rate (the CPU's SHA-2 instructions when it has them)", run: cmd_sha256 },
-    Command { name: "dmesg", usage: "dmesg", help: "as a crash kernel: the crashed Linux's whole log", run: |_| crate::kexec::crash::dmesg() },
-    Command { name: "vmcore", usage: "vmcore", help: "as a crash kernel: the crashed kernel's memory ranges, notes and CPUs' registers", run: |_| crate::kexec::crash::vmcore() },
+    Command { name: "dmesg", usage: "dmesg", help: "as a crash kernel: the crashed Linux's whole log", run: |_| crate::kexec::capture::dmesg() },
+    Command { name: "vmcore", usage: "vmcore", help: "as a crash kernel: the crashed kernel's memory ranges, notes and CPUs' registers", run: |_| crate::kexec::capture::vmcore() },
     Command { name: "memcheck", usage: "memcheck", help: "check memcpy, memmove, memset and memcmp against byte-at-a-time references", run: |_| crate::shell::memcheck::command() },
     Command { name: "sleep", usage: "sleep MS", help: "idle (in wfi, woken by the tick) for MS milliseconds", run: cmd_sleep },
     #[cfg(feature = "fault-inject")]
@@ -213,10 +213,7 @@ fn cmd_sha256(w: &[String]) -> Result<(), String> {
         return Err("usage: sha256 [--portable] FILE...".into());
     }
     let (compress, engine) = if portable {
-        (
-            sha2::block_api::compress256 as kernel::formats::sha256::Compress,
-            "portable",
-        )
+        arch::sha2::portable()
     } else {
         arch::sha2::compress()
     };
