@@ -391,16 +391,12 @@ secondary_spin_entry:
     mpidr_affinity x1, x3, {MPIDR_AFFINITY_MASK}
     adrp    x2, spin_boot_blocks
     add     x2, x2, :lo12:spin_boot_blocks
-    mov     x3, #{SPIN_SLOTS}
-2:  ldp     x4, x0, [x2], #16       // (MPIDR, boot block PA)
-    cmp     x4, x1
-    b.eq    3f
-    subs    x3, x3, #1
-    b.ne    2b
+    find_slot x2, x1, {SPIN_SLOTS}, 16, x3, x4, 4f  // x2 := its (MPIDR, boot block PA)
+    ldr     x0, [x2, #8]
+    cbz     x0, 4f
+    b       secondary_entry
 4:  wfe                             // not ours to start: stay out of the way
     b       4b
-3:  cbz     x0, 4b
-    b       secondary_entry
 
 secondary_el1:
     el1_regs_init

@@ -36,3 +36,20 @@
     mov_q   \tmp, \mask
     and     \reg, \reg, \tmp
     .endm
+
+    /* A CPU's slot in a table of \count entries of \stride bytes starting at \table, each
+     * starting with an MPIDR: \idx := the first i whose MPIDR equals \key, and \table
+     * then points at that entry; no such entry: branch to \missing. Clobbers \tmp. */
+    .macro find_slot, table, key, count, stride, idx, tmp, missing
+    mov     \idx, #0
+.Lfind_slot\@:
+    ldr     \tmp, [\table]
+    cmp     \tmp, \key
+    b.eq    .Lfound_slot\@
+    add     \table, \table, #\stride
+    add     \idx, \idx, #1
+    cmp     \idx, #\count
+    b.lo    .Lfind_slot\@
+    b       \missing
+.Lfound_slot\@:
+    .endm

@@ -26,14 +26,9 @@
 kexec_pen:
     mpidr_affinity x1, x3, {MPIDR_AFFINITY_MASK}
     adr     x2, kexec_pen
-    mov     x3, #0
-1:  add     x4, x2, #{MPIDRS}
-    ldr     x5, [x4, x3, lsl #3]
-    cmp     x5, x1
-    b.eq    2f
-    add     x3, x3, #1
-    cmp     x3, #{SLOTS}
-    b.lo    1b
+    add     x4, x2, #{MPIDRS}
+    find_slot x4, x1, {SLOTS}, 8, x3, x5, 3f
+    b       2f
 3:  wfe                                 /* not one of ours: stay parked */
     b       3b
 2:  add     x4, x2, #{ARRIVED}
