@@ -82,7 +82,7 @@ fn two_banks_with_a_hole() {
     let run = boot(Boot {
         el: 2,
         mem: "2G",
-        dtb_as_is: Some(two_bank_dtb()),
+        load: Load::dtb_as_is(two_bank_dtb()),
         initrd: Some(rd),
         ..Default::default()
     });

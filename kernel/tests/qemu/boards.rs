@@ -10,8 +10,11 @@ fn virt_image_at_ram_plus_2_5m() {
     let rd = initramfs("at-2.5m.cpio", Some("poweroff\n"), &[]);
     let run = boot(Boot {
         el: 2,
-        dtb_as_is: Some(fixture("virt-1g.dtb")),
-        image_at: 0x28_0000,
+        load: Load::DtbAsIs {
+            dtb: fixture("virt-1g.dtb"),
+            image_at: 0x28_0000,
+            initrd_at: 0,
+        },
         initrd: Some(rd),
         append: Some("kexec.chain=2 kexec.payload=4M".into()),
         ..Default::default()
@@ -38,8 +41,12 @@ fn raspi4b_tfa_image_at_512k() {
     let rd = initramfs("tfa-512k.cpio", Some("poweroff\n"), &[]);
     let run = boot(Boot {
         raspi4b: true,
-        firmware: Some("tfa"),
-        image_at: 0x8_0000,
+        load: Load::Firmware {
+            stack: "tfa",
+            image_at: 0x8_0000,
+            initrd_at: 0,
+            memory: None,
+        },
         initrd: Some(rd),
         append: Some("kexec.chain=2 kexec.payload=4M".into()),
         ..Default::default()
@@ -61,20 +68,14 @@ fn raspi4b_tfa_image_at_512k() {
 #[test]
 fn raspi4b_disable_bt_dtb_with_console_tty_s0() {
     let dtb = scratch("rpi4-disable-bt.dtb");
-    std::fs::copy(fixture("rpi4-qemu.dtb"), &dtb).unwrap();
-    for args in [
-        ["/chosen", "stdout-path", "serial0:115200n8"],
-        ["/soc/serial@7e215040", "status", "disabled"],
-    ] {
-        let st = Command::new("fdtput")
-            .arg(&dtb)
-            .arg("-t")
-            .arg("s")
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
+    edit_dtb(
+        &fixture("rpi4-qemu.dtb"),
+        &dtb,
+        &[
+            ("/chosen", "stdout-path", dt_string("serial0:115200n8")),
+            ("/soc/serial@7e215040", "status", dt_string("disabled")),
+        ],
+    );
     let rd = initramfs("disable-bt.cpio", Some(POWEROFF), &[]);
     let run = boot(Boot {
         el: 2,
@@ -107,21 +108,17 @@ fn raspi4b_disable_bt_dtb_with_console_tty_s0() {
 #[test]
 fn a_bad_dtb_is_named_on_the_early_console() {
     let dtb = scratch("initrd-backwards.dtb");
-    std::fs::copy(fixture("virt-1g.dtb"), &dtb).unwrap();
-    for (prop, v) in [
-        ("linux,initrd-start", "48000000"),
-        ("linux,initrd-end", "47000000"),
-    ] {
-        let st = Command::new("fdtput")
-            .arg(&dtb)
-            .args(["-t", "x", "/chosen", prop, "0", v])
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
+    edit_dtb(
+        &fixture("virt-1g.dtb"),
+        &dtb,
+        &[
+            ("/chosen", "linux,initrd-start", dt_u64s(&[0x4800_0000])),
+            ("/chosen", "linux,initrd-end", dt_u64s(&[0x4700_0000])),
+        ],
+    );
     let run = boot(Boot {
         el: 2,
-        dtb_as_is: Some(dtb),
+        load: Load::dtb_as_is(dtb),
         until: Some("halted"),
         ..Default::default()
     });
@@ -169,8 +166,12 @@ fn raspi4b_firmware_memory_map_in_two_ranges() {
     let rd = initramfs("rpi4-2g-map.cpio", Some("mem\npoweroff\n"), &[]);
     let run = boot(Boot {
         raspi4b: true,
-        firmware: Some("tfa"),
-        firmware_memory: Some("0 0 3b400000 0 40000000 40000000"),
+        load: Load::Firmware {
+            stack: "tfa",
+            image_at: 0,
+            initrd_at: 0,
+            memory: Some("0 0 3b400000 0 40000000 40000000"),
+        },
         initrd: Some(rd),
         append: Some("kexec.chain=2 kexec.payload=64M".into()),
         ..Default::default()
@@ -210,7 +211,7 @@ fn pi4_8g_upper_ranges_on_virt() {
         el: 2,
         mem: "8G",
         sparse_ram: true,
-        dtb_as_is: Some(dtb),
+        load: Load::dtb_as_is(dtb),
         initrd: Some(rd),
         append: Some("kexec.chain=2 kexec.payload=64M".into()),
         ..Default::default()
@@ -242,9 +243,12 @@ fn an_initrd_inside_image_size_is_named() {
     let initrd_at = (file_end + 0xfff) & !0xfff;
     let run = boot(Boot {
         el: 2,
-        dtb_as_is: Some(fixture("virt-1g.dtb")),
+        load: Load::DtbAsIs {
+            dtb: fixture("virt-1g.dtb"),
+            image_at: 0,
+            initrd_at,
+        },
         initrd: Some(rd),
-        initrd_at,
         until: Some("kernel# "),
         ..Default::default()
     });
@@ -324,12 +328,15 @@ fn raspi4b_boots_the_sdcard_files() {
     let followkernel = (KERNEL + image_size + 0xfff) & !0xfff;
     let run = boot(Boot {
         raspi4b: true,
-        firmware: Some("tfa-board"),
+        load: Load::Firmware {
+            stack: "tfa-board",
+            image_at: KERNEL,
+            initrd_at: followkernel,
+            memory: None,
+        },
         serial1: true,
         image: Some(kernel8),
-        image_at: KERNEL,
         initrd: Some(files.join("rootfs.cpio")),
-        initrd_at: followkernel,
         dtb: Some(files.join("bcm2711-rpi-4-b.dtb")),
         append: Some(read("cmdline.txt").trim().to_string()),
         ..Default::default()

@@ -172,7 +172,7 @@ fn cache_model_efi_stub_self_move() {
     let rd = initramfs("cm-efi.cpio", Some("poweroff\n"), &[]);
     let run = boot(Boot {
         el: 2,
-        uefi: true,
+        load: Load::Uefi { acpi: false },
         initrd: Some(rd),
         append: Some("kexec.chain=1 kexec.payload=4M".into()),
         cache_model: Some("cm-efi.txt"),
@@ -339,7 +339,7 @@ fn cache_model_raspi4b_tfa_chain() {
     let rd = initramfs("cm-tfa.cpio", Some("poweroff\n"), &[]);
     let run = boot(Boot {
         raspi4b: true,
-        firmware: Some("tfa"),
+        load: Load::firmware("tfa"),
         initrd: Some(rd),
         append: Some("kexec.chain=2 kexec.payload=4M kexec.mmu=both".into()),
         cache_model: Some("cm-tfa.txt"),
@@ -531,7 +531,7 @@ fn cache_model_early_tables_under_dirty_lines() {
         };
         let run = boot(Boot {
             el: 2,
-            uefi: true,
+            load: Load::Uefi { acpi: false },
             image: Some(image.to_path_buf()),
             initrd: Some(rd.clone()),
             append: Some(format!(

@@ -102,42 +102,21 @@ pub(crate) struct Boot {
     pub(crate) gic3: bool,
     /// Route the second UART (the Pi's mini UART) to stdout instead of the first.
     pub(crate) serial1: bool,
-    /// (With `firmware`: also the DTB's own `stdout-path`, not the PL011.)
+    /// (With [`Load::Firmware`]: also the DTB's own `stdout-path`, not the PL011.)
     /// `raspi4b` instead of `virt` (its own CPUs and RAM; single-threaded TCG, since its
-    /// spinning secondaries otherwise starve the boot CPU).
+    /// spinning secondaries otherwise starve the boot CPU). [`Load::Firmware`] implies it.
     pub(crate) raspi4b: bool,
-    /// On `raspi4b`, boot through this Pi 4 firmware stack (`scripts/rpi4-firmware.sh`:
-    /// `tfa`, `tfa-board`, `uboot`, `tfa+uboot`) with `dtb` (default: `rpi4-qemu.dtb`).
-    pub(crate) firmware: Option<&'static str>,
+    /// How the kernel gets into the machine.
+    pub(crate) load: Load,
     pub(crate) initrd: Option<PathBuf>,
     pub(crate) dtb: Option<PathBuf>,
-    /// Hand the kernel this DTB exactly as it is (`dtb_as_is_args`), instead of `-kernel`.
-    pub(crate) dtb_as_is: Option<PathBuf>,
-    /// Boot this (kernel, initrd, command line) with `-kernel` instead of our Image: Linux.
+    /// Boot this (kernel, initrd, command line) instead of our Image: Linux.
     pub(crate) linux: Option<(PathBuf, PathBuf, String)>,
-    /// Where `dtb_as_is` puts the Image, from the DTB's lowest bank (0 = [`IMAGE_OFFSET`]); with
-    /// `firmware`, the Image's address (0 = `scripts/rpi4-firmware.sh`'s default).
-    pub(crate) image_at: u64,
-    /// Where `dtb_as_is` puts the initrd, from the DTB's lowest bank (0 = `scripts/dtb-as-is.sh`'s default); with
-    /// `firmware`, the initrd's address (0 = `scripts/rpi4-firmware.sh`'s default).
-    pub(crate) initrd_at: u64,
-    /// With `firmware`: `/memory`'s reg cells as the firmware would write them
-    /// (`RPI4_MEMORY`; default: the 960 MiB QEMU's mailbox reports).
-    pub(crate) firmware_memory: Option<&'static str>,
     /// A sparse file as guest RAM (`memory-backend-file`), for machines whose RAM reaches
     /// far beyond what the host could allocate.
     pub(crate) sparse_ram: bool,
-    /// `virt` under UEFI firmware: Debian's EDK2 (`QEMU_EFI.fd`) as `-bios`, with
-    /// `acpi=off` so that it hands over a DTB, booting `linux` (or our Image) from fw_cfg.
-    pub(crate) uefi: bool,
-    /// With `uefi`: ACPI left on (EDK2 then publishes no DTB).
-    pub(crate) acpi: bool,
-    /// `virt` (EL2, 1 GiB, 1 CPU) under Debian's U-Boot (`u-boot-qemu`) as `-bios`, which
-    /// runs this `bootcmd` (put in the DTB's `/config`) at once; the Image is preloaded at
-    /// [`UBOOT_KERNEL`] and the initrd at [`UBOOT_INITRD`].
-    pub(crate) uboot: Option<String>,
-    /// With `uefi`: no `-kernel`; this directory is the EFI system partition (QEMU's
-    /// `fat:` drive, read-only; see `esp()`).
+    /// This directory as a disk, the EFI system partition (QEMU's `fat:` drive, read-only;
+    /// see `esp()`): under [`Load::Uefi`] there is no `-kernel` then.
     pub(crate) esp: Option<PathBuf>,
     pub(crate) append: Option<String>,
     /// Bytes typed once the prompt appears.
@@ -153,6 +132,62 @@ pub(crate) struct Boot {
     pub(crate) cache_model: Option<&'static str>,
     /// More QEMU arguments, last.
     pub(crate) qemu_args: Vec<String>,
+}
+
+/// How the kernel (our Image, or `Boot::linux`) gets into the machine.
+#[derive(Default)]
+pub(crate) enum Load {
+    /// QEMU's `-kernel`, with QEMU's DTB or `Boot::dtb`.
+    #[default]
+    Direct,
+    /// This DTB handed over exactly as it is (`scripts/dtb-as-is.sh`), the Image and the
+    /// initrd at these offsets from its lowest bank (0: [`IMAGE_OFFSET`] and the script's
+    /// default).
+    DtbAsIs {
+        dtb: PathBuf,
+        image_at: u64,
+        initrd_at: u64,
+    },
+    /// On `raspi4b`, through this Pi 4 firmware stack (`scripts/rpi4-firmware.sh`: `tfa`,
+    /// `tfa-board`, `uboot`, `tfa+uboot`) with `Boot::dtb` (default: `rpi4-qemu.dtb`), the
+    /// Image and the initrd at these addresses (0: the script's defaults), `/memory`'s reg
+    /// cells as the firmware would write them (`RPI4_MEMORY`; default: the 960 MiB QEMU's
+    /// mailbox reports).
+    Firmware {
+        stack: &'static str,
+        image_at: u64,
+        initrd_at: u64,
+        memory: Option<&'static str>,
+    },
+    /// `virt` under UEFI firmware: Debian's EDK2 (`QEMU_EFI.fd`) as `-bios`, with
+    /// `acpi=off` (unless `acpi`: then EDK2 publishes no DTB), booting from fw_cfg or from
+    /// `Boot::esp`.
+    Uefi { acpi: bool },
+    /// `virt` (EL2, 1 GiB, 1 CPU) under Debian's U-Boot (`u-boot-qemu`) as `-bios`, which
+    /// runs this `bootcmd` (put in the DTB's `/config`) at once; the Image is preloaded at
+    /// [`UBOOT_KERNEL`] and the initrd at [`UBOOT_INITRD`].
+    UBoot(String),
+}
+
+impl Load {
+    /// `DtbAsIs` with the script's default offsets.
+    pub(crate) fn dtb_as_is(dtb: PathBuf) -> Self {
+        Load::DtbAsIs {
+            dtb,
+            image_at: 0,
+            initrd_at: 0,
+        }
+    }
+
+    /// `Firmware` with the script's defaults.
+    pub(crate) fn firmware(stack: &'static str) -> Self {
+        Load::Firmware {
+            stack,
+            image_at: 0,
+            initrd_at: 0,
+            memory: None,
+        }
+    }
 }
 
 pub(crate) struct Run {
@@ -219,7 +254,7 @@ pub(crate) fn boot(b: Boot) -> Run {
     if b.linux.is_none() {
         cmd.args(["-semihosting-config", "enable=on,target=native"]);
     }
-    if let Some(bootcmd) = &b.uboot {
+    if let Load::UBoot(bootcmd) = &b.load {
         uboot_args(&mut cmd, &b, bootcmd);
     }
     load_args(&mut cmd, &b, &append);
@@ -241,14 +276,14 @@ fn machine_args(cmd: &mut Command, b: &Boot) {
         (_, false) => "virt,virtualization=on",
         (_, true) => "virt,virtualization=on,gic-version=3",
     };
-    let machine = match (b.uefi, b.acpi) {
-        (true, false) => format!("{machine},acpi=off"),
+    let machine = match b.load {
+        Load::Uefi { acpi: false } => format!("{machine},acpi=off"),
         _ => machine.to_string(),
     };
-    if b.uefi {
+    if let Load::Uefi { .. } = b.load {
         cmd.args(["-bios", EDK2]);
     }
-    if b.raspi4b && b.firmware.is_some() {
+    if let Load::Firmware { .. } = b.load {
         // The rest comes from rpi4_firmware_args.
         cmd.args(["-M", "raspi4b"]);
     } else if b.raspi4b {
@@ -339,8 +374,39 @@ fn load_args(cmd: &mut Command, b: &Boot, append: &str) {
                 esp.display()
             ),
         ]);
-    } else if let Some(firmware) = b.firmware {
-        assert!(b.raspi4b, "firmware stacks are the Pi 4's");
+        return;
+    }
+    match &b.load {
+        Load::Firmware {
+            stack,
+            image_at,
+            initrd_at,
+            memory,
+        } => firmware_args(cmd, b, append, stack, (*image_at, *initrd_at), *memory),
+        Load::DtbAsIs {
+            dtb,
+            image_at,
+            initrd_at,
+        } if b.linux.is_none() => {
+            let image = b.image.as_deref().unwrap_or_else(|| image());
+            cmd.args(dtb_as_is_args(dtb, image, b, (*image_at, *initrd_at)));
+        }
+        Load::UBoot(_) => {}
+        _ => direct_args(cmd, b, append),
+    }
+}
+
+/// A Pi 4 firmware stack (`scripts/rpi4-firmware.sh`) loading our Image or `b.linux`, the
+/// Image and initrd at `at` (0: the script's defaults).
+fn firmware_args(
+    cmd: &mut Command,
+    b: &Boot,
+    append: &str,
+    stack: &str,
+    at: (u64, u64),
+    memory: Option<&str>,
+) {
+    {
         let (kernel, initrd, cmdline) = match &b.linux {
             Some((k, i, a)) => (k.clone(), i.clone(), a.clone()),
             None => (
@@ -352,13 +418,13 @@ fn load_args(cmd: &mut Command, b: &Boot, append: &str) {
         let dtb = b.dtb.clone().unwrap_or_else(|| fixture("rpi4-qemu.dtb"));
         // scripts/rpi4-firmware.sh's knobs.
         let mut env = Vec::new();
-        if b.image_at != 0 {
-            env.push(("KERNEL_ADDR", format!("{:#x}", b.image_at)));
+        if at.0 != 0 {
+            env.push(("KERNEL_ADDR", format!("{:#x}", at.0)));
         }
-        if b.initrd_at != 0 {
-            env.push(("INITRD_ADDR", format!("{:#x}", b.initrd_at)));
+        if at.1 != 0 {
+            env.push(("INITRD_ADDR", format!("{:#x}", at.1)));
         }
-        if let Some(m) = b.firmware_memory {
+        if let Some(m) = memory {
             env.push(("RPI4_MEMORY", m.to_string()));
         }
         if b.serial1 {
@@ -366,15 +432,17 @@ fn load_args(cmd: &mut Command, b: &Boot, append: &str) {
             env.push(("RPI4_STDOUT_PATH", String::new()));
         }
         cmd.args(rpi4_firmware_args(
-            firmware, &kernel, &initrd, &dtb, &cmdline, &env,
+            stack, &kernel, &initrd, &dtb, &cmdline, &env,
         ));
-    } else if let Some((kernel, initrd, append)) = &b.linux {
+    }
+}
+
+/// QEMU's `-kernel`: Linux (`b.linux`) or our Image with `b`'s initrd, DTB and command line.
+fn direct_args(cmd: &mut Command, b: &Boot, append: &str) {
+    if let Some((kernel, initrd, append)) = &b.linux {
         cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
         cmd.args(["-append", append]);
-    } else if let Some(dtb) = &b.dtb_as_is {
-        let image = b.image.as_deref().unwrap_or_else(|| image());
-        cmd.args(dtb_as_is_args(dtb, image, b));
-    } else if b.uboot.is_none() {
+    } else {
         cmd.arg("-kernel")
             .arg(b.image.as_deref().unwrap_or_else(|| image()));
         if let Some(i) = &b.initrd {
@@ -558,14 +626,42 @@ pub(crate) fn pi_console_on_pl011(dtb: &Path) -> PathBuf {
         "pl011-{}",
         dtb.file_name().unwrap().to_string_lossy()
     ));
-    std::fs::copy(dtb, &copy).unwrap();
-    let st = Command::new("fdtput")
-        .arg(&copy)
-        .args(["-t", "s", "/chosen", "stdout-path", "serial0:115200n8"])
-        .status()
-        .expect("fdtput (device-tree-compiler)");
-    assert!(st.success(), "fdtput stdout-path");
+    edit_dtb(
+        dtb,
+        &copy,
+        &[("/chosen", "stdout-path", dt_string("serial0:115200n8"))],
+    );
     copy
+}
+
+/// Writes `dtb` to `out` with these properties of existing nodes set, as the kernel's own
+/// editor (`kernel::formats::dtb::edit`, what kexec hands on) sets them. (Nodes it does not
+/// create: tests that add nodes use `fdtput -c`.)
+pub(crate) fn edit_dtb(dtb: &Path, out: &Path, props: &[(&str, &str, Vec<u8>)]) {
+    let edits: Vec<kernel::formats::dtb::Edit<'_>> = props
+        .iter()
+        .map(|(node, prop, value)| kernel::formats::dtb::Edit {
+            node,
+            prop,
+            value: Some(value),
+        })
+        .collect();
+    let blob = std::fs::read(dtb).unwrap();
+    let edited = kernel::formats::dtb::edit(&blob, &edits, &[])
+        .unwrap_or_else(|e| panic!("{}: {e}", dtb.display()));
+    std::fs::write(out, edited).unwrap();
+}
+
+/// A DTB string property's value.
+pub(crate) fn dt_string(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+/// A DTB property of 64-bit values, each as two big-endian cells.
+pub(crate) fn dt_u64s(values: &[u64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_be_bytes()).collect()
 }
 
 /// Where `scripts/dtb-as-is.sh` puts the Image by default, from the DTB's lowest bank.
@@ -573,14 +669,14 @@ pub(crate) const IMAGE_OFFSET: u64 = 0x20_0000;
 
 /// QEMU arguments that boot `image` with `dtb` unchanged (`scripts/dtb-as-is.sh`, which
 /// `qemu.sh --dtb` uses too), with `b`'s initrd, command line and offsets.
-pub(crate) fn dtb_as_is_args(dtb: &Path, image: &Path, b: &Boot) -> Vec<String> {
+pub(crate) fn dtb_as_is_args(dtb: &Path, image: &Path, b: &Boot, at: (u64, u64)) -> Vec<String> {
     // A directory per boot: tests that run at once may hand the same DTB over.
     static BOOTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = BOOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = dtb.file_name().unwrap().to_string_lossy();
     let dir = scratch(&format!("dtb-as-is-{n}-{name}"));
     let mut script = Command::new(root().join("scripts/dtb-as-is.sh"));
-    for (var, at) in [("IMAGE_OFFSET", b.image_at), ("INITRD_OFFSET", b.initrd_at)] {
+    for (var, at) in [("IMAGE_OFFSET", at.0), ("INITRD_OFFSET", at.1)] {
         if at != 0 {
             script.env(var, format!("{at:#x}"));
         }

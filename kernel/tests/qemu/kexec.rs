@@ -272,7 +272,7 @@ fn chain_on_two_banks() {
     let run = boot(Boot {
         el: 2,
         mem: "2G",
-        dtb_as_is: Some(two_bank_dtb()),
+        load: Load::dtb_as_is(two_bank_dtb()),
         initrd: Some(rd),
         append: Some("kexec.chain=20 kexec.payload=64M".into()),
         ..Default::default()
@@ -470,21 +470,11 @@ poweroff
 /// pair of cells, as the root's `#address-cells = #size-cells = 2` encode them).
 pub(crate) fn chosen_dtb(name: &str, props: &[(&str, &[u64])]) -> PathBuf {
     let dtb = scratch(&format!("{name}.dtb"));
-    std::fs::copy(fixture("virt-1g.dtb"), &dtb).unwrap();
-    for (prop, values) in props {
-        let cells: Vec<String> = values
-            .iter()
-            .flat_map(|v| [v >> 32, v & 0xffff_ffff])
-            .map(|c| format!("{c:x}"))
-            .collect();
-        let st = Command::new("fdtput")
-            .arg(&dtb)
-            .args(["-t", "x", "/chosen", prop])
-            .args(&cells)
-            .status()
-            .expect("fdtput (device-tree-compiler)");
-        assert!(st.success(), "fdtput {prop}");
-    }
+    let props: Vec<(&str, &str, Vec<u8>)> = props
+        .iter()
+        .map(|(prop, values)| ("/chosen", *prop, dt_u64s(values)))
+        .collect();
+    edit_dtb(&fixture("virt-1g.dtb"), &dtb, &props);
     dtb
 }
 
@@ -610,7 +600,7 @@ fn kexec_refuses_reserved_memory_and_holes() {
     let run = boot(Boot {
         el: 2,
         mem: "2G",
-        dtb_as_is: Some(dtb),
+        load: Load::dtb_as_is(dtb),
         initrd: Some(rd),
         ..Default::default()
     });

@@ -374,7 +374,7 @@ fn juno_shaped_virt_chain_then_linux() {
         mem: "39G",
         smp: 2,
         sparse_ram: true,
-        dtb_as_is: Some(juno_shaped_dtb()),
+        load: Load::dtb_as_is(juno_shaped_dtb()),
         initrd: Some(rd),
         append: Some("kexec.chain=4 kexec.payload=32M".into()),
         ..Default::default()

@@ -33,7 +33,7 @@ fn raspi4b_tfa_linux_kexecs_linux_with_4_cpus() {
     std::fs::write(&path, first).unwrap();
     let run = boot(Boot {
         raspi4b: true,
-        firmware: Some("tfa"),
+        load: Load::firmware("tfa"),
         linux: Some((
             fixture("linux/Image"),
             path,
@@ -69,7 +69,7 @@ fn raspi4b_tfa_chain_then_linux() {
     );
     let run = boot(Boot {
         raspi4b: true,
-        firmware: Some("tfa"),
+        load: Load::firmware("tfa"),
         initrd: Some(rd),
         append: Some("kexec.chain=4 kexec.payload=16M".into()),
         ..Default::default()
@@ -110,7 +110,7 @@ fn raspi4b_tfa_as_shipped_names_every_cpu_that_does_not_return() {
     let rd = initramfs("tfa-board.cpio", Some("cpus\npoweroff\n"), &[]);
     let run = boot(Boot {
         raspi4b: true,
-        firmware: Some("tfa-board"),
+        load: Load::firmware("tfa-board"),
         initrd: Some(rd),
         append: Some("kexec.chain=1 kexec.payload=1M".into()),
         ..Default::default()
@@ -154,7 +154,7 @@ pub(crate) fn rpi4_firmware_chain(firmware: &'static str, method: &str) -> Run {
     );
     let run = boot(Boot {
         raspi4b: true,
-        firmware: Some(firmware),
+        load: Load::firmware(firmware),
         initrd: Some(rd),
         append: Some("kexec.chain=2 kexec.payload=16M".into()),
         ..Default::default()

@@ -52,7 +52,7 @@ fn uefi_linux_then_this_kernel_then_linux_with_runtime_services() {
     let run = boot(Boot {
         el: 2,
         mem: "2G",
-        uefi: true,
+        load: Load::Uefi { acpi: false },
         linux: Some((
             fixture("linux/Image"),
             path,
@@ -133,7 +133,7 @@ pub(crate) fn efi_stub_from_edk2(el: u8) {
     );
     let run = boot(Boot {
         el,
-        uefi: true,
+        load: Load::Uefi { acpi: false },
         initrd: Some(rd),
         append: Some("kexec.chain=2 kexec.payload=16M efi-stub-test".into()),
         ..Default::default()
@@ -189,7 +189,7 @@ fn efi_stub_then_a_chain_then_linux_with_runtime_services() {
     let run = boot(Boot {
         el: 2,
         mem: "2G",
-        uefi: true,
+        load: Load::Uefi { acpi: false },
         initrd: Some(rd),
         append: Some("kexec.chain=2 kexec.payload=16M".into()),
         ..Default::default()
@@ -226,7 +226,7 @@ fn efi_stub_from_an_esp() {
     );
     let run = boot(Boot {
         el: 2,
-        uefi: true,
+        load: Load::Uefi { acpi: false },
         esp: Some(esp),
         typed: Some("mem\npoweroff\n"),
         ..Default::default()
@@ -273,7 +273,7 @@ fn efi_stub_initrd_from_the_boot_volume() {
     );
     let run = boot(Boot {
         el: 2,
-        uefi: true,
+        load: Load::Uefi { acpi: false },
         esp: Some(dir),
         ..Default::default()
     });
@@ -294,7 +294,7 @@ fn efi_stub_initrd_from_the_boot_volume() {
     );
     let run = boot(Boot {
         el: 2,
-        uefi: true,
+        load: Load::Uefi { acpi: false },
         esp: Some(dir),
         until: Some("efistub: cannot boot"),
         ..Default::default()
@@ -317,7 +317,7 @@ fn uboot_booti_boots_the_kernel() {
     let run = boot(Boot {
         el: 2,
         initrd: Some(rd),
-        uboot: Some(format!(
+        load: Load::UBoot(format!(
             "setenv bootargs 'semihosting kexec.chain=2 kexec.payload=16M from-booti'; booti {UBOOT_KERNEL:#x} {UBOOT_INITRD:#x}:{size:x} ${{fdtcontroladdr}}"
         )),
         ..Default::default()
@@ -351,7 +351,7 @@ fn uboot_bootefi_boots_the_efi_stub() {
     let run = boot(Boot {
         el: 2,
         esp: Some(dir),
-        uboot: Some(format!(
+        load: Load::UBoot(format!(
             "virtio scan; fatload virtio 0:1 {UBOOT_KERNEL:#x} kernel.efi; setenv bootargs 'initrd=/rd.cpio semihosting kexec.chain=2 kexec.payload=16M from-bootefi'; bootefi {UBOOT_KERNEL:#x} ${{fdtcontroladdr}}"
         )),
         ..Default::default()
@@ -378,7 +378,7 @@ fn uboot_bootefi_boots_the_efi_stub() {
 fn efi_stub_gives_up_when_exit_boot_services_keeps_failing() {
     let run = boot(Boot {
         el: 2,
-        uefi: true,
+        load: Load::Uefi { acpi: false },
         initrd: Some(initramfs("efi-ebs.cpio", Some("poweroff\n"), &[])),
         append: Some("efistub.wrong_map_key".into()),
         until: Some("efistub: cannot boot"),
@@ -399,8 +399,7 @@ fn efi_stub_gives_up_when_exit_boot_services_keeps_failing() {
 fn efi_stub_without_a_dtb_says_so() {
     let run = boot(Boot {
         el: 2,
-        uefi: true,
-        acpi: true,
+        load: Load::Uefi { acpi: true },
         initrd: Some(initramfs("efi-acpi.cpio", Some("poweroff\n"), &[])),
         until: Some("efistub: cannot boot"),
         ..Default::default()
@@ -436,7 +435,7 @@ fn a_bad_uefi_memory_map_is_named_and_the_kernel_boots() {
         put(&["-t", "x", "/chosen", "linux,uefi-mmap-desc-ver", &format!("{desc_ver:x}")]);
         let run = boot(Boot {
             el: 2,
-            dtb_as_is: Some(dtb),
+            load: Load::dtb_as_is(dtb),
             initrd: Some(initramfs(
                 "bad-uefi.cpio",
                 Some("mem\necho init.rc ran\npoweroff\n"),
