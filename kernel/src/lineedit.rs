@@ -101,45 +101,9 @@ impl LineEditor {
     /// Feeds one byte from the terminal.
     pub fn feed(&mut self, b: u8, out: &mut impl Write) -> Event {
         let was_cr = core::mem::replace(&mut self.last_cr, false);
-        match self.esc {
-            Esc::Start => {
-                self.esc = if b == b'[' || b == b'O' {
-                    Esc::Csi
-                } else {
-                    Esc::None
-                };
-                return Event::None;
-            }
-            Esc::Csi => {
-                self.esc = Esc::None;
-                match b {
-                    b'A' => self.history_step(true, out),
-                    b'B' => self.history_step(false, out),
-                    b'C' => self.move_to(self.cursor + 1, out),
-                    b'D' => self.move_to(self.cursor.saturating_sub(1), out),
-                    b'H' => self.move_to(0, out),
-                    b'F' => self.move_to(self.buf.len(), out),
-                    b'0'..=b'9' => self.esc = Esc::CsiNum(b - b'0'),
-                    _ => {}
-                }
-                return Event::None;
-            }
-            Esc::CsiNum(n) => {
-                self.esc = Esc::None;
-                if b == b'~' {
-                    match n {
-                        1 | 7 => self.move_to(0, out),
-                        4 | 8 => self.move_to(self.buf.len(), out),
-                        3 if self.cursor < self.buf.len() => {
-                            self.buf.remove(self.cursor);
-                            self.redraw(out);
-                        }
-                        _ => {}
-                    }
-                }
-                return Event::None;
-            }
-            Esc::None => {}
+        if self.esc != Esc::None {
+            self.escape(b, out);
+            return Event::None;
         }
         match b {
             b'\r' => {
@@ -156,6 +120,53 @@ impl LineEditor {
                 self.hist_pos = None;
                 return Event::Cancel;
             }
+            0x20..=0x7e => self.insert(b as char, out),
+            _ => self.control(b, out),
+        }
+        Event::None
+    }
+
+    /// A byte of an escape sequence: cursor keys, Home/End, Delete.
+    fn escape(&mut self, b: u8, out: &mut impl Write) {
+        match core::mem::replace(&mut self.esc, Esc::None) {
+            Esc::Start if b == b'[' || b == b'O' => self.esc = Esc::Csi,
+            Esc::Csi => match b {
+                b'A' => self.history_step(true, out),
+                b'B' => self.history_step(false, out),
+                b'C' => self.move_to(self.cursor + 1, out),
+                b'D' => self.move_to(self.cursor.saturating_sub(1), out),
+                b'H' => self.move_to(0, out),
+                b'F' => self.move_to(self.buf.len(), out),
+                b'0'..=b'9' => self.esc = Esc::CsiNum(b - b'0'),
+                _ => {}
+            },
+            Esc::CsiNum(n) if b == b'~' => match n {
+                1 | 7 => self.move_to(0, out),
+                4 | 8 => self.move_to(self.buf.len(), out),
+                3 if self.cursor < self.buf.len() => {
+                    self.buf.remove(self.cursor);
+                    self.redraw(out);
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// A printable character, at the cursor.
+    fn insert(&mut self, c: char, out: &mut impl Write) {
+        self.buf.insert(self.cursor, c);
+        self.cursor += 1;
+        if self.cursor == self.buf.len() {
+            let _ = out.write_char(c);
+        } else {
+            self.redraw(out);
+        }
+    }
+
+    /// An editing key: backspace, ^A ^E ^B ^F (moves), ^U ^K ^W (deletes).
+    fn control(&mut self, b: u8, out: &mut impl Write) {
+        match b {
             0x7f | 0x08 if self.cursor > 0 => {
                 self.cursor -= 1;
                 self.buf.remove(self.cursor);
@@ -190,18 +201,8 @@ impl LineEditor {
                 self.cursor = start;
                 self.redraw(out);
             }
-            0x20..=0x7e => {
-                self.buf.insert(self.cursor, b as char);
-                self.cursor += 1;
-                if self.cursor == self.buf.len() {
-                    let _ = out.write_char(b as char);
-                } else {
-                    self.redraw(out);
-                }
-            }
             _ => {}
         }
-        Event::None
     }
 
     fn move_to(&mut self, pos: usize, out: &mut impl Write) {

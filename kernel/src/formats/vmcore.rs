@@ -481,120 +481,173 @@ impl Reader<'_, '_> {
 /// Reads the dead kernel's printk ring buffer, oldest record first. Records being written
 /// at the panic (reserved), or already reused, are skipped, as `vmcore-dmesg` skips them.
 pub fn printk_log(info: &VmcoreInfo, mut read: ReadPhys<'_>) -> Result<Vec<LogRecord>, LogError> {
-    let t = Translate::from_info(info)?;
-    let missing = |k: String| LogError::Missing(k);
-    let sym = |n: &str| {
-        info.symbol(n)
-            .ok_or_else(|| missing(alloc::format!("SYMBOL({n})")))
+    let mut mem = Reader {
+        t: Translate::from_info(info)?,
+        read: &mut read,
     };
-    let off = |n: &str| {
-        info.offset(n)
-            .ok_or_else(|| missing(alloc::format!("OFFSET({n})")))
-    };
-    let size = |n: &str| {
-        info.size(n)
-            .ok_or_else(|| missing(alloc::format!("SIZE({n})")))
-    };
-    let mut mem = Reader { t, read: &mut read };
-    let counter = off("atomic_long_t.counter")?;
-    // `prb` is a pointer to the ring in use (the static one, or one log_buf_len= allocated).
-    let rb = mem.word("prb", sym("prb")?)?;
-    let desc_ring = rb + off("printk_ringbuffer.desc_ring")?;
-    let data_ring = rb + off("printk_ringbuffer.text_data_ring")?;
-    let count_bits = mem.word(
-        "desc_ring.count_bits",
-        desc_ring + off("prb_desc_ring.count_bits")?,
-    )? & 0xffff_ffff;
-    if count_bits > MAX_COUNT_BITS {
-        return Err(LogError::Implausible {
-            what: "descriptor count_bits",
-            value: count_bits,
-        });
-    }
-    let descs = mem.word("desc_ring.descs", desc_ring + off("prb_desc_ring.descs")?)?;
-    let infos = mem.word("desc_ring.infos", desc_ring + off("prb_desc_ring.infos")?)?;
-    let head = mem.word(
-        "desc_ring.head_id",
-        desc_ring + off("prb_desc_ring.head_id")? + counter,
-    )?;
-    let tail = mem.word(
-        "desc_ring.tail_id",
-        desc_ring + off("prb_desc_ring.tail_id")? + counter,
-    )?;
-    let size_bits = mem.word(
-        "text_data_ring.size_bits",
-        data_ring + off("prb_data_ring.size_bits")?,
-    )? & 0xffff_ffff;
-    if !(4..=MAX_DATA_BITS).contains(&size_bits) {
-        return Err(LogError::Implausible {
-            what: "text data ring size_bits",
-            value: size_bits,
-        });
-    }
-    let data = mem.word(
-        "text_data_ring.data",
-        data_ring + off("prb_data_ring.data")?,
-    )?;
-    let (desc_size, info_size) = (size("prb_desc")?, size("printk_info")?);
-    let (sv_off, lpos_off) = (
-        off("prb_desc.state_var")? + counter,
-        off("prb_desc.text_blk_lpos")?,
-    );
-    let (begin_off, next_off) = (
-        off("prb_data_blk_lpos.begin")?,
-        off("prb_data_blk_lpos.next")?,
-    );
-    let (seq_off, ts_off, len_off) = (
-        off("printk_info.seq")?,
-        off("printk_info.ts_nsec")?,
-        off("printk_info.text_len")?,
-    );
-    let count = 1u64 << count_bits;
-    let data_size = 1u64 << size_bits;
+    let ring = Ring::locate(info, &mut mem)?;
     let mut out = Vec::new();
-    let mut id = tail & DESC_ID_MASK;
-    for _ in 0..count {
-        let index = id & (count - 1);
-        let desc = descs + index * desc_size;
-        let sv = mem.word("a descriptor's state", desc + sv_off)?;
-        let state = sv >> DESC_FLAGS_SHIFT;
-        if sv & DESC_ID_MASK == id && (state == DESC_COMMITTED || state == DESC_FINALIZED) {
-            let info = infos + index * info_size;
-            let seq = mem.word("printk_info.seq", info + seq_off)?;
-            let ts_nsec = mem.word("printk_info.ts_nsec", info + ts_off)?;
-            let text_len = mem.word("printk_info.text_len", info + len_off)? & 0xffff;
-            let begin = mem.word("text_blk_lpos.begin", desc + lpos_off + begin_off)?;
-            let next = mem.word("text_blk_lpos.next", desc + lpos_off + next_off)?;
-            let text = if begin & 1 != 0 || next & 1 != 0 {
-                // Data-less records: a failed reservation, or an empty line.
-                String::new()
-            } else {
-                let wraps = |lpos: u64| lpos >> size_bits;
-                let (at, len) = if wraps(begin) == wraps(next) {
-                    (begin & (data_size - 1), next.wrapping_sub(begin))
-                } else if wraps(begin.wrapping_add(data_size)) == wraps(next) {
-                    // The block wrapped: it was written at the start of the ring.
-                    (0, next & (data_size - 1))
-                } else {
-                    (0, 0)
-                };
-                // Each block starts with its descriptor's ID (an unsigned long).
-                let len = len.saturating_sub(8).min(text_len).min(data_size);
-                let mut buf = alloc::vec![0u8; len as usize];
-                if len > 0 {
-                    mem.bytes("record text", data + at + 8, &mut buf)?;
-                }
-                String::from_utf8_lossy(&buf).into_owned()
-            };
-            out.push(LogRecord { seq, ts_nsec, text });
+    let mut id = ring.tail & DESC_ID_MASK;
+    for _ in 0..ring.count {
+        if let Some(r) = ring.record(&mut mem, id)? {
+            out.push(r);
         }
-        if id == head & DESC_ID_MASK {
+        if id == ring.head & DESC_ID_MASK {
             break;
         }
         id = (id + 1) & DESC_ID_MASK;
     }
     out.sort_by_key(|r| r.seq);
     Ok(out)
+}
+
+/// Where the dead kernel's printk ring is, and its layout, from VMCOREINFO.
+struct Ring {
+    /// The descriptor array, the info array, the text data ring (VAs).
+    descs: u64,
+    infos: u64,
+    data: u64,
+    /// Descriptors (a power of two) and the text ring's size in bytes (too).
+    count: u64,
+    data_size: u64,
+    /// The oldest and newest descriptor IDs.
+    tail: u64,
+    head: u64,
+    /// `sizeof(struct prb_desc)`, `sizeof(struct printk_info)`.
+    desc_size: u64,
+    info_size: u64,
+    /// Offsets: a descriptor's state word and text block position, a position's begin and
+    /// next, an info's sequence number, time stamp and text length.
+    state_var: u64,
+    text_blk_lpos: u64,
+    begin: u64,
+    next: u64,
+    seq: u64,
+    ts_nsec: u64,
+    text_len: u64,
+}
+
+impl Ring {
+    /// Reads `prb` and the two rings' headers; checks their sizes are plausible.
+    fn locate(info: &VmcoreInfo, mem: &mut Reader<'_, '_>) -> Result<Self, LogError> {
+        let missing = |k: String| LogError::Missing(k);
+        let sym = |n: &str| {
+            info.symbol(n)
+                .ok_or_else(|| missing(alloc::format!("SYMBOL({n})")))
+        };
+        let off = |n: &str| {
+            info.offset(n)
+                .ok_or_else(|| missing(alloc::format!("OFFSET({n})")))
+        };
+        let size = |n: &str| {
+            info.size(n)
+                .ok_or_else(|| missing(alloc::format!("SIZE({n})")))
+        };
+        let counter = off("atomic_long_t.counter")?;
+        // `prb` is a pointer to the ring in use (the static one, or one log_buf_len= allocated).
+        let rb = mem.word("prb", sym("prb")?)?;
+        let desc_ring = rb + off("printk_ringbuffer.desc_ring")?;
+        let data_ring = rb + off("printk_ringbuffer.text_data_ring")?;
+        let count_bits = mem.word(
+            "desc_ring.count_bits",
+            desc_ring + off("prb_desc_ring.count_bits")?,
+        )? & 0xffff_ffff;
+        if count_bits > MAX_COUNT_BITS {
+            return Err(LogError::Implausible {
+                what: "descriptor count_bits",
+                value: count_bits,
+            });
+        }
+        let size_bits = mem.word(
+            "text_data_ring.size_bits",
+            data_ring + off("prb_data_ring.size_bits")?,
+        )? & 0xffff_ffff;
+        if !(4..=MAX_DATA_BITS).contains(&size_bits) {
+            return Err(LogError::Implausible {
+                what: "text data ring size_bits",
+                value: size_bits,
+            });
+        }
+        Ok(Ring {
+            descs: mem.word("desc_ring.descs", desc_ring + off("prb_desc_ring.descs")?)?,
+            infos: mem.word("desc_ring.infos", desc_ring + off("prb_desc_ring.infos")?)?,
+            data: mem.word(
+                "text_data_ring.data",
+                data_ring + off("prb_data_ring.data")?,
+            )?,
+            count: 1 << count_bits,
+            data_size: 1 << size_bits,
+            tail: mem.word(
+                "desc_ring.tail_id",
+                desc_ring + off("prb_desc_ring.tail_id")? + counter,
+            )?,
+            head: mem.word(
+                "desc_ring.head_id",
+                desc_ring + off("prb_desc_ring.head_id")? + counter,
+            )?,
+            desc_size: size("prb_desc")?,
+            info_size: size("printk_info")?,
+            state_var: off("prb_desc.state_var")? + counter,
+            text_blk_lpos: off("prb_desc.text_blk_lpos")?,
+            begin: off("prb_data_blk_lpos.begin")?,
+            next: off("prb_data_blk_lpos.next")?,
+            seq: off("printk_info.seq")?,
+            ts_nsec: off("printk_info.ts_nsec")?,
+            text_len: off("printk_info.text_len")?,
+        })
+    }
+
+    /// The record descriptor `id` holds, if it is committed or finalized and still `id`'s.
+    fn record(&self, mem: &mut Reader<'_, '_>, id: u64) -> Result<Option<LogRecord>, LogError> {
+        let index = id & (self.count - 1);
+        let desc = self.descs + index * self.desc_size;
+        let sv = mem.word("a descriptor's state", desc + self.state_var)?;
+        let state = sv >> DESC_FLAGS_SHIFT;
+        if sv & DESC_ID_MASK != id || !(state == DESC_COMMITTED || state == DESC_FINALIZED) {
+            return Ok(None);
+        }
+        let info = self.infos + index * self.info_size;
+        let seq = mem.word("printk_info.seq", info + self.seq)?;
+        let ts_nsec = mem.word("printk_info.ts_nsec", info + self.ts_nsec)?;
+        let text_len = mem.word("printk_info.text_len", info + self.text_len)? & 0xffff;
+        let lpos = desc + self.text_blk_lpos;
+        let begin = mem.word("text_blk_lpos.begin", lpos + self.begin)?;
+        let next = mem.word("text_blk_lpos.next", lpos + self.next)?;
+        let text = self.text(mem, begin, next, text_len)?;
+        Ok(Some(LogRecord { seq, ts_nsec, text }))
+    }
+
+    /// The text of the data block at logical positions `begin..next`, at most `text_len`
+    /// bytes.
+    fn text(
+        &self,
+        mem: &mut Reader<'_, '_>,
+        begin: u64,
+        next: u64,
+        text_len: u64,
+    ) -> Result<String, LogError> {
+        if begin & 1 != 0 || next & 1 != 0 {
+            // Data-less records: a failed reservation, or an empty line.
+            return Ok(String::new());
+        }
+        let size_bits = self.data_size.trailing_zeros();
+        let wraps = |lpos: u64| lpos >> size_bits;
+        let (at, len) = if wraps(begin) == wraps(next) {
+            (begin & (self.data_size - 1), next.wrapping_sub(begin))
+        } else if wraps(begin.wrapping_add(self.data_size)) == wraps(next) {
+            // The block wrapped: it was written at the start of the ring.
+            (0, next & (self.data_size - 1))
+        } else {
+            (0, 0)
+        };
+        // Each block starts with its descriptor's ID (an unsigned long).
+        let len = len.saturating_sub(8).min(text_len).min(self.data_size);
+        let mut buf = alloc::vec![0u8; len as usize];
+        if len > 0 {
+            mem.bytes("record text", self.data + at + 8, &mut buf)?;
+        }
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
 }
 
 #[cfg(test)]

@@ -603,33 +603,59 @@ pub fn find_console(
     gic: Option<u32>,
 ) -> Result<ConsoleChoice, PlatformError> {
     let mut choice = ConsoleChoice::default();
+    let candidates = console_candidates(fdt, bootargs, gic, &mut choice.passed_over)?;
+    let mut tried: Vec<(String, Option<UartKind>)> = Vec::new();
+    for (path, rule, want) in candidates {
+        if tried.contains(&(path.clone(), want)) {
+            continue;
+        }
+        tried.push((path.clone(), want));
+        match console_at(fdt, &path, want, gic)? {
+            Ok(console) => {
+                choice.console = Some((console, rule));
+                return Ok(choice);
+            }
+            Err(why) => choice
+                .passed_over
+                .push(alloc::format!("{path} ({rule}): {why}")),
+        }
+    }
+    Ok(choice)
+}
+
+/// The UARTs the console may be, best first: the last `console=` (a `serialN` alias, or the
+/// mini UART), `stdout-path`, then the `serialN` aliases in order; each with the kind
+/// `console=` asked for. What names nothing is said in `passed_over`.
+fn console_candidates(
+    fdt: &Fdt<'_>,
+    bootargs: &str,
+    gic: Option<u32>,
+    passed_over: &mut Vec<String>,
+) -> Result<Vec<(String, ConsoleRule, Option<UartKind>)>, PlatformError> {
     // Looked up once: finding a node walks the whole tree.
     let aliases = fdt.find_node("/aliases");
     let aliases = aliases.as_ref();
-    let mut candidates: Vec<(String, ConsoleRule, Option<UartKind>)> = Vec::new();
+    let mut candidates = Vec::new();
     let wanted = bootargs
         .split_whitespace()
         .filter_map(|w| w.strip_prefix("console="))
         .filter_map(|v| Some((v, console_arg(v)?)))
         .next_back();
-    if let Some((arg, (alias, kind))) = wanted {
-        match (alias, kind) {
-            (Some(n), _) => match resolve_path(aliases, &alloc::format!("serial{n}")) {
-                Some(path) => candidates.push((path, ConsoleRule::Cmdline, kind)),
-                None => choice.passed_over.push(alloc::format!(
-                    "console={arg}: the DTB has no alias serial{n}"
-                )),
-            },
-            (None, _) => {
-                // The mini UART, wherever it is.
-                match find_mini_uart(fdt, gic)? {
-                    Some(c) => candidates.push((c.path, ConsoleRule::Cmdline, kind)),
-                    None => choice.passed_over.push(alloc::format!(
-                        "console={arg}: the DTB has no enabled mini UART (brcm,bcm2835-aux-uart)"
-                    )),
-                }
-            }
-        }
+    match wanted {
+        Some((arg, (Some(n), kind))) => match resolve_path(aliases, &alloc::format!("serial{n}")) {
+            Some(path) => candidates.push((path, ConsoleRule::Cmdline, kind)),
+            None => passed_over.push(alloc::format!(
+                "console={arg}: the DTB has no alias serial{n}"
+            )),
+        },
+        // The mini UART, wherever it is.
+        Some((arg, (None, kind))) => match find_mini_uart(fdt, gic)? {
+            Some(c) => candidates.push((c.path, ConsoleRule::Cmdline, kind)),
+            None => passed_over.push(alloc::format!(
+                "console={arg}: the DTB has no enabled mini UART (brcm,bcm2835-aux-uart)"
+            )),
+        },
+        None => {}
     }
     if let Some(spec) = fdt
         .find_node("/chosen")
@@ -637,9 +663,7 @@ pub fn find_console(
     {
         match resolve_path(aliases, spec) {
             Some(path) => candidates.push((path, ConsoleRule::StdoutPath, None)),
-            None => choice
-                .passed_over
-                .push(alloc::format!("stdout-path \"{spec}\": no such alias")),
+            None => passed_over.push(alloc::format!("stdout-path \"{spec}\": no such alias")),
         }
     }
     for n in 0..10 {
@@ -647,54 +671,41 @@ pub fn find_console(
             candidates.push((path, ConsoleRule::Alias, None));
         }
     }
-    let mut tried: Vec<(String, Option<UartKind>)> = Vec::new();
-    for (path, rule, want) in candidates {
-        if tried.contains(&(path.clone(), want)) {
-            continue;
-        }
-        tried.push((path.clone(), want));
-        let Some(chain) = node_chain(fdt, &path) else {
-            choice
-                .passed_over
-                .push(alloc::format!("{path} ({rule}): no such node"));
-            continue;
-        };
-        let node = chain[chain.len() - 1];
-        let Some(kind) = uart_kind(&node) else {
-            choice.passed_over.push(alloc::format!(
-                "{path} ({rule}): not a UART this kernel drives (arm,pl011 or brcm,bcm2835-aux-uart)"
-            ));
-            continue;
-        };
-        if want.is_some_and(|w| w != kind) {
-            choice.passed_over.push(alloc::format!(
-                "{path} ({rule}): not a PL011, which ttyAMA names"
-            ));
-            continue;
-        }
-        if !is_enabled(&node) {
-            choice
-                .passed_over
-                .push(alloc::format!("{path} ({rule}): disabled in the DTB"));
-            continue;
-        }
-        if let Some(regs) = translate_reg(&chain, &path)? {
-            choice.console = Some((
-                Console {
-                    path,
-                    regs,
-                    kind,
-                    irq: gic_interrupt(&chain, gic, 0),
-                },
-                rule,
-            ));
-            return Ok(choice);
-        }
-        choice
-            .passed_over
-            .push(alloc::format!("{path} ({rule}): no reg"));
+    Ok(candidates)
+}
+
+/// The UART at `path` as a console, or why it cannot be one (`want`: the kind `console=`
+/// named).
+fn console_at(
+    fdt: &Fdt<'_>,
+    path: &str,
+    want: Option<UartKind>,
+    gic: Option<u32>,
+) -> Result<Result<Console, &'static str>, PlatformError> {
+    let Some(chain) = node_chain(fdt, path) else {
+        return Ok(Err("no such node"));
+    };
+    let node = chain[chain.len() - 1];
+    let Some(kind) = uart_kind(&node) else {
+        return Ok(Err(
+            "not a UART this kernel drives (arm,pl011 or brcm,bcm2835-aux-uart)",
+        ));
+    };
+    if want.is_some_and(|w| w != kind) {
+        return Ok(Err("not a PL011, which ttyAMA names"));
     }
-    Ok(choice)
+    if !is_enabled(&node) {
+        return Ok(Err("disabled in the DTB"));
+    }
+    Ok(match translate_reg(&chain, path)? {
+        Some(regs) => Ok(Console {
+            path: path.into(),
+            regs,
+            kind,
+            irq: gic_interrupt(&chain, gic, 0),
+        }),
+        None => Err("no reg"),
+    })
 }
 
 /// The first enabled BCM2835 mini UART.
