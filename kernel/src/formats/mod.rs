@@ -3,6 +3,7 @@
 //! and printk ring of a crashed kernel (`vmcore`), SHA-256 padding, and the kexec chain's
 //! hand-over block.
 
+pub mod bootentry;
 pub mod chain;
 pub mod cmdline;
 pub mod cpio;
