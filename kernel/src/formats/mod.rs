@@ -10,5 +10,6 @@ pub mod cpio;
 pub mod dtb;
 pub mod efi;
 pub mod gzip;
+pub mod partition;
 pub mod sha256;
 pub mod vmcore;
