@@ -19,3 +19,4 @@ extern crate alloc;
 pub mod formats;
 pub mod lineedit;
 pub mod platform;
+pub mod storage;

@@ -1,0 +1,300 @@
+//! A volume's file system, whichever it is: FAT ([`super::fat`], ours) or ext2/3/4 (Google's
+//! `ext4-view`, read-only, which checks what it reads and returns `Corrupt` rather than
+//! panicking; see docs/disks.md for why each was chosen).
+
+use super::fat::{self, Fat, FatError};
+use super::{IoError, ReadAt};
+use alloc::boxed::Box;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Where the ext2/3/4 superblock's magic is (superblock at 1024, `s_magic` at +56).
+const EXT_MAGIC_AT: u64 = 1024 + 56;
+/// `s_magic`.
+const EXT_MAGIC: u16 = 0xef53;
+
+impl core::error::Error for IoError {}
+
+/// A directory entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Its name.
+    pub name: String,
+    /// Bytes (0 for a directory).
+    pub size: u64,
+    /// A directory.
+    pub is_dir: bool,
+}
+
+/// Why a file system or a file on it cannot be read.
+#[derive(Debug)]
+pub enum FsError {
+    /// Neither FAT nor ext2/3/4.
+    Unknown,
+    /// The volume could not be read.
+    Io(IoError),
+    /// From the FAT reader.
+    Fat(FatError),
+    /// From `ext4-view`.
+    Ext4(ext4_view::Ext4Error),
+}
+
+impl fmt::Display for FsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsError::Unknown => write!(f, "no FAT or ext2/3/4 file system"),
+            FsError::Io(e) => write!(f, "{e}"),
+            FsError::Fat(e) => write!(f, "{e}"),
+            FsError::Ext4(e) => write!(f, "ext4: {e}"),
+        }
+    }
+}
+
+impl From<FatError> for FsError {
+    fn from(e: FatError) -> Self {
+        FsError::Fat(e)
+    }
+}
+
+impl From<ext4_view::Ext4Error> for FsError {
+    fn from(e: ext4_view::Ext4Error) -> Self {
+        FsError::Ext4(e)
+    }
+}
+
+/// `ext4-view` reads through this.
+struct Ext4Volume<V>(V);
+
+impl<V: ReadAt> ext4_view::Ext4Read for Ext4Volume<V> {
+    fn read(
+        &mut self,
+        start_byte: u64,
+        dst: &mut [u8],
+    ) -> Result<(), Box<dyn core::error::Error + Send + Sync + 'static>> {
+        self.0
+            .read_at(start_byte, dst)
+            .map_err(|e| Box::new(e) as _)
+    }
+}
+
+/// A mounted file system.
+pub enum Fs<V> {
+    /// FAT12/16/32.
+    Fat(Fat<V>),
+    /// ext2/3/4.
+    Ext4(ext4_view::Ext4),
+}
+
+impl<V: ReadAt + 'static> Fs<V> {
+    /// Mounts `vol`, finding out which file system it holds.
+    pub fn mount(mut vol: V) -> Result<Self, FsError> {
+        let mut boot = [0u8; 512];
+        if vol.size() >= 512 {
+            vol.read_at(0, &mut boot).map_err(FsError::Io)?;
+            if fat::probe(&boot) {
+                return Ok(Fs::Fat(Fat::mount(vol)?));
+            }
+        }
+        let mut magic = [0u8; 2];
+        if vol.size() >= EXT_MAGIC_AT + 2 {
+            vol.read_at(EXT_MAGIC_AT, &mut magic).map_err(FsError::Io)?;
+            if u16::from_le_bytes(magic) == EXT_MAGIC {
+                return Ok(Fs::Ext4(ext4_view::Ext4::load(Box::new(Ext4Volume(vol)))?));
+            }
+        }
+        Err(FsError::Unknown)
+    }
+
+    /// What it is, for the console.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fs::Fat(f) => match f.kind() {
+                fat::Kind::Fat12 => "fat12",
+                fat::Kind::Fat16 => "fat16",
+                fat::Kind::Fat32 => "fat32",
+            },
+            Fs::Ext4(_) => "ext4",
+        }
+    }
+
+    /// The entries of the directory at `path`.
+    pub fn read_dir(&mut self, path: &str) -> Result<Vec<Entry>, FsError> {
+        match self {
+            Fs::Fat(f) => Ok(f
+                .read_dir(path)?
+                .into_iter()
+                .map(|e| Entry {
+                    name: e.name,
+                    size: e.size,
+                    is_dir: e.is_dir,
+                })
+                .collect()),
+            Fs::Ext4(fs) => {
+                let mut out = Vec::new();
+                for e in fs.read_dir(path)? {
+                    let e = e?;
+                    let name = e.file_name().display().to_string();
+                    if name == "." || name == ".." {
+                        continue;
+                    }
+                    let m = e.metadata()?;
+                    out.push(Entry {
+                        name,
+                        size: if m.is_dir() { 0 } else { m.len() },
+                        is_dir: m.is_dir(),
+                    });
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The size of the file at `path` (symbolic links followed).
+    pub fn file_size(&mut self, path: &str) -> Result<u64, FsError> {
+        match self {
+            Fs::Fat(f) => Ok(f.file_size(path)?),
+            Fs::Ext4(fs) => {
+                let m = fs.metadata(path)?;
+                if m.is_dir() {
+                    return Err(FsError::Fat(FatError::NotAFile(path.to_string())));
+                }
+                Ok(m.len())
+            }
+        }
+    }
+
+    /// Reads the file at `path` into `out` ([`Fs::file_size`] bytes); `progress` is told
+    /// the bytes read so far as the read goes on.
+    pub fn read_file(
+        &mut self,
+        path: &str,
+        out: &mut [u8],
+        mut progress: impl FnMut(u64),
+    ) -> Result<(), FsError> {
+        match self {
+            Fs::Fat(f) => Ok(f.read_file(path, out, progress)?),
+            Fs::Ext4(fs) => {
+                let mut file = fs.open(path)?;
+                let mut done = 0;
+                while done < out.len() {
+                    let n = file.read_bytes(&mut out[done..])?;
+                    if n == 0 {
+                        return Err(FsError::Io(IoError::Device(alloc::format!(
+                            "{path}: the file ended after {done} of {} bytes",
+                            out.len()
+                        ))));
+                    }
+                    done += n;
+                    if done % (1 << 20) < n {
+                        progress(done as u64);
+                    }
+                }
+                progress(done as u64);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{MemDisk, Volume};
+    use super::*;
+    use std::process::Command;
+
+    /// An ext4 volume made by `mkfs.ext4 -d` (e2fsprogs) from a directory.
+    fn mkfs_ext4(files: &[(&str, Vec<u8>)], extra: &[&str]) -> Vec<u8> {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(alloc::format!("ext4-test-{}-{n}", std::process::id()));
+        let root = dir.join("root");
+        let _ = std::fs::remove_dir_all(&dir);
+        for (name, data) in files {
+            let p = root.join(name.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, data).unwrap();
+        }
+        std::os::unix::fs::symlink("vmlinuz-6.12", root.join("boot/vmlinuz")).unwrap();
+        let img = dir.join("vol.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        let out = Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-d"])
+            .arg(&root)
+            .args(extra)
+            .arg(&img)
+            .output()
+            .expect("mkfs.ext4 (e2fsprogs)");
+        assert!(out.status.success(), "{out:?}");
+        let bytes = std::fs::read(&img).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        bytes
+    }
+
+    fn mount(img: Vec<u8>) -> Result<Fs<Volume<MemDisk>>, FsError> {
+        let blocks = (img.len() / 512) as u64;
+        Fs::mount(Volume::new(MemDisk(img), 0, blocks))
+    }
+
+    #[test]
+    fn ext4_and_ext2_made_by_mkfs() {
+        let kernel: Vec<u8> = (0..1_500_000u32).map(|i| (i ^ (i >> 9)) as u8).collect();
+        let files = [
+            ("/boot/vmlinuz-6.12", kernel.clone()),
+            (
+                "/boot/extlinux/extlinux.conf",
+                b"label l0\n linux /boot/vmlinuz\n".to_vec(),
+            ),
+        ];
+        for extra in [
+            &[][..],
+            &["-O", "^has_journal,^extent,^64bit", "-t", "ext2"][..],
+        ] {
+            let mut fs = mount(mkfs_ext4(&files, extra)).unwrap();
+            assert_eq!(fs.kind(), "ext4");
+            let n = fs.file_size("/boot/vmlinuz").unwrap();
+            assert_eq!(n, kernel.len() as u64, "through the symbolic link");
+            let mut b = alloc::vec![0u8; n as usize];
+            let mut seen = 0;
+            fs.read_file("/boot/vmlinuz", &mut b, |d| seen = d).unwrap();
+            assert!(b == kernel, "the file's bytes");
+            assert_eq!(seen, n);
+            let mut names: Vec<String> = fs
+                .read_dir("/boot")
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name)
+                .collect();
+            names.sort();
+            assert_eq!(names, ["extlinux", "vmlinuz", "vmlinuz-6.12"]);
+            assert!(fs.file_size("/nope").is_err());
+            assert!(fs.file_size("/boot").is_err());
+        }
+    }
+
+    #[test]
+    fn corrupt_and_unknown_volumes_are_named() {
+        let img = mkfs_ext4(&[("/boot/x", alloc::vec![7u8; 10])], &[]);
+        // The superblock's inode count zeroed (its checksum then fails too).
+        let mut bad = img.clone();
+        bad[1024..1028].fill(0);
+        let e = mount(bad).err().expect("refused");
+        assert!(matches!(e, FsError::Ext4(_)), "{e}");
+        assert!(matches!(
+            mount(alloc::vec![0u8; 8192]),
+            Err(FsError::Unknown)
+        ));
+        // A volume cut short: the file system points past the partition's end.
+        let short = img[..img.len() / 4].to_vec();
+        match mount(short) {
+            Err(e) => assert!(!e.to_string().is_empty()),
+            Ok(mut fs) => {
+                let mut b = [0u8; 10];
+                assert!(fs.read_file("/boot/x", &mut b, |_| {}).is_err() || b == [7; 10]);
+            }
+        }
+    }
+}
