@@ -1,4 +1,5 @@
-//! The initramfs: the boot loader's initrd (cpio `newc`, plain or gzip), as read-only files.
+//! Files: the initramfs (the boot loader's initrd, cpio `newc`, plain or gzip, read-only)
+//! and files on disks (`virtio0p2:/boot/vmlinuz`, read into frames).
 
 use crate::memory;
 use alloc::vec::Vec;
@@ -78,4 +79,110 @@ pub fn find(path: &str) -> Option<&'static [u8]> {
         .iter()
         .find(|e| e.path == want && e.is_file())
         .map(|e| e.data)
+}
+
+/// A file's bytes: in the initramfs, or read from a disk into frames of its own.
+pub enum FileData {
+    /// In the initramfs, for good.
+    Initramfs(&'static [u8]),
+    /// Read (from a disk, or several files joined) into frames; freed when dropped.
+    Frames(memory::FrameBuf),
+}
+
+impl core::ops::Deref for FileData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileData::Initramfs(d) => d,
+            FileData::Frames(b) => b,
+        }
+    }
+}
+
+/// Reads the file `name`: an initramfs path, or `DISKpN:/path` on a disk. A read that takes
+/// more than a second says how far it got, once a second.
+pub fn read(name: &str) -> Result<FileData, alloc::string::String> {
+    use kernel::storage::FileName;
+    match FileName::parse(name).map_err(|e| alloc::format!("{e}"))? {
+        FileName::Initramfs(p) => find(&p)
+            .map(FileData::Initramfs)
+            .ok_or_else(|| alloc::format!("{p}: no such file")),
+        FileName::Disk { disk, part, path } => {
+            let mut fs = crate::disks::mount(&disk, part)?;
+            let size = fs
+                .file_size(&path)
+                .map_err(|e| alloc::format!("{name}: {e}"))?;
+            let free = memory::FRAMES.free_frames() * mm::PAGE_SIZE;
+            if size >= free {
+                return Err(alloc::format!(
+                    "{name}: {size} bytes, more than the {free} bytes of free memory"
+                ));
+            }
+            let mut buf = memory::FrameBuf::alloc(size)
+                .ok_or_else(|| alloc::format!("{name}: no {size} bytes of contiguous memory"))?;
+            let t0 = crate::arch::ticks();
+            let mut said = 0;
+            fs.read_file(&path, &mut buf, |done| {
+                let s = crate::arch::ticks_to_us(crate::arch::ticks() - t0) / 1_000_000;
+                if s > said {
+                    said = s;
+                    crate::println!("read: {name}: {} of {} MiB", done >> 20, size >> 20);
+                }
+            })
+            .map_err(|e| alloc::format!("{name}: {e}"))?;
+            Ok(FileData::Frames(buf))
+        }
+    }
+}
+
+/// A directory's entries as `ls` shows them, `(kind, size, path)` with kind `d`, `-` or `?`:
+/// in the initramfs, or on a disk (`DISKpN:/path`).
+pub fn list(dir: &str) -> Result<Vec<(char, u64, alloc::string::String)>, alloc::string::String> {
+    use kernel::storage::FileName;
+    match FileName::parse(dir).map_err(|e| alloc::format!("{e}"))? {
+        FileName::Initramfs(d) => {
+            let d = d.trim_end_matches('/');
+            let prefix = alloc::format!("{d}/");
+            let found: Vec<_> = entries()
+                .iter()
+                .filter(|e| {
+                    e.path
+                        .strip_prefix(&prefix)
+                        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+                })
+                .map(|e| {
+                    let kind = match (e.is_dir(), e.is_file()) {
+                        (true, _) => 'd',
+                        (_, true) => '-',
+                        _ => '?',
+                    };
+                    (kind, e.data.len() as u64, e.path.clone())
+                })
+                .collect();
+            let is_dir = entries().iter().any(|e| e.path == d && e.is_dir());
+            if found.is_empty() && !d.is_empty() && !is_dir {
+                return Err(alloc::format!("{d}: no such directory"));
+            }
+            Ok(found)
+        }
+        FileName::Disk { disk, part, path } => {
+            let mut fs = crate::disks::mount(&disk, part)?;
+            let base = path.trim_end_matches('/');
+            let mut v: Vec<_> = fs
+                .read_dir(&path)
+                .map_err(|e| alloc::format!("{dir}: {e}"))?
+                .into_iter()
+                .map(|e| {
+                    let kind = if e.is_dir { 'd' } else { '-' };
+                    (
+                        kind,
+                        e.size,
+                        alloc::format!("{disk}p{part}:{base}/{}", e.name),
+                    )
+                })
+                .collect();
+            v.sort_by(|a, b| a.2.cmp(&b.2));
+            Ok(v)
+        }
+    }
 }

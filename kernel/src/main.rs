@@ -17,6 +17,8 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
+mod disks;
+#[cfg(target_os = "none")]
 mod drivers;
 #[cfg(target_os = "none")]
 mod efistub;
@@ -135,6 +137,7 @@ mod bare {
         capture::report_at_boot();
         crash::reserve_at_boot();
         selftest::chain_step(now, cpus, smp_us);
+        shell::boot::menu_at_start();
         run_boot_script(sys);
         shell::interactive();
     }

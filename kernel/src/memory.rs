@@ -518,6 +518,22 @@ impl Drop for FrameBuf {
     }
 }
 
+/// The physical address of `len` bytes at `va`, if they are physically contiguous: in the
+/// linear map, or in the kernel image (loaded in one piece). Device DMA uses it; a buffer
+/// elsewhere (a secondary CPU's stack, mapped page by page) gives `None`.
+pub fn contiguous_pa(va: VirtAddr, len: u64) -> Option<PhysAddr> {
+    use mm::layout::{KIMAGE_VADDR, LINEAR_BASE, LINEAR_SIZE};
+    let end = va.get().checked_add(len)?;
+    if va.get() >= LINEAR_BASE && end <= LINEAR_BASE + LINEAR_SIZE {
+        return Some(mm::layout::virt_to_phys(va));
+    }
+    let image_pa = PhysAddr(KERNEL_MAP.lock().as_ref()?.alloc.image_pa);
+    if va.get() >= KIMAGE_VADDR && end <= KIMAGE_VADDR + boot::symbols::image_size() {
+        return Some(mm::layout::kimage_pa(va, image_pa));
+    }
+    None
+}
+
 /// Maps device registers `r` in the device window and returns their VA.
 pub fn map_device(r: Region) -> Result<u64, MapError> {
     let mut km = KERNEL_MAP.lock();

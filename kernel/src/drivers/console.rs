@@ -324,7 +324,14 @@ static LEVEL: AtomicU8 = AtomicU8::new(0);
 
 impl log::Log for Logger {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() as u8 <= LEVEL.load(Ordering::Relaxed)
+        // Crates' own messages (virtio-drivers') only from warnings up: the console's lines
+        // are the kernel's.
+        let crate_level = if m.target().starts_with("kernel") {
+            log::Level::Trace
+        } else {
+            log::Level::Warn
+        };
+        m.level() <= crate_level && m.level() as u8 <= LEVEL.load(Ordering::Relaxed)
     }
     fn log(&self, r: &log::Record<'_>) {
         if !self.enabled(r.metadata()) {

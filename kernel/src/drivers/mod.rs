@@ -1,5 +1,7 @@
-//! Devices the kernel drives itself: the console UART (PL011 or the BCM2835 mini UART) and
-//! the Raspberry Pi's PM watchdog. (The GIC is `arch::gic`; the interrupt subsystem `irq`.)
+//! Devices the kernel drives itself: the console UART (PL011 or the BCM2835 mini UART), the
+//! Raspberry Pi's PM watchdog, virtio-blk disks. (The GIC is `arch::gic`; the interrupt
+//! subsystem `irq`; the disks' registry `disks`.)
 
 pub mod board;
 pub mod console;
+pub mod virtio_blk;

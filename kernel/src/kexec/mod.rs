@@ -47,6 +47,8 @@ pub enum KexecError {
     Image(String, ImageError),
     /// No such file in the initramfs.
     NoFile(String),
+    /// A file on a disk that cannot be read (the message names it).
+    File(String),
     /// An option this command does not know.
     UnknownOption(String),
     /// `kexec -e` with nothing loaded.
@@ -96,6 +98,7 @@ impl fmt::Display for KexecError {
         match self {
             Self::Image(file, e) => write!(f, "{file}: {e}"),
             Self::NoFile(p) => write!(f, "{p}: no such file in the initramfs"),
+            Self::File(e) => write!(f, "{e}"),
             Self::UnknownOption(o) => write!(
                 f,
                 "unknown option '{o}' (kexec -l IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--base=ADDR], -e, -u)"
@@ -136,7 +139,7 @@ impl fmt::Display for KexecError {
 pub enum ImageSource {
     /// The running kernel's own pristine Image.
     Itself,
-    /// A file in the initramfs.
+    /// A file (in the initramfs, or `DISKpN:/path`).
     File(String),
 }
 
@@ -147,8 +150,11 @@ pub enum InitrdSource {
     None,
     /// The initrd this kernel was booted with (the default for `--self`).
     Current,
-    /// A file in the initramfs.
+    /// A file (in the initramfs, or `DISKpN:/path`).
     File(String),
+    /// Several files, one after the other (each padded to 4 bytes): Linux unpacks every
+    /// archive of an initramfs made of several (a boot entry's `initrd a,b`).
+    Files(Vec<String>),
 }
 
 /// A `kexec -l`.
@@ -280,8 +286,30 @@ pub fn pristine_image() -> Vec<u8> {
     }
 }
 
-fn file(path: &str) -> Result<&'static [u8], KexecError> {
-    files::find(path).ok_or_else(|| KexecError::NoFile(path.to_string()))
+/// Files read and joined into one buffer, each padded with zeros to a multiple of 4 bytes
+/// (as the initramfs format allows between archives).
+fn joined(paths: &[String]) -> Result<files::FileData, KexecError> {
+    let parts: Vec<files::FileData> = paths.iter().map(|p| file(p)).collect::<Result<_, _>>()?;
+    let total: u64 = parts.iter().map(|d| mm::align_up(d.len() as u64, 4)).sum();
+    let mut buf = memory::FrameBuf::alloc(total).ok_or(KexecError::NoMemory(total))?;
+    let mut at = 0;
+    for d in &parts {
+        buf[at..at + d.len()].copy_from_slice(d);
+        let end = mm::align_up((at + d.len()) as u64, 4) as usize;
+        buf[at + d.len()..end].fill(0);
+        at = end;
+    }
+    Ok(files::FileData::Frames(buf))
+}
+
+/// A file `kexec` reads: in the initramfs, or on a disk (`DISKpN:/path`).
+fn file(path: &str) -> Result<files::FileData, KexecError> {
+    match kernel::storage::FileName::parse(path) {
+        Ok(kernel::storage::FileName::Initramfs(p)) => files::find(&p)
+            .map(files::FileData::Initramfs)
+            .ok_or_else(|| KexecError::NoFile(path.to_string())),
+        _ => files::read(path).map_err(KexecError::File),
+    }
 }
 
 /// Control pages as page tables.
@@ -334,13 +362,15 @@ fn load_checked(req: &LoadRequest, usable: Vec<Region>) -> Result<(), KexecError
 
     let pristine;
     let gunzipped;
+    let read;
     let (name, image_bytes): (String, &[u8]) = match &req.image {
         ImageSource::Itself => {
             pristine = pristine_image();
             ("itself".into(), &pristine)
         }
         ImageSource::File(p) => {
-            let f = file(p)?;
+            read = file(p)?;
+            let f: &[u8] = &read;
             if gzip::is_gzip(f) {
                 // Image.gz: inflated into frames, given back once the load has copied them.
                 gunzipped = memory::FrameBuf::gunzip(f).map_err(|e| match e {
@@ -383,9 +413,17 @@ fn load_image(
 ) -> Result<(), KexecError> {
     let hdr: ImageHeader =
         image::parse(image_bytes).map_err(|e| KexecError::Image(name.to_string(), e))?;
+    let initrd_file;
     let initrd: Option<(String, &[u8])> = match &req.initrd {
         InitrdSource::None => None,
-        InitrdSource::File(p) => Some((p.clone(), file(p)?)),
+        InitrdSource::File(p) => {
+            initrd_file = file(p)?;
+            Some((p.clone(), &initrd_file))
+        }
+        InitrdSource::Files(ps) => {
+            initrd_file = joined(ps)?;
+            Some((ps.join(" + "), &initrd_file))
+        }
         InitrdSource::Current => sys.platform.initrd.map(|r| {
             // SAFETY: the boot initrd is reserved RAM that nothing writes.
             ("the current one".to_string(), unsafe {
@@ -467,8 +505,12 @@ fn next_dtb(
     placed: &mut Placement,
     initrd_len: Option<usize>,
 ) -> Result<NextDtb, KexecError> {
+    let dtb_file;
     let (name, base_dtb): (String, &[u8]) = match &req.dtb {
-        Some(p) => (p.clone(), file(p)?),
+        Some(p) => {
+            dtb_file = file(p)?;
+            (p.clone(), &dtb_file)
+        }
         None => ("the running DTB".into(), sys.fdt),
     };
     if base_dtb.len() as u64 > DTB_MAX {

@@ -342,6 +342,51 @@ fn pm_watchdog_at(chain: &[FdtNode<'_, '_>], path: &str) -> Result<Option<Region
     translate_reg_at(chain, path, 0)
 }
 
+/// Which kind of disk controller a DTB node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskController {
+    /// A virtio-mmio transport (`virtio,mmio`): a disk if its device ID says so.
+    VirtioMmio,
+    /// An SD Host Controller (`brcm,bcm2711-emmc2`, `brcm,bcm2835-sdhci`): the Pi 4's.
+    Sdhci,
+}
+
+/// A disk controller the DTB lists (enabled).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskNode {
+    /// Its path.
+    pub path: String,
+    /// What it is.
+    pub kind: DiskController,
+    /// Its registers.
+    pub regs: Region,
+}
+
+/// Every enabled disk controller in the DTB, in tree order. A whole walk of the tree, so
+/// the kernel makes it when disks are first used, not at boot.
+pub fn find_disks(fdt: &Fdt<'_>) -> Result<Vec<DiskNode>, PlatformError> {
+    let mut found = Vec::new();
+    find_node(fdt, &mut |chain, path| {
+        let kind = match compatible_with(
+            &chain[chain.len() - 1],
+            &["virtio,mmio", "brcm,bcm2711-emmc2", "brcm,bcm2835-sdhci"],
+        ) {
+            Some(0) => DiskController::VirtioMmio,
+            Some(_) => DiskController::Sdhci,
+            None => return Ok(None::<()>),
+        };
+        if let Some(regs) = translate_reg_at(chain, path, 0)? {
+            found.push(DiskNode {
+                path: path.into(),
+                kind,
+                regs,
+            });
+        }
+        Ok(None)
+    })?;
+    Ok(found)
+}
+
 /// Why a DTB property could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlatformError {
@@ -829,6 +874,23 @@ pub(crate) mod tests {
             }
         }
         blob
+    }
+
+    #[test]
+    fn disk_controllers() {
+        // QEMU virt lists 32 virtio-mmio transports, 0x200 bytes each from 0x0a000000.
+        let blob = fixture("virt-1g.dtb");
+        let d = find_disks(&Fdt::new(&blob).unwrap()).unwrap();
+        assert_eq!(d.len(), 32);
+        assert!(d.iter().all(|n| n.kind == DiskController::VirtioMmio));
+        assert!(d.iter().any(|n| n.regs == Region::new(0x0a00_3e00, 0x200)));
+        // Debian's Pi 4 DTB: the Arasan SDHCI and EMMC2 (the SD card's on a board), each
+        // behind the SoC's ranges.
+        let blob = fixture("bcm2711-rpi-4-b.dtb");
+        let d = find_disks(&Fdt::new(&blob).unwrap()).unwrap();
+        let at: Vec<u64> = d.iter().map(|n| n.regs.start).collect();
+        assert!(at.contains(&0xfe34_0000), "{d:?}");
+        assert!(d.iter().all(|n| n.kind == DiskController::Sdhci));
     }
 
     #[test]

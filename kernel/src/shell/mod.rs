@@ -1,5 +1,6 @@
 //! The serial shell: line editing, the commands, and the boot script (`/init.rc`).
 
+pub mod boot;
 mod memcheck;
 
 use crate::drivers::console;
@@ -20,15 +21,17 @@ struct Command {
 const COMMANDS: &[Command] = &[
     Command { name: "help", usage: "help", help: "list the commands", run: cmd_help },
     Command { name: "mem", usage: "mem", help: "RAM banks, reserved ranges, free frames, page-table use", run: cmd_mem },
-    Command { name: "ls", usage: "ls [DIR]", help: "list initramfs files", run: cmd_ls },
-    Command { name: "cat", usage: "cat FILE...", help: "print initramfs files", run: cmd_cat },
+    Command { name: "ls", usage: "ls [DIR | DISKpN:/DIR]", help: "list a directory of the initramfs or of a disk's partition", run: cmd_ls },
+    Command { name: "cat", usage: "cat FILE...", help: "print files (initramfs paths, or DISKpN:/PATH on a disk)", run: cmd_cat },
+    Command { name: "disks", usage: "disks", help: "the disks, their partitions and file systems", run: cmd_disks },
+    Command { name: "boot", usage: "boot [N|ID]", help: "list the boot entries on the disks (extlinux.conf, BLS, config.txt); boot one with kexec", run: boot::command },
     Command { name: "echo", usage: "echo [WORD...]", help: "print the words", run: cmd_echo },
     Command { name: "fault", usage: "fault [ADDR]", help: "read from an unmapped address (default 0xffff_dead_0000_0000) to test the exception report", run: cmd_fault },
     Command { name: "cpus", usage: "cpus", help: "list the CPUs: MPIDR, EL of entry, state, how started, ticks", run: |_| { crate::smp::list(); Ok(()) } },
     Command { name: "irqs", usage: "irqs", help: "interrupts per CPU: ticks, timer lateness, UART, IPIs, spurious", run: |_| { crate::irq::list(); Ok(()) } },
     Command { name: "ipi", usage: "ipi", help: "ping every other CPU with an SGI and print the round trip", run: |_| crate::irq::ping() },
     Command { name: "kexec", usage: "kexec -l|-p IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--copy-all] [--base=ADDR] | -e | -u", help: "load, execute or unload a new kernel; alone: show what is loaded", run: crate::kexec::command },
-    Command { name: "sha256", usage: "sha256 [--portable] FILE...", help: "SHA-256 of initramfs files, with the rate (the CPU's SHA-2 instructions when it has them)", run: cmd_sha256 },
+    Command { name: "sha256", usage: "sha256 [--portable] FILE...", help: "SHA-256 of files (initramfs or disk), with the rate (the CPU's SHA-2 instructions when it has them)", run: cmd_sha256 },
     Command { name: "dmesg", usage: "dmesg", help: "as a crash kernel: the crashed Linux's whole log", run: |_| crate::kexec::capture::dmesg() },
     Command { name: "vmcore", usage: "vmcore", help: "as a crash kernel: the crashed kernel's memory ranges, notes and CPUs' registers", run: |_| crate::kexec::capture::vmcore() },
     Command { name: "memcheck", usage: "memcheck", help: "check memcpy, memmove, memset and memcmp against byte-at-a-time references", run: |_| crate::shell::memcheck::command() },
@@ -166,28 +169,9 @@ fn cmd_mem(_: &[String]) -> Result<(), String> {
 }
 
 fn cmd_ls(w: &[String]) -> Result<(), String> {
-    let dir = w.get(1).map(|s| s.trim_end_matches('/')).unwrap_or("");
-    let prefix = alloc::format!("{dir}/");
-    let mut n = 0;
-    for e in files::entries() {
-        let Some(rest) = e.path.strip_prefix(&prefix) else {
-            continue;
-        };
-        if rest.is_empty() || rest.contains('/') {
-            continue;
-        }
-        let kind = if e.is_dir() {
-            'd'
-        } else if e.is_file() {
-            '-'
-        } else {
-            '?'
-        };
-        println!("{kind} {:>10}  {}", e.data.len(), e.path);
-        n += 1;
-    }
-    if n == 0 && !files::entries().iter().any(|e| e.path == dir && e.is_dir()) && !dir.is_empty() {
-        return Err(alloc::format!("{dir}: no such directory"));
+    let dir = w.get(1).map(String::as_str).unwrap_or("");
+    for (kind, size, path) in files::list(dir)? {
+        println!("{kind} {size:>10}  {path}");
     }
     Ok(())
 }
@@ -197,12 +181,17 @@ fn cmd_cat(w: &[String]) -> Result<(), String> {
         return Err("usage: cat FILE...".into());
     }
     for p in &w[1..] {
-        let f = files::find(p).ok_or_else(|| alloc::format!("{p}: no such file"))?;
-        match core::str::from_utf8(f) {
+        let f = files::read(p)?;
+        match core::str::from_utf8(&f) {
             Ok(s) => print!("{s}"),
             Err(_) => return Err(alloc::format!("{p}: binary file ({} bytes)", f.len())),
         }
     }
+    Ok(())
+}
+
+fn cmd_disks(_: &[String]) -> Result<(), String> {
+    crate::disks::show();
     Ok(())
 }
 
@@ -218,9 +207,9 @@ fn cmd_sha256(w: &[String]) -> Result<(), String> {
         arch::sha2::compress()
     };
     for p in paths {
-        let f = files::find(p).ok_or_else(|| alloc::format!("{p}: no such file"))?;
+        let f = files::read(p)?;
         let t0 = arch::ticks();
-        let d = kernel::formats::sha256::Sha256::digest(compress, f);
+        let d = kernel::formats::sha256::Sha256::digest(compress, &f);
         let us = arch::ticks_to_us(arch::ticks() - t0).max(1);
         println!(
             "{}  {p} ({} bytes, {us} us, {} MiB/s, {engine})",

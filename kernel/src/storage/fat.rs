@@ -229,7 +229,14 @@ impl<V: ReadAt> Fat<V> {
             Kind::Fat12 => {
                 let at = c + c / 2;
                 let w = le16(&self.table, at);
-                (if c.is_multiple_of(2) { w & 0xfff } else { w >> 4 }, 0xff8)
+                (
+                    if c.is_multiple_of(2) {
+                        w & 0xfff
+                    } else {
+                        w >> 4
+                    },
+                    0xff8,
+                )
             }
             Kind::Fat16 => (le16(&self.table, 2 * c), 0xfff8),
             Kind::Fat32 => (le32(&self.table, 4 * c) & 0x0fff_ffff, 0x0fff_fff8),

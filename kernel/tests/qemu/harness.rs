@@ -119,8 +119,14 @@ pub(crate) struct Boot {
     /// see `esp()`): under [`Load::Uefi`] there is no `-kernel` then.
     pub(crate) esp: Option<PathBuf>,
     pub(crate) append: Option<String>,
-    /// Bytes typed once the prompt appears.
+    /// Bytes typed once the prompt (or `typed_after`) appears.
     pub(crate) typed: Option<&'static str>,
+    /// What to wait for before typing `typed` (default: the shell's prompt).
+    pub(crate) typed_after: Option<&'static str>,
+    /// Disk images, each a virtio-blk device (raw): the kernel names them virtio0, virtio1,
+    /// ... in the DTB's order, which is the reverse of this (QEMU gives the first device
+    /// the last virtio-mmio transport).
+    pub(crate) disks: Vec<PathBuf>,
     /// Before typing: leave the kernel idle at its prompt this long, measuring QEMU's host
     /// CPU time meanwhile (`Run::idle_cpu`).
     pub(crate) idle: Option<Duration>,
@@ -258,6 +264,14 @@ pub(crate) fn boot(b: Boot) -> Run {
         uboot_args(&mut cmd, &b, bootcmd);
     }
     load_args(&mut cmd, &b, &append);
+    for (i, d) in b.disks.iter().enumerate() {
+        cmd.args([
+            "-drive",
+            &format!("file={},if=none,format=raw,id=disk{i}", d.display()),
+            "-device",
+            &format!("virtio-blk-device,drive=disk{i}"),
+        ]);
+    }
     cmd.args(&b.qemu_args);
     let report = b.cache_model.map(scratch);
     if let Some(r) = &report {
@@ -506,7 +520,7 @@ fn run_qemu(mut cmd: Command, b: &Boot, report: Option<PathBuf>) -> Run {
             idle_cpu = Some((cpu_seconds(pid) - cpu0) / t0.elapsed().as_secs_f64());
         }
         if let (Some(t), false) = (b.typed, typed) {
-            if out.contains("kernel# ") {
+            if out.contains(b.typed_after.unwrap_or("kernel# ")) {
                 child
                     .stdin
                     .as_mut()

@@ -11,6 +11,7 @@ mod basics;
 mod boards;
 mod cache_model;
 mod crash;
+mod disks;
 mod harness;
 mod image_code;
 mod interrupts;
@@ -29,6 +30,8 @@ pub(crate) use boards::*;
 pub(crate) use cache_model::*;
 #[allow(unused_imports)]
 pub(crate) use crash::*;
+#[allow(unused_imports)]
+pub(crate) use disks::*;
 #[allow(unused_imports)]
 pub(crate) use harness::*;
 #[allow(unused_imports)]
