@@ -1,6 +1,6 @@
 //! Every input the fuzzer ever failed on, kept in `fuzz/regressions/<target>-<what>.bin`
 //! and run again by `cargo test`: each must now give an answer (an error or success), not a
-//! panic.
+//! panic. The built-in seeds run too.
 
 #[test]
 fn every_saved_input_is_answered() {
@@ -10,14 +10,20 @@ fn every_saved_input_is_answered() {
         let path = e.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         let target = name.split('-').next().unwrap();
-        let (_, run, _) = crate::targets::ALL
-            .iter()
-            .find(|t| t.0 == target)
-            .unwrap_or_else(|| panic!("{name}: no target {target}"));
+        let run = crate::target(target).unwrap_or_else(|| panic!("{name}: no target {target}"));
         let input = std::fs::read(&path).unwrap();
         let outcome = run(&input);
         println!("{name}: {outcome:?}");
         n += 1;
     }
     assert!(n > 0);
+}
+
+#[test]
+fn every_builtin_seed_is_answered() {
+    for (name, run, seeds) in crate::targets::ALL {
+        for (i, s) in seeds().iter().enumerate() {
+            println!("{name} builtin-{i}: {:?}", run(s));
+        }
+    }
 }
