@@ -31,6 +31,10 @@ if ! rustup toolchain list | grep -q "^$toolchain\(-\| \|$\)"; then
     echo "fuzz: installing the $toolchain toolchain (minimal profile)"
     rustup toolchain install "$toolchain" --profile minimal
 fi
+if ! command -v c++ >/dev/null; then
+    echo "fuzz: libFuzzer is C++: install g++ (scripts/setup.sh does)" >&2
+    exit 1
+fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz"
     cargo install cargo-fuzz --locked --quiet
