@@ -25,11 +25,12 @@ for t in "${targets[@]}"; do
 done
 toolchain=${FUZZ_TOOLCHAIN:-nightly}
 
-# The tools. `rustup toolchain install` on a toolchain already there would look for a newer
-# one (a download every day for nightly), so only when it is missing.
+# The tools, each only when missing: `rustup toolchain install` on a toolchain already there
+# looks for a newer one (a download every day for nightly). --no-self-update: installing a
+# toolchain is no reason to replace rustup itself.
 if ! rustup toolchain list | grep -q "^$toolchain\(-\| \|$\)"; then
     echo "fuzz: installing the $toolchain toolchain (minimal profile)"
-    rustup toolchain install "$toolchain" --profile minimal
+    rustup toolchain install "$toolchain" --profile minimal --no-self-update
 fi
 if ! command -v c++ >/dev/null; then
     echo "fuzz: libFuzzer is C++: install g++ (scripts/setup.sh does)" >&2
