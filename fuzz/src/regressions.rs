@@ -27,3 +27,33 @@ fn every_builtin_seed_is_answered() {
         }
     }
 }
+
+/// The targets are named in three places: here, the cargo-fuzz project and scripts/fuzz.sh.
+#[test]
+fn every_target_has_a_libfuzzer_entry_and_runs_in_fuzz_sh() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("libfuzzer/Cargo.toml")).unwrap();
+    let script = std::fs::read_to_string(root.join("../scripts/fuzz.sh")).unwrap();
+    let all = script
+        .lines()
+        .find_map(|l| l.strip_prefix("all=("))
+        .and_then(|l| l.strip_suffix(')'))
+        .expect("fuzz.sh's all=(...) line");
+    let names: Vec<&str> = crate::targets::ALL.iter().map(|t| t.0).collect();
+    assert_eq!(
+        all.split(' ').collect::<Vec<_>>(),
+        names,
+        "fuzz.sh's targets"
+    );
+    for name in names {
+        assert!(
+            manifest.contains(&format!(
+                "name = \"{name}\"\npath = \"fuzz_targets/{name}.rs\""
+            )),
+            "fuzz/libfuzzer/Cargo.toml has no [[bin]] {name}"
+        );
+        assert!(root
+            .join(format!("libfuzzer/fuzz_targets/{name}.rs"))
+            .exists());
+    }
+}
