@@ -101,7 +101,10 @@ for t in "${targets[@]}"; do
             "$t" "${inputs:-?}" "$cov" "$corpus" "$secs"
     else
         failed=1
-        grep -E 'ERROR|panicked|SUMMARY|Test unit written|Deadly|timeout|out-of-memory' "$log" | head -n 20 || true
+        # The panic and its message (the line after), or libFuzzer's verdict; the input's name.
+        { grep -A1 'panicked at' "$log" | head -n 2
+          grep -E '^SUMMARY|ERROR: libFuzzer: (timeout|out-of-memory)|Test unit written' "$log"
+        } || true
         echo "fuzz: FAIL $t (exit $rc; input in $crashes/, log $log; keep it as" \
             "fuzz/regressions/$t-<what>.bin once fixed)"
     fi
