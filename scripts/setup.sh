@@ -3,6 +3,7 @@
 #   - the Rust target aarch64-unknown-none and llvm-tools (objcopy for the Image)
 #   - QEMU >= 9 (on Debian 12 from bookworm-backports), dtc/fdtput, gdb-multiarch
 #   - gcc, pkg-config and glib's headers for the cache-model QEMU plugin (tools/cache-model)
+#   - g++ for libFuzzer (scripts/fuzz.sh builds it through cargo-fuzz)
 #   - Debian's EDK2 and U-Boot for QEMU virt (qemu-efi-aarch64, u-boot-qemu)
 #   - gnuplot (scripts/bench.sh draws its plot with it)
 #   - dosfstools, mtools, fdisk (scripts/sdcard.sh --image)
@@ -36,6 +37,7 @@ command -v fdtput >/dev/null || need_pkgs+=(device-tree-compiler)
 command -v gdb-multiarch >/dev/null || need_pkgs+=(gdb-multiarch)
 command -v cpio >/dev/null || need_pkgs+=(cpio)
 command -v gcc >/dev/null || need_pkgs+=(gcc)
+command -v g++ >/dev/null || need_pkgs+=(g++)
 command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
 pkg-config --exists glib-2.0 2>/dev/null || need_pkgs+=(libglib2.0-dev)
 # EDK2 for QEMU virt (the UEFI tests and qemu.sh's UEFI boots).
@@ -62,7 +64,7 @@ fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null; then
-        say "please install: QEMU >= 9 (qemu-system-aarch64), dtc/fdtput, gdb-multiarch, cpio, gcc, pkg-config, glib 2 headers, EDK2 for aarch64 (QEMU_EFI.fd), U-Boot for qemu_arm64, gnuplot"; exit 1
+        say "please install: QEMU >= 9 (qemu-system-aarch64), dtc/fdtput, gdb-multiarch, cpio, gcc, g++, pkg-config, glib 2 headers, EDK2 for aarch64 (QEMU_EFI.fd), U-Boot for qemu_arm64, gnuplot"; exit 1
     fi
     . /etc/os-release
     backports=()

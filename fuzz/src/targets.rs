@@ -2,14 +2,13 @@
 //! at `kexec -l`, and returns the outcome's text. Panics are the failures; errors are the
 //! expected answer to bad input.
 
-use crate::Target;
+use crate::{Seeds, Target};
 use kernel::formats::{chain, cmdline, cpio, dtb, efi, gzip, vmcore};
 use kernel::platform::{gicv3, Platform};
 use mm::memmap::{MemoryMap, Region};
 
-type Seeds = fn() -> Vec<Vec<u8>>;
-
-/// Every target: name, function, built-in seeds.
+/// Every target: name, function, built-in seeds (written next to the real-file seeds by
+/// scripts/fuzz.sh, and replayed by `cargo test`).
 pub const ALL: &[(&str, Target, Seeds)] = &[
     ("image", image, image_seeds),
     ("gzip", gzip_target, gzip_seeds),
@@ -32,7 +31,7 @@ fn text<E: core::fmt::Display>(e: E) -> String {
 }
 
 /// An Image (or Image.gz after inflating) at `kexec -l`: the header checks.
-fn image(data: &[u8]) -> Result<(), String> {
+pub fn image(data: &[u8]) -> Result<(), String> {
     kexec::image::parse(data).map(|_| ()).map_err(text)
 }
 
@@ -49,7 +48,7 @@ fn image_seeds() -> Vec<Vec<u8>> {
 
 /// An Image.gz or a gzip initramfs: the trailer's size, then inflating into a buffer of that
 /// size (capped: the kernel allocates it only after checking it against free memory).
-fn gzip_target(data: &[u8]) -> Result<(), String> {
+pub fn gzip_target(data: &[u8]) -> Result<(), String> {
     if !gzip::is_gzip(data) {
         return Err("not gzip".into());
     }
@@ -72,7 +71,7 @@ fn gzip_seeds() -> Vec<Vec<u8>> {
 }
 
 /// The initramfs at boot: every entry, its name and data.
-fn cpio_target(data: &[u8]) -> Result<(), String> {
+pub fn cpio_target(data: &[u8]) -> Result<(), String> {
     let entries = cpio::parse(data).map_err(text)?;
     let mut sum = 0usize;
     for e in &entries {
@@ -95,7 +94,7 @@ fn cpio_seeds() -> Vec<Vec<u8>> {
 
 /// A DTB as the kernel reads one at boot (compacted, then the board and the memory map), and
 /// as `kexec -l` edits one: the edit must give a DTB the kernel's own reader accepts.
-fn dtb_target(data: &[u8]) -> Result<(), String> {
+pub fn dtb_target(data: &[u8]) -> Result<(), String> {
     let blob = dtb::compact(data).map_err(text)?;
     let fdt = fdt::Fdt::new(&blob).map_err(|e| format!("fdt: {e:?}"))?;
     let platform = Platform::from_fdt(&fdt).map_err(text);
@@ -145,7 +144,7 @@ fn dtb_target(data: &[u8]) -> Result<(), String> {
 
 /// A UEFI memory map as an EFI stub hands it over: the first 8 bytes give the descriptor
 /// size and version (`linux,uefi-mmap-desc-size`/`-ver`), the rest is the map.
-fn uefi_target(data: &[u8]) -> Result<(), String> {
+pub fn uefi_target(data: &[u8]) -> Result<(), String> {
     if data.len() < 8 {
         return Err("short".into());
     }
@@ -191,7 +190,7 @@ fn uefi_seeds() -> Vec<Vec<u8>> {
 
 /// The EFI system table and its configuration tables, as the kernel reads them through
 /// `linux,uefi-system-table`: the input is physical memory from 0, the table at offset 0.
-fn efi_target(data: &[u8]) -> Result<(), String> {
+pub fn efi_target(data: &[u8]) -> Result<(), String> {
     let mut read = |pa: u64, buf: &mut [u8]| {
         let Ok(at) = usize::try_from(pa) else {
             return false;
@@ -216,7 +215,7 @@ fn efi_seeds() -> Vec<Vec<u8>> {
 }
 
 /// `/chosen/bootargs` and shell lines: words, sizes.
-fn cmdline_target(data: &[u8]) -> Result<(), String> {
+pub fn cmdline_target(data: &[u8]) -> Result<(), String> {
     let s = String::from_utf8_lossy(data);
     let words = cmdline::split_words(&s).map_err(text)?;
     for w in &words {
@@ -238,7 +237,7 @@ fn cmdline_seeds() -> Vec<Vec<u8>> {
 }
 
 /// The chain's hand-over block, named in the DTB by a previous kernel.
-fn chain_target(data: &[u8]) -> Result<(), String> {
+pub fn chain_target(data: &[u8]) -> Result<(), String> {
     let (h, payload) = chain::Header::read(data).map_err(text)?;
     std::hint::black_box((h, chain::hash(payload)));
     Ok(())
@@ -257,7 +256,7 @@ fn chain_seeds() -> Vec<Vec<u8>> {
 }
 
 /// GICv3 redistributor registers a previous kernel left (`GICR_PROPBASER`, `GICR_PENDBASER`).
-fn gicv3_target(data: &[u8]) -> Result<(), String> {
+pub fn gicv3_target(data: &[u8]) -> Result<(), String> {
     let w = |i: usize| {
         data.get(i..i + 8)
             .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
@@ -278,7 +277,7 @@ fn gicv3_seeds() -> Vec<Vec<u8>> {
 
 /// A crash kernel's `linux,elfcorehdr` (the ELF core header kexec-tools writes), and the
 /// notes it points at: here the input is both.
-fn elfcore_target(data: &[u8]) -> Result<(), String> {
+pub fn elfcore_target(data: &[u8]) -> Result<(), String> {
     let h = vmcore::parse_core_header(data).map_err(text);
     for n in vmcore::notes(data).map_err(text)? {
         match (n.name, n.ty) {

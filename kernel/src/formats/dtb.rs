@@ -496,10 +496,30 @@ pub fn edit_chosen(blob: &[u8], edits: &[ChosenEdit<'_>]) -> Result<Vec<u8>, Dtb
     edit(blob, &edits, &[])
 }
 
+/// Whether the node at `path` is one a reader finds for `wanted`: libfdt (Linux) and the
+/// `fdt` crate (this kernel) let a path component without a unit address (`chosen`) name a
+/// node with one (`chosen@0`), and take the first such node.
+fn node_is(path: &str, wanted: &str) -> bool {
+    let mut have = path.split('/');
+    let mut want = wanted.split('/');
+    loop {
+        match (have.next(), want.next()) {
+            (None, None) => return true,
+            (Some(h), Some(w))
+                if h == w || (!w.contains('@') && h.split('@').next() == Some(w)) => {}
+            _ => return false,
+        }
+    }
+}
+
 /// Copies `blob` with properties changed as `edits` say and `reserve` appended to the
 /// memory reservation block (as `/memreserve/` entries: address, size), dropping `FDT_NOP`s
 /// on the way. Edits to `/chosen` create it if it is missing; edits to other missing nodes
 /// are ignored. Everything else is kept as it is, reservations and boot CPU included.
+///
+/// An edit applies to every node a reader could find under its path ([`node_is`]): edits to
+/// `/chosen` go into a `/chosen@0` too, rather than into a second node the next kernel's
+/// look-up never reaches.
 pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<Vec<u8>, DtbError> {
     let compact = compact(blob)?;
     let h = header(&compact)?;
@@ -539,7 +559,7 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
     // format requires; `pending` says the current node's have not been written yet.
     let new_props = |out: &mut Vec<u8>, path: &str| {
         for (e, &off) in edits.iter().zip(&offs) {
-            if let (Some(v), true) = (e.value, e.node == path) {
+            if let (Some(v), true) = (e.value, node_is(path, e.node)) {
                 prop(out, off, v);
             }
         }
@@ -562,7 +582,7 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
             } else {
                 path.push('/');
             }
-            chosen_seen |= path == "/chosen";
+            chosen_seen |= node_is(&path, "/chosen");
             out_struct.extend_from_slice(t);
             pending = true;
         }
@@ -572,7 +592,7 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
             let name = &strings[nameoff..nameoff + name_end];
             let edited = edits
                 .iter()
-                .any(|e| e.node == path && e.prop.as_bytes() == name);
+                .any(|e| node_is(&path, e.node) && e.prop.as_bytes() == name);
             if !edited {
                 out_struct.extend_from_slice(t);
             }
@@ -770,6 +790,39 @@ mod tests {
             assert_eq!(a.address(), b.address());
             assert_eq!(a.size(), b.size());
         }
+    }
+
+    /// Found by libFuzzer: a DTB whose `/chosen` has a unit address (`chosen@40000000`). The
+    /// edit added a second, plain `/chosen` after it, which readers never reach (they take
+    /// the first node the path names), so the next kernel lost its command line and initrd.
+    #[test]
+    fn chosen_with_a_unit_address_is_edited_in_place() {
+        let mut blob = fixture("virt-runtime.dtb");
+        let at = blob
+            .windows(16)
+            .position(|w| w == b"memory@40000000\0")
+            .unwrap();
+        blob[at..at + 6].copy_from_slice(b"chosen");
+        let out = edit_chosen(&blob, &[("bootargs", Some(b"x\0"))]).unwrap();
+        let fdt = Fdt::new(&out).unwrap();
+        assert_eq!(fdt.chosen().bootargs(), Some("x"));
+        let chosen_nodes = fdt
+            .find_node("/")
+            .unwrap()
+            .children()
+            .filter(|n| n.name.split('@').next() == Some("chosen"))
+            .count();
+        let before = Fdt::new(&compact(&blob).unwrap())
+            .unwrap()
+            .find_node("/")
+            .unwrap()
+            .children()
+            .filter(|n| n.name.split('@').next() == Some("chosen"))
+            .count();
+        assert_eq!(chosen_nodes, before, "no /chosen added");
+        assert!(node_is("/chosen@0", "/chosen") && node_is("/cpus/cpu@1", "/cpus/cpu@1"));
+        assert!(!node_is("/chosen@0", "/chosen@1") && !node_is("/chosenx", "/chosen"));
+        assert!(!node_is("/", "/chosen") && !node_is("/chosen/x", "/chosen"));
     }
 
     #[test]

@@ -418,6 +418,11 @@ pub enum PlatformError {
         /// The first one missing.
         missing: &'static str,
     },
+    /// A path (an alias, `stdout-path`) names the root node where a device is expected.
+    RootIsNoDevice {
+        /// The path.
+        node: String,
+    },
 }
 
 impl fmt::Display for PlatformError {
@@ -447,6 +452,12 @@ impl fmt::Display for PlatformError {
                 f,
                 "DTB /chosen: has UEFI memory-map properties but not {missing}: all five or none"
             ),
+            PlatformError::RootIsNoDevice { node } => {
+                write!(
+                    f,
+                    "DTB {node}: names the root node, where a device is expected"
+                )
+            }
         }
     }
 }
@@ -501,8 +512,11 @@ pub fn translate_reg_at(
     path: &str,
     index: usize,
 ) -> Result<Option<Region>, PlatformError> {
-    let node = chain[chain.len() - 1];
-    let parent = chain[chain.len() - 2];
+    // The root has no parent bus to give a `reg` its meaning: a path (an alias, stdout-path)
+    // naming it where a device is expected is the DTB's mistake.
+    let &[.., parent, node] = chain else {
+        return Err(PlatformError::RootIsNoDevice { node: path.into() });
+    };
     let Some(reg) = node.property("reg") else {
         return Ok(None);
     };
@@ -938,6 +952,30 @@ pub(crate) mod tests {
         Platform::from_fdt(&Fdt::new(&out).unwrap())
             .unwrap()
             .console
+    }
+
+    /// Found by libFuzzer: an alias naming the root, which claims to be a PL011. The root has
+    /// no parent bus; its `reg` was read through `chain[len - 2]` and the boot panicked.
+    #[test]
+    fn a_console_path_naming_the_root_is_an_error() {
+        let edits = [
+            crate::formats::dtb::Edit {
+                node: "/",
+                prop: "compatible",
+                value: Some(b"arm,pl011\0"),
+            },
+            crate::formats::dtb::Edit {
+                node: "/aliases",
+                prop: "serial0",
+                value: Some(b"/\0"),
+            },
+        ];
+        let out = crate::formats::dtb::edit(&fixture("juno-r2.dtb"), &edits, &[]).unwrap();
+        let err = Platform::from_fdt(&Fdt::new(&out).unwrap()).unwrap_err();
+        assert!(
+            matches!(&err, PlatformError::RootIsNoDevice { node } if node == "/"),
+            "{err}"
+        );
     }
 
     const PI_PL011: &str = "/soc/serial@7e201000";
