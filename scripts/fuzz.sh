@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
-all=(image gzip cpio dtb uefi efi cmdline chain gicv3 elfcore)
+all=(image gzip cpio dtb uefi efi cmdline chain gicv3 elfcore partition fat ext4 bootentry)
 targets=("${@:-${all[@]}}")
 for t in "${targets[@]}"; do
     [[ " ${all[*]} " == *" $t "* ]] || { echo "fuzz: no target $t (targets: ${all[*]})" >&2; exit 2; }
@@ -62,6 +62,31 @@ scripts/mkinitramfs.sh "$tmp/rd" "$seeds/cpio/small.cpio" >/dev/null
 gzip -9c "$seeds/cpio/small.cpio" > "$seeds/gzip/small.cpio.gz"
 # DTBs: QEMU's and the boards'.
 cp "$fx"/*.dtb "$seeds/dtb/"
+# Disks and volumes as the real tools make them: FAT12 and FAT32 by mkfs.fat with files by
+# mcopy, ext4 and ext2 by mkfs.ext4 -d, an MBR and a GPT by sfdisk.
+mkdir -p "$tmp/vol/boot/extlinux" "$seeds/fat" "$seeds/ext4" "$seeds/partition"
+printf 'label l0\n linux /boot/vmlinuz\n' > "$tmp/vol/boot/extlinux/extlinux.conf"
+head -c 3000 "$fx/linux/Image" > "$tmp/vol/boot/vmlinuz"
+for bits in 12 32; do
+    f=$seeds/fat/fat$bits.img
+    # FAT32 needs 65525 clusters or more: 36 MiB of 512-byte ones.
+    if [ "$bits" = 12 ]; then size=256K; spc=4; else size=36M; spc=1; fi
+    truncate -s "$size" "$f" && mkfs.fat -F "$bits" -s "$spc" "$f" >/dev/null
+    mmd -i "$f" ::boot && mcopy -i "$f" "$tmp/vol/boot/vmlinuz" "::boot/a long name" && mcopy -i "$f" "$tmp/vol/boot/extlinux/extlinux.conf" ::extlinux.conf
+done
+# As a seed, only FAT32's first 256 KiB (the boot sector, the start of the FATs): inputs of
+# 36 MiB would make every run slow.
+truncate -s 256K "$seeds/fat/fat32.img"
+for t in ext4 ext2; do
+    f=$seeds/ext4/$t.img
+    truncate -s 256K "$f"
+    mkfs.ext4 -q -F -t "$t" -O ^has_journal -b 1024 -N 32 -d "$tmp/vol" "$f"
+done
+for label in dos gpt; do
+    f=$seeds/partition/$label.img
+    truncate -s 128K "$f"
+    printf 'label: %s\nstart=34, size=40\nstart=80, size=40\n' "$label" | sfdisk -q "$f"
+done
 # Command lines the tests and the README use.
 printf '%s' 'console=ttyAMA0 earlycon panic=-1 kexec.chain=20 kexec.payload=64M kexec.mmu=both' > "$seeds/cmdline/chain"
 printf '%s' 'kexec -l /Image --initrd=/rootfs.cpio.gz --append="console=ttyAMA0 panic=-1"' > "$seeds/cmdline/kexec"

@@ -6,7 +6,8 @@
 #   - g++ for libFuzzer (scripts/fuzz.sh builds it through cargo-fuzz)
 #   - Debian's EDK2 and U-Boot for QEMU virt (qemu-efi-aarch64, u-boot-qemu)
 #   - gnuplot (scripts/bench.sh draws its plot with it)
-#   - dosfstools, mtools, fdisk (scripts/sdcard.sh --image)
+#   - dosfstools, mtools, fdisk, e2fsprogs (scripts/sdcard.sh --image; the disk tests' and
+#     the fuzzer's disk images are made by mkfs.fat, mcopy, sfdisk and mkfs.ext4)
 #   - on Debian 12, the bookworm-backports source (QEMU, and the fixtures' Linux 6.12)
 # Idempotent: a second run only checks.  Needs root (or sudo) for apt.
 set -euo pipefail
@@ -48,6 +49,7 @@ pkg-config --exists glib-2.0 2>/dev/null || need_pkgs+=(libglib2.0-dev)
 command -v mkfs.vfat >/dev/null || [ -x /usr/sbin/mkfs.vfat ] || [ -x /sbin/mkfs.vfat ] || need_pkgs+=(dosfstools)
 command -v mcopy >/dev/null || need_pkgs+=(mtools)
 command -v sfdisk >/dev/null || [ -x /usr/sbin/sfdisk ] || [ -x /sbin/sfdisk ] || need_pkgs+=(fdisk)
+command -v mkfs.ext4 >/dev/null || [ -x /usr/sbin/mkfs.ext4 ] || [ -x /sbin/mkfs.ext4 ] || need_pkgs+=(e2fsprogs)
 # gnuplot for scripts/bench.sh's plot.
 command -v gnuplot >/dev/null || need_pkgs+=(gnuplot-nox)
 

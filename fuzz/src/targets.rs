@@ -20,6 +20,10 @@ pub const ALL: &[(&str, Target, Seeds)] = &[
     ("chain", chain_target, chain_seeds),
     ("gicv3", gicv3_target, gicv3_seeds),
     ("elfcore", elfcore_target, elfcore_seeds),
+    ("partition", partition_target, partition_seeds),
+    ("fat", fat_target, no_seeds),
+    ("ext4", ext4_target, no_seeds),
+    ("bootentry", bootentry_target, bootentry_seeds),
 ];
 
 fn no_seeds() -> Vec<Vec<u8>> {
@@ -307,5 +311,124 @@ fn elfcore_seeds() -> Vec<Vec<u8>> {
     vec![
         header,
         vmcore::write_note(b"VMCOREINFO", vmcore::NT_VMCOREINFO, info),
+    ]
+}
+
+/// A disk's first blocks, read as a partition table (MBR or GPT) the way the kernel reads a
+/// disk it found: every entry checked against the disk's size.
+pub fn partition_target(data: &[u8]) -> Result<(), String> {
+    use kernel::formats::partition;
+    let blocks = (data.len() / partition::BLOCK) as u64;
+    partition::read(blocks, |lba, buf| {
+        let at = lba as usize * partition::BLOCK;
+        match data.get(at..at + buf.len()) {
+            Some(b) => {
+                buf.copy_from_slice(b);
+                true
+            }
+            None => false,
+        }
+    })
+    .map(|_| ())
+    .map_err(text)
+}
+
+fn partition_seeds() -> Vec<Vec<u8>> {
+    // An MBR with a FAT and a Linux partition, as a Pi's card has.
+    let mut d = vec![0u8; 64 * 512];
+    for (i, (t, start, n)) in [(0x0cu8, 8u32, 16u32), (0x83, 24, 40)].iter().enumerate() {
+        let e = &mut d[446 + 16 * i..][..16];
+        e[4] = *t;
+        e[8..12].copy_from_slice(&start.to_le_bytes());
+        e[12..16].copy_from_slice(&n.to_le_bytes());
+    }
+    d[510] = 0x55;
+    d[511] = 0xaa;
+    vec![d]
+}
+
+/// A volume read as the kernel reads a FAT partition: mount, list the root and one level
+/// below, read every file (those the kernel would read: smaller than the input, as it
+/// refuses files larger than free memory).
+pub fn fat_target(data: &[u8]) -> Result<(), String> {
+    use kernel::storage::fat::Fat;
+    use kernel::storage::{MemDisk, Volume};
+    let blocks = (data.len() / 512) as u64;
+    let fat = std::cell::RefCell::new(
+        Fat::mount(Volume::new(MemDisk(data.to_vec()), 0, blocks)).map_err(text)?,
+    );
+    walk(
+        |p| {
+            fat.borrow_mut()
+                .read_dir(p)
+                .map(|v| v.into_iter().map(|e| (e.name, e.is_dir, e.size)).collect())
+                .map_err(text)
+        },
+        data.len(),
+        |p, buf| fat.borrow_mut().read_file(p, buf, |_| {}).map_err(text),
+    )
+}
+
+/// A volume read as the kernel reads an ext2/3/4 partition (through `ext4-view`).
+pub fn ext4_target(data: &[u8]) -> Result<(), String> {
+    use kernel::storage::fs::Fs;
+    use kernel::storage::{MemDisk, Volume};
+    let blocks = (data.len() / 512) as u64;
+    let fs = std::cell::RefCell::new(
+        Fs::mount(Volume::new(MemDisk(data.to_vec()), 0, blocks)).map_err(text)?,
+    );
+    walk(
+        |p| {
+            fs.borrow_mut()
+                .read_dir(p)
+                .map(|v| v.into_iter().map(|e| (e.name, e.is_dir, e.size)).collect())
+                .map_err(text)
+        },
+        data.len(),
+        |p, buf| fs.borrow_mut().read_file(p, buf, |_| {}).map_err(text),
+    )
+}
+
+/// The root and the directories in it: every file no larger than `limit` read.
+fn walk<E: core::fmt::Display>(
+    mut list: impl FnMut(&str) -> Result<Vec<(String, bool, u64)>, E>,
+    limit: usize,
+    mut read: impl FnMut(&str, &mut [u8]) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut dirs = vec![String::from("/")];
+    let mut depth = 0;
+    while let Some(dir) = dirs.pop() {
+        for (name, is_dir, size) in list(&dir).map_err(text)? {
+            let path = format!("{}/{name}", dir.trim_end_matches('/'));
+            if is_dir && depth < 2 {
+                dirs.push(path);
+            } else if !is_dir && size as usize <= limit {
+                let mut buf = vec![0u8; size as usize];
+                let _ = read(&path, &mut buf);
+            }
+        }
+        depth += 1;
+    }
+    Ok(())
+}
+
+/// Text read as each boot configuration the kernel reads: extlinux.conf, a BLS entry and
+/// loader.conf, the Pi's config.txt (with itself as cmdline.txt).
+pub fn bootentry_target(data: &[u8]) -> Result<(), String> {
+    use kernel::formats::bootentry;
+    let conf = core::str::from_utf8(data).map_err(text)?;
+    let a = bootentry::extlinux(conf, "/boot").map(|_| ()).map_err(text);
+    let b = bootentry::bls("x.conf", conf).map(|e| {
+        bootentry::bls_menu(vec![e], &bootentry::loader_conf(conf));
+    });
+    let c = bootentry::rpi_config(conf, |_| Some(conf.into()));
+    a.and(b.map_err(text)).and(c.map(|_| ()).map_err(text))
+}
+
+fn bootentry_seeds() -> Vec<Vec<u8>> {
+    vec![
+        b"default l0\ntimeout 50\nlabel l0\n\tmenu label Debian\n\tlinux /vmlinuz\n\tinitrd /initrd.img\n\tfdtdir /dtbs/\n\tappend root=/dev/vda2 ro\n".to_vec(),
+        b"title Debian\nversion 6.12.1\nsort-key debian\nlinux /6.12/linux\ninitrd /6.12/initrd\noptions root=/dev/vda2\ndefault deb*\ntimeout 3\n".to_vec(),
+        b"arm_64bit=1\n[pi4]\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n[all]\ndevice_tree=bcm2711-rpi-4-b.dtb\ncmdline=cmdline.txt\n".to_vec(),
     ]
 }

@@ -14,9 +14,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// The largest FAT read into memory (a 32 GiB FAT32 volume with 32 KiB clusters has a
-/// 4 MiB FAT).
-pub const MAX_FAT_BYTES: u64 = 16 << 20;
+/// The largest FAT read into memory (on the kernel's 8 MiB heap): a 32 GiB FAT32 volume with
+/// 32 KiB clusters has a 4 MiB FAT; a Pi's boot partition some hundreds of KiB.
+pub const MAX_FAT_BYTES: u64 = 4 << 20;
 /// Attribute bits of a directory entry.
 const ATTR_DIRECTORY: u8 = 0x10;
 const ATTR_VOLUME_ID: u8 = 0x08;
@@ -67,6 +67,13 @@ pub enum FatError {
     NotAFile(String),
     /// A file where a directory was wanted.
     NotADirectory(String),
+    /// A buffer for a file that is not the file's size (two entries of one name, say).
+    BufferSize {
+        /// The file's size.
+        size: u64,
+        /// The buffer's.
+        buffer: u64,
+    },
 }
 
 impl From<IoError> for FatError {
@@ -80,7 +87,7 @@ impl fmt::Display for FatError {
         match self {
             FatError::Io(e) => write!(f, "{e}"),
             FatError::BadBootSector(why) => write!(f, "FAT boot sector: {why}"),
-            FatError::FatTooLarge(n) => write!(f, "FAT of {n} bytes is larger than 16 MiB"),
+            FatError::FatTooLarge(n) => write!(f, "FAT of {n} bytes is larger than 4 MiB"),
             FatError::BadCluster(c) => write!(f, "FAT: cluster {c} is outside the volume"),
             FatError::Loop => write!(f, "FAT: a cluster chain loops"),
             FatError::ShortChain { size, chain } => write!(
@@ -90,6 +97,9 @@ impl fmt::Display for FatError {
             FatError::NotFound(p) => write!(f, "{p}: no such file or directory"),
             FatError::NotAFile(p) => write!(f, "{p}: is a directory"),
             FatError::NotADirectory(p) => write!(f, "{p}: not a directory"),
+            FatError::BufferSize { size, buffer } => {
+                write!(f, "FAT: a file of {size} bytes read into {buffer} bytes")
+            }
         }
     }
 }
@@ -416,7 +426,12 @@ impl<V: ReadAt> Fat<V> {
             Some(e) if !e.is_dir => e,
             _ => return Err(FatError::NotAFile(path.to_string())),
         };
-        assert_eq!(out.len() as u64, e.size, "a buffer of the file's size");
+        if out.len() as u64 != e.size {
+            return Err(FatError::BufferSize {
+                size: e.size,
+                buffer: out.len() as u64,
+            });
+        }
         if e.size == 0 {
             return Ok(());
         }

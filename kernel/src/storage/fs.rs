@@ -13,6 +13,13 @@ use core::fmt;
 const EXT_MAGIC_AT: u64 = 1024 + 56;
 /// `s_magic`.
 const EXT_MAGIC: u16 = 0xef53;
+/// The superblock's offset in the volume.
+const SUPERBLOCK_AT: u64 = 1024;
+/// `INCOMPAT_64BIT`: `s_blocks_count_hi` counts.
+const INCOMPAT_64BIT: u32 = 0x80;
+/// The most block groups read (their descriptors go on the kernel's heap): 65536 groups of
+/// 128 MiB (4 KiB blocks) is an 8 TiB file system.
+const MAX_GROUPS: u64 = 65536;
 
 impl core::error::Error for IoError {}
 
@@ -38,6 +45,8 @@ pub enum FsError {
     Fat(FatError),
     /// From `ext4-view`.
     Ext4(ext4_view::Ext4Error),
+    /// A superblock whose geometry this kernel refuses before `ext4-view` reads it.
+    Ext4Geometry(String),
 }
 
 impl fmt::Display for FsError {
@@ -47,6 +56,7 @@ impl fmt::Display for FsError {
             FsError::Io(e) => write!(f, "{e}"),
             FsError::Fat(e) => write!(f, "{e}"),
             FsError::Ext4(e) => write!(f, "ext4: {e}"),
+            FsError::Ext4Geometry(e) => write!(f, "ext4 superblock: {e}"),
         }
     }
 }
@@ -78,6 +88,49 @@ impl<V: ReadAt> ext4_view::Ext4Read for Ext4Volume<V> {
     }
 }
 
+/// Checks what Linux checks before it trusts an ext2/3/4 superblock's sizes (a block size
+/// of 1 to 64 KiB, at most 8 blocks of bits per group, a file system no larger than its
+/// partition), and bounds the block groups: `ext4-view` allocates a descriptor per group
+/// as the superblock counts them, so a corrupt count would exhaust the heap.
+fn check_ext_geometry(vol: &mut impl ReadAt) -> Result<(), FsError> {
+    let mut sb = [0u8; 1024];
+    vol.read_at(SUPERBLOCK_AT, &mut sb).map_err(FsError::Io)?;
+    let u32_at = |at: usize| u32::from_le_bytes(sb[at..at + 4].try_into().expect("4 bytes"));
+    let bad = |why: String| Err(FsError::Ext4Geometry(why));
+    let log = u32_at(24);
+    if log > 6 {
+        return bad(alloc::format!("block size 1 KiB << {log} is over 64 KiB"));
+    }
+    let block = 1024u64 << log;
+    let blocks = u32_at(4) as u64
+        | if u32_at(96) & INCOMPAT_64BIT != 0 {
+            (u32_at(0x150) as u64) << 32
+        } else {
+            0
+        };
+    let per_group = u32_at(32) as u64;
+    if per_group == 0 || per_group > 8 * block {
+        return bad(alloc::format!(
+            "{per_group} blocks per group (1 to {} for {block}-byte blocks)",
+            8 * block
+        ));
+    }
+    if blocks.saturating_mul(block) > vol.size() {
+        return bad(alloc::format!(
+            "{blocks} blocks of {block} bytes do not fit the partition's {} bytes",
+            vol.size()
+        ));
+    }
+    let first = u32_at(20) as u64;
+    let groups = blocks.saturating_sub(first).div_ceil(per_group);
+    if groups > MAX_GROUPS {
+        return bad(alloc::format!(
+            "{groups} block groups (at most {MAX_GROUPS})"
+        ));
+    }
+    Ok(())
+}
+
 /// A mounted file system.
 pub enum Fs<V> {
     /// FAT12/16/32.
@@ -100,6 +153,7 @@ impl<V: ReadAt + 'static> Fs<V> {
         if vol.size() >= EXT_MAGIC_AT + 2 {
             vol.read_at(EXT_MAGIC_AT, &mut magic).map_err(FsError::Io)?;
             if u16::from_le_bytes(magic) == EXT_MAGIC {
+                check_ext_geometry(&mut vol)?;
                 return Ok(Fs::Ext4(ext4_view::Ext4::load(Box::new(Ext4Volume(vol)))?));
             }
         }
