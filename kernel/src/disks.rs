@@ -1,8 +1,9 @@
-//! The disks this kernel found, by name (`virtio0`, `virtio1`, ... in DTB order), their
+//! The disks this kernel found, by name (`virtio0`, ..., `mmc0`, ... in DTB order), their
 //! partitions, and the file systems on them. Found the first time something asks (a shell
 //! command, `boot`), not at boot: finding them walks the whole DTB and probes each
 //! controller.
 
+use crate::drivers::sdhci::{self, SdCard};
 use crate::drivers::virtio_blk::{self, VirtioDisk};
 use crate::println;
 use crate::SYSTEM;
@@ -20,9 +21,32 @@ pub struct Disk {
     pub name: String,
     /// The DTB node of its controller.
     pub node: String,
-    dev: VirtioDisk,
+    dev: Device,
     /// Its partitions, or why they cannot be read.
     pub parts: Result<Vec<Partition>, PartError>,
+}
+
+/// A disk's device.
+enum Device {
+    /// virtio-blk (its queue inline: boxed).
+    Virtio(alloc::boxed::Box<VirtioDisk>),
+    /// An SD card.
+    Sd(SdCard),
+}
+
+impl BlockDevice for Device {
+    fn blocks(&self) -> u64 {
+        match self {
+            Device::Virtio(d) => d.blocks(),
+            Device::Sd(d) => d.blocks(),
+        }
+    }
+    fn read_blocks(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        match self {
+            Device::Virtio(d) => d.read_blocks(lba, buf),
+            Device::Sd(d) => d.read_blocks(lba, buf),
+        }
+    }
 }
 
 // SAFETY: a disk's device (its queue and MMIO pointers) is only used under the `DISKS` lock.
@@ -47,25 +71,40 @@ fn probe() -> Vec<Disk> {
             return Vec::new();
         }
     };
-    let mut disks = Vec::new();
-    for n in nodes
-        .iter()
-        .filter(|n| n.kind == DiskController::VirtioMmio)
-    {
-        match virtio_blk::probe(&n.path, n.regs) {
-            Ok(Some(mut dev)) => {
-                let blocks = dev.blocks();
-                let parts = partition::read(blocks, |lba, buf| dev.read_blocks(lba, buf).is_ok());
-                disks.push(Disk {
-                    name: alloc::format!("virtio{}", disks.len()),
-                    node: n.path.clone(),
-                    dev,
-                    parts,
-                });
+    let mut disks: Vec<Disk> = Vec::new();
+    let (mut virtio, mut mmc) = (0, 0);
+    for n in &nodes {
+        let found = match n.kind {
+            DiskController::VirtioMmio => virtio_blk::probe(&n.path, n.regs)
+                .map(|d| d.map(|d| Device::Virtio(alloc::boxed::Box::new(d)))),
+            DiskController::Sdhci => sdhci::probe(&n.path, n.regs).map(|d| d.map(Device::Sd)),
+        };
+        let mut dev = match found {
+            Ok(Some(dev)) => dev,
+            Ok(None) => continue,
+            Err(e) => {
+                println!("disks: {e}");
+                continue;
             }
-            Ok(None) => {}
-            Err(e) => println!("disks: {e}"),
-        }
+        };
+        let name = match dev {
+            Device::Virtio(_) => {
+                virtio += 1;
+                alloc::format!("virtio{}", virtio - 1)
+            }
+            Device::Sd(_) => {
+                mmc += 1;
+                alloc::format!("mmc{}", mmc - 1)
+            }
+        };
+        let blocks = dev.blocks();
+        let parts = partition::read(blocks, |lba, buf| dev.read_blocks(lba, buf).is_ok());
+        disks.push(Disk {
+            name,
+            node: n.path.clone(),
+            dev,
+            parts,
+        });
     }
     disks
 }

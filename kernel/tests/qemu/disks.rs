@@ -454,3 +454,60 @@ fn hostile_disks_are_named_and_the_shell_goes_on() {
     assert!(out.contains("STILL-HERE"), "{out}");
     assert_eq!(run.status, Some(0), "{out}");
 }
+
+#[test]
+fn raspi4b_sd_card_boots_debian_linux_with_all_cpus() {
+    // A Pi 4's card as Debian's raspi-firmware lays it out (MBR, FAT32 boot partition with
+    // config.txt and cmdline.txt, ext4 root), in QEMU's SD slot (`-drive if=sd`: the Arasan
+    // SDHCI, mmc@7e300000; a board's card is on EMMC2, the same kind of controller). 128 MiB:
+    // QEMU wants an SD image's size a power of two.
+    let linux = linux_image();
+    let rd = pi_linux_initramfs();
+    let card = disk_image(
+        "rpi4-card",
+        false,
+        &[
+            Part::Fat {
+                bits: 32,
+                mib: 96,
+                files: &[
+                    ("/vmlinuz-6", &linux),
+                    ("/initrd.img-6", &rd),
+                    (
+                        "/config.txt",
+                        b"arm_64bit=1\nenable_uart=1\n[pi4]\nkernel=vmlinuz-6\ninitramfs initrd.img-6 followkernel\n",
+                    ),
+                    (
+                        "/cmdline.txt",
+                        b"console=ttyAMA0,115200 panic=-1 root=/dev/mmcblk0p2 from-the-sd-card\n",
+                    ),
+                ],
+            },
+            Part::Ext4 { mib: 30, files: &[] },
+        ],
+    );
+    let run = boot(Boot {
+        el: 2,
+        raspi4b: true,
+        dtb: Some(fixture("rpi4-qemu.dtb")),
+        append: Some("boot.menu boot.timeout=0".into()),
+        qemu_args: vec![
+            "-drive".into(),
+            format!("if=sd,format=raw,file={}", card.display()),
+        ],
+        ..Default::default()
+    });
+    let out = &run.out;
+    assert!(out.contains("ready el=2 cpus=4"), "{out}");
+    assert!(out.contains("boot: 0* mmc0p1 config.txt"), "{out}");
+    assert!(
+        out.contains("boot: config.txt from mmc0p1: /vmlinuz-6, initrd /initrd.img-6"),
+        "{out}"
+    );
+    assert!(
+        run.line("LINUX-CMDLINE")
+            .is_some_and(|l| l.ends_with("root=/dev/mmcblk0p2 from-the-sd-card")),
+        "{out}"
+    );
+    assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 4"), "{out}");
+}

@@ -373,7 +373,9 @@ fn bad_kexec_input_is_named_and_the_shell_survives() {
         let filler = vec![1u8; 3 << 20];
         kernel::formats::dtb::edit_chosen(&base, &[("filler", Some(&filler))]).unwrap()
     };
-    let big_initrd = vec![7u8; 120 << 20];
+    // More than free memory once the initramfs holding it (in 256 MiB) is reserved; small
+    // enough that QEMU still finds room for its DTB after that initramfs.
+    let big_initrd = vec![7u8; 118 << 20];
     // PE/COFF: the offset at 0x3c past the end, and pointing at no PE signature.
     let pe_outside = patched_image(|b| {
         let len = b.len() as u32;
