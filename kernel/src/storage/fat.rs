@@ -17,6 +17,8 @@ use core::fmt;
 /// The largest FAT read into memory (on the kernel's 8 MiB heap): a 32 GiB FAT32 volume with
 /// 32 KiB clusters has a 4 MiB FAT; a Pi's boot partition some hundreds of KiB.
 pub const MAX_FAT_BYTES: u64 = 4 << 20;
+/// A long read tells its progress after each piece of this many bytes.
+const PROGRESS_STEP: usize = 4 << 20;
 /// Attribute bits of a directory entry.
 const ATTR_DIRECTORY: u8 = 0x10;
 const ATTR_VOLUME_ID: u8 = 0x08;
@@ -447,10 +449,14 @@ impl<V: ReadAt> Fat<V> {
         let mut done = 0usize;
         for (c, n) in runs {
             let len = (n as usize * self.cluster_bytes as usize).min(out.len() - done);
-            self.vol
-                .read_at(self.cluster_at(c), &mut out[done..done + len])?;
-            done += len;
-            progress(done as u64);
+            // In pieces, so that a long read can say how far it got.
+            let mut at = self.cluster_at(c);
+            for piece in out[done..done + len].chunks_mut(PROGRESS_STEP) {
+                self.vol.read_at(at, piece)?;
+                at += piece.len() as u64;
+                progress(done as u64 + piece.len() as u64);
+                done += piece.len();
+            }
         }
         Ok(())
     }
