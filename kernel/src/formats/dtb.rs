@@ -526,29 +526,11 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
     let st = &compact[h.off_dt_struct as usize..][..h.size_dt_struct as usize];
     let old_strings = &compact[h.off_dt_strings as usize..][..h.size_dt_strings as usize];
     let mut strings = old_strings.to_vec();
-    let mut name_off = |name: &str| -> u32 {
-        let mut at = 0;
-        while at < strings.len() {
-            let end = at + strings[at..].iter().position(|&c| c == 0).unwrap_or(0);
-            if &strings[at..end] == name.as_bytes() {
-                return at as u32;
-            }
-            at = end + 1;
-        }
-        let off = strings.len() as u32;
-        strings.extend_from_slice(name.as_bytes());
-        strings.push(0);
-        off
-    };
-    let prop = |out: &mut Vec<u8>, nameoff: u32, value: &[u8]| {
-        out.extend_from_slice(&FDT_PROP.to_be_bytes());
-        out.extend_from_slice(&(value.len() as u32).to_be_bytes());
-        out.extend_from_slice(&nameoff.to_be_bytes());
-        out.extend_from_slice(value);
-        out.resize(mm::align_up(out.len() as u64, 4) as usize, 0);
-    };
     // Every edit's name offset first (this may grow the strings block).
-    let offs: Vec<u32> = edits.iter().map(|e| name_off(e.prop)).collect();
+    let offs: Vec<u32> = edits
+        .iter()
+        .map(|e| string_offset(&mut strings, e.prop))
+        .collect();
     let chosen_edited = edits.iter().any(|e| e.node == "/chosen");
     let mut out_struct = Vec::with_capacity(st.len() + 256);
     // The path of the node being copied, and whether /chosen exists.
@@ -560,7 +542,7 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
     let new_props = |out: &mut Vec<u8>, path: &str| {
         for (e, &off) in edits.iter().zip(&offs) {
             if let (Some(v), true) = (e.value, node_is(path, e.node)) {
-                prop(out, off, v);
+                push_prop(out, off, v);
             }
         }
     };
@@ -627,6 +609,31 @@ pub fn edit(blob: &[u8], edits: &[Edit<'_>], reserve: &[(u64, u64)]) -> Result<V
     }
     rsv.extend_from_slice(&[0; 16]);
     Ok(assemble(h.boot_cpuid_phys, &rsv, &out_struct, &strings))
+}
+
+/// The offset of `name` in the strings block `strings`, appended if it is not there.
+fn string_offset(strings: &mut Vec<u8>, name: &str) -> u32 {
+    let mut at = 0;
+    while at < strings.len() {
+        let end = at + strings[at..].iter().position(|&c| c == 0).unwrap_or(0);
+        if &strings[at..end] == name.as_bytes() {
+            return at as u32;
+        }
+        at = end + 1;
+    }
+    let off = strings.len() as u32;
+    strings.extend_from_slice(name.as_bytes());
+    strings.push(0);
+    off
+}
+
+/// Appends an `FDT_PROP` token: the property whose name is at `nameoff`, with `value`.
+fn push_prop(out: &mut Vec<u8>, nameoff: u32, value: &[u8]) {
+    out.extend_from_slice(&FDT_PROP.to_be_bytes());
+    out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+    out.extend_from_slice(&nameoff.to_be_bytes());
+    out.extend_from_slice(value);
+    out.resize(mm::align_up(out.len() as u64, 4) as usize, 0);
 }
 
 #[cfg(test)]

@@ -201,35 +201,40 @@ fn check(table: &'static str, parts: &[Partition], disk: u64) -> Result<(), Part
     Ok(())
 }
 
-/// The GPT at block 1: header checked (signature, size, CRC, where it says it is, the
-/// entry array inside the disk), entry array checked (CRC), used entries in order.
-fn gpt(
-    disk: u64,
-    mut read: impl FnMut(u64, &mut [u8]) -> bool,
-) -> Result<Vec<Partition>, PartError> {
-    let mut h = [0u8; BLOCK];
-    if !read(1, &mut h) {
-        return Err(PartError::Read { lba: 1 });
-    }
+/// What a GPT header says, checked.
+struct GptHeader {
+    first_usable: u64,
+    last_usable: u64,
+    /// Where the entry array starts, each entry's size, the array's bytes and blocks, its
+    /// CRC32.
+    entries_lba: u64,
+    entry_size: usize,
+    bytes: usize,
+    array_blocks: u64,
+    array_crc: u32,
+}
+
+/// The GPT header `h` (block 1) on a disk of `disk` blocks: its signature, size, CRC and
+/// where it says it is; an entry array and usable blocks inside the disk.
+fn gpt_header(h: &[u8; BLOCK], disk: u64) -> Result<GptHeader, PartError> {
     if &h[..8] != GPT_SIGNATURE {
         return Err(PartError::GptHeader("no \"EFI PART\" signature at block 1"));
     }
-    let size = le32(&h, 12) as usize;
+    let size = le32(h, 12) as usize;
     if !(GPT_HEADER_MIN..=BLOCK).contains(&size) {
         return Err(PartError::GptHeader("header size outside 92..512"));
     }
-    let recorded = le32(&h, 16);
-    let mut copy = h;
+    let mut copy = *h;
     copy[16..20].fill(0);
-    if crc32fast::hash(&copy[..size]) != recorded {
+    if crc32fast::hash(&copy[..size]) != le32(h, 16) {
         return Err(PartError::GptCrc("header"));
     }
-    if le64(&h, 24) != 1 {
+    if le64(h, 24) != 1 {
         return Err(PartError::GptHeader("it does not say it is at block 1"));
     }
-    let (first_usable, last_usable) = (le64(&h, 40), le64(&h, 48));
-    let entries_lba = le64(&h, 72);
-    let (count, entry_size) = (le32(&h, 80), le32(&h, 84) as usize);
+    let (first_usable, last_usable) = (le64(h, 40), le64(h, 48));
+    let entries_lba = le64(h, 72);
+    let (count, entry_size) = (le32(h, 80), le32(h, 84) as usize);
     if count > GPT_MAX_ENTRIES {
         return Err(PartError::GptHeader("more than 1024 entries"));
     }
@@ -248,6 +253,36 @@ fn gpt(
     if first_usable > last_usable || last_usable >= disk {
         return Err(PartError::GptHeader("usable blocks outside the disk"));
     }
+    Ok(GptHeader {
+        first_usable,
+        last_usable,
+        entries_lba,
+        entry_size,
+        bytes,
+        array_blocks,
+        array_crc: le32(h, 88),
+    })
+}
+
+/// The GPT at block 1: header checked (signature, size, CRC, where it says it is, the
+/// entry array inside the disk), entry array checked (CRC), used entries in order.
+fn gpt(
+    disk: u64,
+    mut read: impl FnMut(u64, &mut [u8]) -> bool,
+) -> Result<Vec<Partition>, PartError> {
+    let mut h = [0u8; BLOCK];
+    if !read(1, &mut h) {
+        return Err(PartError::Read { lba: 1 });
+    }
+    let GptHeader {
+        first_usable,
+        last_usable,
+        entries_lba,
+        entry_size,
+        bytes,
+        array_blocks,
+        array_crc,
+    } = gpt_header(&h, disk)?;
     let mut array = vec![0u8; array_blocks as usize * BLOCK];
     for (i, chunk) in array.chunks_mut(BLOCK).enumerate() {
         if !read(entries_lba + i as u64, chunk) {
@@ -256,7 +291,7 @@ fn gpt(
             });
         }
     }
-    if crc32fast::hash(&array[..bytes]) != le32(&h, 88) {
+    if crc32fast::hash(&array[..bytes]) != array_crc {
         return Err(PartError::GptCrc("entry array"));
     }
     let mut parts = Vec::new();
