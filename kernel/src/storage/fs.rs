@@ -15,8 +15,6 @@ const EXT_MAGIC_AT: u64 = 1024 + 56;
 const EXT_MAGIC: u16 = 0xef53;
 /// The superblock's offset in the volume.
 const SUPERBLOCK_AT: u64 = 1024;
-/// `INCOMPAT_64BIT`: `s_blocks_count_hi` counts.
-const INCOMPAT_64BIT: u32 = 0x80;
 /// The most block groups read (their descriptors go on the kernel's heap): 65536 groups of
 /// 128 MiB (4 KiB blocks) is an 8 TiB file system.
 const MAX_GROUPS: u64 = 65536;
@@ -102,12 +100,10 @@ fn check_ext_geometry(vol: &mut impl ReadAt) -> Result<(), FsError> {
         return bad(alloc::format!("block size 1 KiB << {log} is over 64 KiB"));
     }
     let block = 1024u64 << log;
-    let blocks = u32_at(4) as u64
-        | if u32_at(96) & INCOMPAT_64BIT != 0 {
-            (u32_at(0x150) as u64) << 32
-        } else {
-            0
-        };
+    // `s_blocks_count_hi` counts only with INCOMPAT_64BIT (Linux), but `ext4-view` adds it
+    // in whatever the flags say: bound what it will use (a file system without the flag has
+    // zero there).
+    let blocks = u32_at(4) as u64 | (u32_at(0x150) as u64) << 32;
     let per_group = u32_at(32) as u64;
     if per_group == 0 || per_group > 8 * block {
         return bad(alloc::format!(
