@@ -143,10 +143,7 @@ pub fn read(
     disk_blocks: u64,
     mut read: impl FnMut(u64, &mut [u8]) -> bool,
 ) -> Result<Vec<Partition>, PartError> {
-    let mut mbr = [0u8; BLOCK];
-    if !read(0, &mut mbr) {
-        return Err(PartError::Read { lba: 0 });
-    }
+    let mbr = read_block(&mut read, 0)?;
     if mbr[510..512] != MBR_SIGNATURE {
         return Err(PartError::NoTable);
     }
@@ -172,6 +169,19 @@ pub fn read(
         .collect();
     check("MBR", &parts, disk_blocks)?;
     Ok(parts)
+}
+
+/// Block `lba` through `read`.
+fn read_block(
+    read: &mut impl FnMut(u64, &mut [u8]) -> bool,
+    lba: u64,
+) -> Result<[u8; BLOCK], PartError> {
+    let mut b = [0u8; BLOCK];
+    if read(lba, &mut b) {
+        Ok(b)
+    } else {
+        Err(PartError::Read { lba })
+    }
 }
 
 /// Every partition inside the disk, and none overlapping another.
@@ -270,10 +280,7 @@ fn gpt(
     disk: u64,
     mut read: impl FnMut(u64, &mut [u8]) -> bool,
 ) -> Result<Vec<Partition>, PartError> {
-    let mut h = [0u8; BLOCK];
-    if !read(1, &mut h) {
-        return Err(PartError::Read { lba: 1 });
-    }
+    let h = read_block(&mut read, 1)?;
     let GptHeader {
         first_usable,
         last_usable,

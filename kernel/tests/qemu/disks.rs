@@ -26,6 +26,63 @@ fn run_tool(cmd: &mut Command) {
     assert!(out.status.success(), "{cmd:?}: {out:?}");
 }
 
+/// Partition `i`'s file system, made in `dir` by its tool: `mkfs.fat` and `mcopy` (with
+/// `mmd` for directories), or `mkfs.ext4 -d` from a directory tree.
+fn volume(dir: &Path, i: usize, p: &Part<'_>) -> PathBuf {
+    let vol = dir.join(format!("p{i}.img"));
+    let (mib, files) = match p {
+        Part::Fat { mib, files, .. } | Part::Ext4 { mib, files } => (*mib, *files),
+    };
+    std::fs::File::create(&vol)
+        .unwrap()
+        .set_len(mib << 20)
+        .unwrap();
+    match p {
+        Part::Fat { bits, .. } => {
+            run_tool(
+                Command::new("mkfs.fat")
+                    .args(["-F", &bits.to_string()])
+                    .arg(&vol),
+            );
+            for (path, data) in files {
+                let host = dir.join("file");
+                std::fs::write(&host, data).unwrap();
+                let dirs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+                for n in 1..dirs.len() {
+                    let _ = Command::new("mmd")
+                        .args(["-i"])
+                        .arg(&vol)
+                        .arg(format!("::/{}", dirs[..n].join("/")))
+                        .output();
+                }
+                run_tool(
+                    Command::new("mcopy")
+                        .args(["-i"])
+                        .arg(&vol)
+                        .arg(&host)
+                        .arg(format!("::{path}")),
+                );
+            }
+        }
+        Part::Ext4 { .. } => {
+            let root = dir.join(format!("root{i}"));
+            std::fs::create_dir_all(&root).unwrap();
+            for (path, data) in files {
+                let f = root.join(path.trim_start_matches('/'));
+                std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+                std::fs::write(&f, data).unwrap();
+            }
+            run_tool(
+                Command::new("mkfs.ext4")
+                    .args(["-q", "-F", "-d"])
+                    .arg(&root)
+                    .arg(&vol),
+            );
+        }
+    }
+    vol
+}
+
 /// A disk image (`gpt` or MBR, as a Pi's SD card has) with `parts`, each starting at a
 /// 1 MiB boundary; written as `sfdisk` writes the table and each file system by its tool.
 pub(crate) fn disk_image(name: &str, gpt: bool, parts: &[Part<'_>]) -> PathBuf {
@@ -72,67 +129,7 @@ pub(crate) fn disk_image(name: &str, gpt: bool, parts: &[Part<'_>]) -> PathBuf {
         .unwrap();
     assert!(child.wait().unwrap().success(), "sfdisk {table}");
     for (i, (p, at)) in parts.iter().zip(placed).enumerate() {
-        let vol = dir.join(format!("p{i}.img"));
-        match p {
-            Part::Fat { bits, mib, files } => {
-                std::fs::File::create(&vol)
-                    .unwrap()
-                    .set_len(mib << 20)
-                    .unwrap();
-                run_tool(
-                    Command::new("mkfs.fat")
-                        .args(["-F", &bits.to_string()])
-                        .arg(&vol),
-                );
-                for (path, data) in *files {
-                    let host = dir.join("file");
-                    std::fs::write(&host, data).unwrap();
-                    let mut parent = String::new();
-                    for d in path
-                        .trim_start_matches('/')
-                        .split('/')
-                        .rev()
-                        .skip(1)
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                    {
-                        parent = format!("{parent}/{d}");
-                        let _ = Command::new("mmd")
-                            .args(["-i"])
-                            .arg(&vol)
-                            .arg(format!("::{parent}"))
-                            .output();
-                    }
-                    run_tool(
-                        Command::new("mcopy")
-                            .args(["-i"])
-                            .arg(&vol)
-                            .arg(&host)
-                            .arg(format!("::{path}")),
-                    );
-                }
-            }
-            Part::Ext4 { mib, files } => {
-                let root = dir.join(format!("root{i}"));
-                for (path, data) in *files {
-                    let f = root.join(path.trim_start_matches('/'));
-                    std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-                    std::fs::write(&f, data).unwrap();
-                }
-                std::fs::create_dir_all(&root).unwrap();
-                std::fs::File::create(&vol)
-                    .unwrap()
-                    .set_len(mib << 20)
-                    .unwrap();
-                run_tool(
-                    Command::new("mkfs.ext4")
-                        .args(["-q", "-F", "-d"])
-                        .arg(&root)
-                        .arg(&vol),
-                );
-            }
-        }
+        let vol = volume(&dir, i, p);
         let data = std::fs::read(&vol).unwrap();
         let mut f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
         use std::io::{Seek, SeekFrom};
@@ -281,54 +278,77 @@ fn boot_menu_boots_the_default_unattended_and_a_typed_choice() {
     );
 }
 
-#[test]
-fn a_pi_style_card_boots_debian_linux_with_its_cmdline() {
-    // MBR: a FAT32 boot partition with config.txt/cmdline.txt, as Debian's raspi-firmware
-    // writes them, and an ext4 root; Debian's kernel.
+/// A Pi 4's card as Debian's raspi-firmware lays it out: an MBR, a FAT32 boot partition
+/// (`fat_mib`) with `config.txt` (another model's section to pass over) and `cmdline.txt`,
+/// Debian's kernel and `initrd`, and an empty ext4 root (`root_mib`).
+fn pi_card(name: &str, initrd: &[u8], fat_mib: u64, root_mib: u64, cmdline: &str) -> PathBuf {
     let linux = linux_image();
-    let rd = linux_initramfs("", false, &[]);
-    let disk = disk_image(
-        "picard",
+    disk_image(
+        name,
         false,
         &[
             Part::Fat {
                 bits: 32,
-                mib: 64,
+                mib: fat_mib,
                 files: &[
                     ("/vmlinuz", &linux),
-                    ("/initrd.img", &rd),
+                    ("/initrd.img", initrd),
                     (
                         "/config.txt",
-                        b"arm_64bit=1\n[pi3]\nkernel=wrong\n[pi4]\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n[all]\n",
+                        b"arm_64bit=1\nenable_uart=1\n[pi3]\nkernel=wrong\n[pi4]\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n[all]\n",
                     ),
-                    (
-                        "/cmdline.txt",
-                        b"console=ttyAMA0 panic=-1 root=/dev/mmcblk0p2 from-cmdline-txt\n",
-                    ),
+                    ("/cmdline.txt", format!("{cmdline}\n").as_bytes()),
                 ],
             },
-            Part::Ext4 { mib: 8, files: &[] },
+            Part::Ext4 {
+                mib: root_mib,
+                files: &[],
+            },
         ],
-    );
-    let run = boot(Boot {
-        el: 2,
-        disks: vec![disk],
-        append: Some("boot.menu boot.timeout=0".into()),
-        ..Default::default()
-    });
+    )
+}
+
+/// `run` booted the card's config.txt entry from `disk`'s first partition, unattended, into
+/// Debian's Linux, which reached its init with the card's command line (ending `cmdline_end`)
+/// and powered off.
+fn assert_card_booted_linux(run: &Run, disk: &str, cmdline_end: &str) {
     let out = &run.out;
-    assert!(out.contains("boot: 0* virtio0p1 config.txt"), "{out}");
     assert!(
-        out.contains("boot: config.txt from virtio0p1: /vmlinuz, initrd /initrd.img"),
+        out.contains(&format!("boot: 0* {disk}p1 config.txt")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "boot: config.txt from {disk}p1: /vmlinuz, initrd /initrd.img"
+        )),
         "{out}"
     );
     assert!(out.contains("LINUX-UP 6."), "{out}");
     assert!(
         run.line("LINUX-CMDLINE")
-            .is_some_and(|l| l.ends_with("root=/dev/mmcblk0p2 from-cmdline-txt")),
+            .is_some_and(|l| l.ends_with(cmdline_end)),
         "{out}"
     );
     assert_eq!(run.status, Some(0), "Linux powered off: {out}");
+}
+
+#[test]
+fn a_pi_style_card_boots_debian_linux_with_its_cmdline() {
+    // The card as a virtio disk on `virt`.
+    let card = pi_card(
+        "picard",
+        &linux_initramfs("", false, &[]),
+        64,
+        8,
+        "console=ttyAMA0 panic=-1 root=/dev/mmcblk0p2 from-cmdline-txt",
+    );
+    let run = boot(Boot {
+        el: 2,
+        disks: vec![card],
+        append: Some("boot.menu boot.timeout=0".into()),
+        ..Default::default()
+    });
+    assert_card_booted_linux(&run, "virtio0", "root=/dev/mmcblk0p2 from-cmdline-txt");
 }
 
 #[test]
@@ -457,34 +477,15 @@ fn hostile_disks_are_named_and_the_shell_goes_on() {
 
 #[test]
 fn raspi4b_sd_card_boots_debian_linux_with_all_cpus() {
-    // A Pi 4's card as Debian's raspi-firmware lays it out (MBR, FAT32 boot partition with
-    // config.txt and cmdline.txt, ext4 root), in QEMU's SD slot (`-drive if=sd`: the Arasan
-    // SDHCI, mmc@7e300000; a board's card is on EMMC2, the same kind of controller). 128 MiB:
-    // QEMU wants an SD image's size a power of two.
-    let linux = linux_image();
-    let rd = pi_linux_initramfs();
-    let card = disk_image(
+    // The card in QEMU's SD slot (`-drive if=sd`: the Arasan SDHCI, mmc@7e300000; a board's
+    // card is on EMMC2, the same kind of controller). 128 MiB: QEMU wants an SD image's size
+    // a power of two.
+    let card = pi_card(
         "rpi4-card",
-        false,
-        &[
-            Part::Fat {
-                bits: 32,
-                mib: 96,
-                files: &[
-                    ("/vmlinuz-6", &linux),
-                    ("/initrd.img-6", &rd),
-                    (
-                        "/config.txt",
-                        b"arm_64bit=1\nenable_uart=1\n[pi4]\nkernel=vmlinuz-6\ninitramfs initrd.img-6 followkernel\n",
-                    ),
-                    (
-                        "/cmdline.txt",
-                        b"console=ttyAMA0,115200 panic=-1 root=/dev/mmcblk0p2 from-the-sd-card\n",
-                    ),
-                ],
-            },
-            Part::Ext4 { mib: 30, files: &[] },
-        ],
+        &pi_linux_initramfs(),
+        96,
+        30,
+        "console=ttyAMA0,115200 panic=-1 root=/dev/mmcblk0p2 from-the-sd-card",
     );
     let run = boot(Boot {
         el: 2,
@@ -497,17 +498,7 @@ fn raspi4b_sd_card_boots_debian_linux_with_all_cpus() {
         ],
         ..Default::default()
     });
-    let out = &run.out;
-    assert!(out.contains("ready el=2 cpus=4"), "{out}");
-    assert!(out.contains("boot: 0* mmc0p1 config.txt"), "{out}");
-    assert!(
-        out.contains("boot: config.txt from mmc0p1: /vmlinuz-6, initrd /initrd.img-6"),
-        "{out}"
-    );
-    assert!(
-        run.line("LINUX-CMDLINE")
-            .is_some_and(|l| l.ends_with("root=/dev/mmcblk0p2 from-the-sd-card")),
-        "{out}"
-    );
-    assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 4"), "{out}");
+    assert!(run.out.contains("ready el=2 cpus=4"), "{}", run.out);
+    assert_card_booted_linux(&run, "mmc0", "root=/dev/mmcblk0p2 from-the-sd-card");
+    assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 4"), "{}", run.out);
 }
