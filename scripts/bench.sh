@@ -7,8 +7,10 @@
 #      -icount (deterministic counter): the first ten hops against the last ten;
 #   3. transitional page-table pages at 1 GiB and 8 GiB.
 #   4. kexec into Linux against Linux's own kexec (see below), with a table and a plot;
-#   5. boot to `ready` at 1 GiB and 8 GiB.
-# Usage: scripts/bench.sh [--image FILE] [--linux-only]
+#   5. boot to `ready` at 1 GiB and 8 GiB;
+#   6. disks: reading files from ext4 on virtio-blk, and power-on to Linux's first line through
+#      an extlinux.conf, this kernel against Debian's U-Boot (see below).
+# Usage: scripts/bench.sh [--image FILE] [--linux-only | --disk-only]
 #   BENCH_PAYLOADS="16 64 256" (MiB) and BENCH_RUNS=3 (host-time runs) set part 4's matrix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,8 @@ while [ $# -gt 0 ]; do
     case $1 in
     --image) image=$2; shift 2 ;;
     --linux-only) only=linux; shift ;;
-    *) echo "usage: scripts/bench.sh [--image FILE] [--linux-only]" >&2; exit 2 ;;
+    --disk-only) only=disk; shift ;;
+    *) echo "usage: scripts/bench.sh [--image FILE] [--linux-only | --disk-only]" >&2; exit 2 ;;
     esac
 done
 [ -n "$image" ] || image=$(scripts/build.sh | tail -n1)
@@ -71,9 +74,98 @@ chain_benchmarks() {
     done
 
 }
+# 6. Disks, this kernel against Debian's U-Boot (u-boot-qemu) in the same QEMU (one vCPU,
+#    2 GiB, guest time under -icount from tools/console-stamp, one run each):
+#    - reading a 50 MB and a 100 MB file (random bytes) from ext4 on virtio-blk: ours is
+#      `sha256 virtio0p1:/FILE` less the hashing time it prints; U-Boot's is
+#      `ext4load virtio 0:1`; both from an `echo` line before to one after;
+#    - from power-on to the first line of Debian's Linux (earlycon) booted through the same
+#      /boot/extlinux/extlinux.conf: ours with `boot.menu boot.timeout=0` (QEMU starts the
+#      kernel as a boot ROM would), U-Boot's distro boot (`bootdelay=0`).
+#    Writes target/bench/disk.md.
+disk_benchmarks() {
+    scripts/fixtures.sh >/dev/null
+    local fx=target/fixtures d=$work/disk plugin
+    plugin=$(tools/console-stamp/build.sh | tail -n1)
+    rm -rf "$d"; mkdir -p "$d/root/boot/extlinux" "$d/rd"
+    head -c 50000000 /dev/urandom > "$d/root/file50"
+    head -c 100000000 /dev/urandom > "$d/root/file100"
+    cp "$fx/linux/Image" "$d/root/boot/Image"
+    cp "$work/rootfs.cpio" "$d/root/boot/initrd.img"
+    printf 'default l\ntimeout 0\nlabel l\n  linux /boot/Image\n  initrd /boot/initrd.img\n  append console=ttyAMA0 earlycon panic=-1\n' \
+        > "$d/root/boot/extlinux/extlinux.conf"
+    local mib=$(( ($(du -sm "$d/root" | cut -f1) * 5 / 4) + 16 ))
+    truncate -s "${mib}M" "$d/p1.img"
+    mkfs.ext4 -q -F -d "$d/root" "$d/p1.img"
+    truncate -s "$((mib + 2))M" "$d/disk.img"
+    echo 'label: gpt
+start=2048, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "$d/disk.img"
+    dd if="$d/p1.img" of="$d/disk.img" bs=1M seek=1 conv=notrunc status=none
+    local q=(qemu-system-aarch64 -M virt,virtualization=on -cpu cortex-a72 -m 2G -nographic
+        -nic none -no-reboot -drive "file=$d/disk.img,format=raw,if=none,id=d0,snapshot=on"
+        -device virtio-blk-device,drive=d0)
+    local icount=(-icount shift=0,sleep=off -plugin "$plugin" -d plugin)
+    # The DTB U-Boot runs on, with its boot command in /config.
+    "${q[@]}" -M virt,virtualization=on,dumpdtb="$d/virt.dtb" >/dev/null 2>&1
+    uboot() { # BOOTCMD QEMU-ARGS...
+        cp "$d/virt.dtb" "$d/u.dtb"
+        fdtput -c "$d/u.dtb" /config
+        fdtput -t i "$d/u.dtb" /config bootdelay 0
+        [ -z "$1" ] || fdtput -t s "$d/u.dtb" /config bootcmd "$1"
+        shift
+        "${q[@]}" -bios /usr/lib/u-boot/qemu_arm64/u-boot.bin -dtb "$d/u.dtb" "$@" </dev/null
+    }
+    printf 'echo MARK1\nsha256 virtio0p1:/file50\necho MARK2\nsha256 virtio0p1:/file100\necho MARK3\npoweroff\n' \
+        > "$d/rd/init.rc"
+    scripts/mkinitramfs.sh "$d/rd" "$d/rd.cpio" >/dev/null
+    # Ours: the span less the hashing time the kernel printed (", N us," in its sha256 line).
+    hashed() { sed -n "s/.*$2 (.* bytes, \([0-9]*\) us,.*/\1/p" "$1" | head -n1; }
+    first() { awk -v e="$boot_line" 'index($0, e) { print $1; exit }' "$1"; }
+    local i o50=() o100=() u50=() u100=() ob=() ub=() hob=() hub=()
+    for i in $(seq "$runs"); do
+        "${q[@]}" -kernel "$image" -initrd "$d/rd.cpio" "${icount[@]}" -D "$d/ours-read.log" \
+            </dev/null >/dev/null 2>&1 || true
+        o50+=($(( $(between "$d/ours-read.log" MARK1 MARK2) - $(hashed "$d/ours-read.log" file50) * 1000 )))
+        o100+=($(( $(between "$d/ours-read.log" MARK2 MARK3) - $(hashed "$d/ours-read.log" file100) * 1000 )))
+        uboot "virtio scan; echo MARK1; ext4load virtio 0:1 0x48000000 /file50; echo MARK2; ext4load virtio 0:1 0x48000000 /file100; echo MARK3; poweroff" \
+            "${icount[@]}" -D "$d/uboot-read.log" >/dev/null 2>&1 || true
+        u50+=("$(between "$d/uboot-read.log" MARK1 MARK2)")
+        u100+=("$(between "$d/uboot-read.log" MARK2 MARK3)")
+        "${q[@]}" -kernel "$image" -append "boot.menu boot.timeout=0" "${icount[@]}" \
+            -D "$d/ours-boot.log" </dev/null >/dev/null 2>&1 || true
+        ob+=("$(first "$d/ours-boot.log")")
+        uboot "" "${icount[@]}" -D "$d/uboot-boot.log" >/dev/null 2>&1 || true
+        ub+=("$(first "$d/uboot-boot.log")")
+        # Host time, without icount: from QEMU's start to the line as it is printed.
+        "${q[@]}" -kernel "$image" -append "boot.menu boot.timeout=0" </dev/null 2>&1 \
+            | stamp > "$d/ours-host.log" || true
+        hob+=("$(first "$d/ours-host.log")")
+        uboot "" 2>&1 | stamp > "$d/uboot-host.log" || true
+        hub+=("$(first "$d/uboot-host.log")")
+    done
+    local m
+    for m in o50 o100 u50 u100 ob ub hob hub; do
+        local -n arr=$m
+        for v in "${arr[@]}"; do
+            [ -n "$v" ] && [ "$v" -gt 0 ] || { echo "bench: a disk figure ($m) is missing; see $d/*.log" >&2; exit 1; }
+        done
+        printf -v "$m" '%s' "$(printf '%s\n' "${arr[@]}" | median)"
+        unset -n arr
+    done
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+    {
+        echo "| median of $runs runs, $(qemu-system-aarch64 --version | head -n1) | this kernel | U-Boot | ours / U-Boot |"
+        echo "|--|--:|--:|--:|"
+        echo "| read 50 MB from ext4 on virtio-blk, guest ms (icount) | $(ms "$o50") | $(ms "$u50") | $(ratio "$o50" "$u50") |"
+        echo "| read 100 MB from ext4 on virtio-blk, guest ms (icount) | $(ms "$o100") | $(ms "$u100") | $(ratio "$o100" "$u100") |"
+        echo "| power-on to Linux's first line via extlinux.conf, guest ms (icount) | $(ms "$ob") | $(ms "$ub") | $(ratio "$ob" "$ub") |"
+        echo "| the same, host ms | $(ms "$hob") | $(ms "$hub") | $(ratio "$hob" "$hub") |"
+    } | tee "$work/disk.md"
+}
+
 echo "kexec benchmark: $(qemu-system-aarch64 --version | head -n1), cortex-a72, $(nproc) host CPUs"
 echo
-[ "$only" = linux ] || chain_benchmarks
+[ -n "$only" ] || chain_benchmarks
 
 # 4. kexec into Linux: ours against Linux's own (kexec-tools, with -i and without), from the
 #    same starting line to the same end: from the console line printed as `kexec -e` is issued
@@ -146,6 +238,10 @@ INIT
     rd=$work/$v.cpio
 }
 boot_line="Booting Linux on physical CPU"
+if [ "$only" = disk ]; then
+    disk_benchmarks
+    exit 0
+fi
 variants=(ours ours-copy ours-copy-mmuoff linux-i linux)
 md=$work/kexec.md; dat=$work/kexec.dat
 {
@@ -235,3 +331,5 @@ for mem in 1G 8G; do
         </dev/null 2>&1 | tr -d '\r' | sed -n 's/^ready .* us=\([0-9]*\).*/\1/p')
     printf '| %-44s | %s us |\n' "boot to ready, $mem (icount)" "$us"
 done
+
+[ "$only" = linux ] || { echo; disk_benchmarks; }

@@ -2,11 +2,14 @@
 //! `ext4-view`, read-only, which checks what it reads and returns `Corrupt` rather than
 //! panicking; see docs/disks.md for why each was chosen).
 
+use super::ext::{Ext, ExtError};
 use super::fat::{self, Fat, FatError};
 use super::{IoError, ReadAt};
 use alloc::boxed::Box;
+use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::cell::RefCell;
 use core::fmt;
 
 /// Where the ext2/3/4 superblock's magic is (superblock at 1024, `s_magic` at +56).
@@ -45,6 +48,8 @@ pub enum FsError {
     Ext4(ext4_view::Ext4Error),
     /// A superblock whose geometry this kernel refuses before `ext4-view` reads it.
     Ext4Geometry(String),
+    /// From the direct reader of ext2/3/4 file data.
+    Ext(ExtError),
 }
 
 impl fmt::Display for FsError {
@@ -55,6 +60,7 @@ impl fmt::Display for FsError {
             FsError::Fat(e) => write!(f, "{e}"),
             FsError::Ext4(e) => write!(f, "ext4: {e}"),
             FsError::Ext4Geometry(e) => write!(f, "ext4 superblock: {e}"),
+            FsError::Ext(e) => write!(f, "ext4: {e}"),
         }
     }
 }
@@ -71,8 +77,8 @@ impl From<ext4_view::Ext4Error> for FsError {
     }
 }
 
-/// `ext4-view` reads through this.
-struct Ext4Volume<V>(V);
+/// `ext4-view` reads through this (the volume is shared with the direct file reader).
+struct Ext4Volume<V>(Rc<RefCell<V>>);
 
 impl<V: ReadAt> ext4_view::Ext4Read for Ext4Volume<V> {
     fn read(
@@ -81,6 +87,7 @@ impl<V: ReadAt> ext4_view::Ext4Read for Ext4Volume<V> {
         dst: &mut [u8],
     ) -> Result<(), Box<dyn core::error::Error + Send + Sync + 'static>> {
         self.0
+            .borrow_mut()
             .read_at(start_byte, dst)
             .map_err(|e| Box::new(e) as _)
     }
@@ -131,8 +138,8 @@ fn check_ext_geometry(vol: &mut impl ReadAt) -> Result<(), FsError> {
 pub enum Fs<V> {
     /// FAT12/16/32.
     Fat(Fat<V>),
-    /// ext2/3/4.
-    Ext4(ext4_view::Ext4),
+    /// ext2/3/4: `ext4-view`, and the volume for [`Ext`], which reads file data.
+    Ext4(ext4_view::Ext4, Rc<RefCell<V>>),
 }
 
 impl<V: ReadAt + 'static> Fs<V> {
@@ -150,7 +157,9 @@ impl<V: ReadAt + 'static> Fs<V> {
             vol.read_at(EXT_MAGIC_AT, &mut magic).map_err(FsError::Io)?;
             if u16::from_le_bytes(magic) == EXT_MAGIC {
                 check_ext_geometry(&mut vol)?;
-                return Ok(Fs::Ext4(ext4_view::Ext4::load(Box::new(Ext4Volume(vol)))?));
+                let vol = Rc::new(RefCell::new(vol));
+                let view = ext4_view::Ext4::load(Box::new(Ext4Volume(vol.clone())))?;
+                return Ok(Fs::Ext4(view, vol));
             }
         }
         Err(FsError::Unknown)
@@ -164,7 +173,7 @@ impl<V: ReadAt + 'static> Fs<V> {
                 fat::Kind::Fat16 => "fat16",
                 fat::Kind::Fat32 => "fat32",
             },
-            Fs::Ext4(_) => "ext4",
+            Fs::Ext4(..) => "ext4",
         }
     }
 
@@ -180,7 +189,7 @@ impl<V: ReadAt + 'static> Fs<V> {
                     is_dir: e.is_dir,
                 })
                 .collect()),
-            Fs::Ext4(fs) => {
+            Fs::Ext4(fs, _) => {
                 let mut out = Vec::new();
                 for e in fs.read_dir(path)? {
                     let e = e?;
@@ -204,7 +213,7 @@ impl<V: ReadAt + 'static> Fs<V> {
     pub fn file_size(&mut self, path: &str) -> Result<u64, FsError> {
         match self {
             Fs::Fat(f) => Ok(f.file_size(path)?),
-            Fs::Ext4(fs) => {
+            Fs::Ext4(fs, _) => {
                 let m = fs.metadata(path)?;
                 if m.is_dir() {
                     return Err(FsError::Fat(FatError::NotAFile(path.to_string())));
@@ -224,27 +233,48 @@ impl<V: ReadAt + 'static> Fs<V> {
     ) -> Result<(), FsError> {
         match self {
             Fs::Fat(f) => Ok(f.read_file(path, out, progress)?),
-            Fs::Ext4(fs) => {
-                let mut file = fs.open(path)?;
-                let mut done = 0;
-                while done < out.len() {
-                    let n = file.read_bytes(&mut out[done..])?;
-                    if n == 0 {
-                        return Err(FsError::Io(IoError::Device(alloc::format!(
-                            "{path}: the file ended after {done} of {} bytes",
-                            out.len()
-                        ))));
-                    }
-                    done += n;
-                    if done % (1 << 20) < n {
-                        progress(done as u64);
+            Fs::Ext4(fs, vol) => {
+                // Straight into `out`, run by run; through `ext4-view` what that cannot read.
+                let canonical = fs.canonicalize(path)?;
+                if let Ok(canonical) = canonical.to_str() {
+                    let mut vol = vol.borrow_mut();
+                    match Ext::new(&mut *vol)
+                        .and_then(|mut e| e.read_file(canonical, out, &mut progress))
+                    {
+                        Err(ExtError::Unsupported(_)) => {}
+                        done => return done.map_err(FsError::Ext),
                     }
                 }
-                progress(done as u64);
-                Ok(())
+                read_through_view(fs, path, out, progress)
             }
         }
     }
+}
+
+/// Reads the file at `path` through `ext4-view`, a block at a time.
+fn read_through_view(
+    fs: &ext4_view::Ext4,
+    path: &str,
+    out: &mut [u8],
+    mut progress: impl FnMut(u64),
+) -> Result<(), FsError> {
+    let mut file = fs.open(path)?;
+    let mut done = 0;
+    while done < out.len() {
+        let n = file.read_bytes(&mut out[done..])?;
+        if n == 0 {
+            return Err(FsError::Io(IoError::Device(alloc::format!(
+                "{path}: the file ended after {done} of {} bytes",
+                out.len()
+            ))));
+        }
+        done += n;
+        if done % (1 << 20) < n {
+            progress(done as u64);
+        }
+    }
+    progress(done as u64);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -260,16 +290,29 @@ mod tests {
         let dir = std::env::temp_dir().join(alloc::format!("ext4-test-{}-{n}", std::process::id()));
         let root = dir.join("root");
         let _ = std::fs::remove_dir_all(&dir);
+        let mut total = 0;
         for (name, data) in files {
+            use std::io::{Seek, Write};
             let p = root.join(name.trim_start_matches('/'));
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(&p, data).unwrap();
+            // Blocks of zeros are left as holes.
+            let mut f = std::fs::File::create(&p).unwrap();
+            for chunk in data.chunks(4096) {
+                if chunk.iter().all(|&b| b == 0) {
+                    f.seek(std::io::SeekFrom::Current(chunk.len() as i64))
+                        .unwrap();
+                } else {
+                    f.write_all(chunk).unwrap();
+                }
+            }
+            f.set_len(data.len() as u64).unwrap();
+            total += data.len() as u64;
         }
         std::os::unix::fs::symlink("vmlinuz-6.12", root.join("boot/vmlinuz")).unwrap();
         let img = dir.join("vol.img");
         std::fs::File::create(&img)
             .unwrap()
-            .set_len(8 << 20)
+            .set_len((8 << 20).max(total * 3 / 2 + (4 << 20)))
             .unwrap();
         let out = Command::new("mkfs.ext4")
             .args(["-q", "-F", "-d"])
@@ -323,6 +366,121 @@ mod tests {
             assert!(fs.file_size("/nope").is_err());
             assert!(fs.file_size("/boot").is_err());
         }
+    }
+
+    /// A file's bytes through the direct reader, which must not leave it to `ext4-view`.
+    fn read_direct(img: Vec<u8>, path: &str, len: usize) -> Vec<u8> {
+        let blocks = (img.len() / 512) as u64;
+        let mut vol = Volume::new(MemDisk(img), 0, blocks);
+        let mut out = alloc::vec![0xa5u8; len];
+        let mut told = Vec::new();
+        Ext::new(&mut vol)
+            .unwrap()
+            .read_file(path, &mut out, |d| told.push(d))
+            .unwrap();
+        assert_eq!(told.last().copied().unwrap_or(0), len as u64, "progress");
+        assert!(told.windows(2).all(|w| w[0] < w[1]));
+        out
+    }
+
+    #[test]
+    fn file_data_read_run_by_run() {
+        // Holes (zero blocks) in the middle and at the end, a size not a multiple of a block.
+        let mut data: Vec<u8> = (0..3_000_000u32).map(|i| (i ^ (i >> 11)) as u8).collect();
+        data[400_000..900_000].fill(0);
+        data[2_990_000..].fill(0);
+        // 1 KiB blocks without flex_bg split a 40 MB file at every 8 MiB group: more extents
+        // than the inode holds, so a tree of depth 1; ext2 with 1 KiB blocks needs double
+        // indirect blocks past 268 KiB.
+        let big: Vec<u8> = (0..40_000_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let cases: [(&[&str], &Vec<u8>); 4] = [
+            (&["-b", "4096"], &data),
+            (&["-b", "1024", "-O", "^flex_bg"], &big),
+            (
+                &[
+                    "-b",
+                    "1024",
+                    "-O",
+                    "^has_journal,^extent,^64bit",
+                    "-t",
+                    "ext2",
+                ],
+                &data,
+            ),
+            (&["-O", "^has_journal,^extent,^64bit", "-t", "ext2"], &data),
+        ];
+        for (extra, want) in cases {
+            let img = mkfs_ext4(&[("/boot/vmlinuz-6.12", want.clone())], extra);
+            let got = read_direct(img.clone(), "/boot/vmlinuz-6.12", want.len());
+            assert!(&got == want, "{extra:?}: the file's bytes");
+            // And through `Fs`, following the symbolic link.
+            let mut fs = mount(img).unwrap();
+            let mut b = alloc::vec![0u8; want.len()];
+            fs.read_file("/boot/vmlinuz", &mut b, |_| {}).unwrap();
+            assert!(&b == want, "{extra:?}: through Fs");
+        }
+    }
+
+    /// Where `path`'s inode is in `img` (from e2fsprogs' `debugfs`).
+    fn inode_at(img: &[u8], path: &str) -> usize {
+        let file = std::env::temp_dir().join(alloc::format!("imap-{}", std::process::id()));
+        std::fs::write(&file, img).unwrap();
+        let out = Command::new("debugfs")
+            .args(["-R", &alloc::format!("imap {path}")])
+            .arg(&file)
+            .output()
+            .expect("debugfs (e2fsprogs)");
+        std::fs::remove_file(&file).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |key: &str| {
+            let rest = &text[text.find(key).expect("imap's answer") + key.len()..];
+            rest.split(|c: char| c == ',' || c.is_whitespace())
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let block: usize = field("located at block ").parse().unwrap();
+        let offset = usize::from_str_radix(field("offset 0x").as_str(), 16).unwrap();
+        let log = u32::from_le_bytes(img[1024 + 24..1024 + 28].try_into().unwrap());
+        block * (1024 << log) + offset
+    }
+
+    #[test]
+    fn corrupt_extents_are_named_and_nothing_outside_the_buffer_is_written() {
+        let data = alloc::vec![0x5au8; 100_000];
+        let img = mkfs_ext4(&[("/boot/f", data.clone())], &[]);
+        let node = inode_at(&img, "/boot/f") + 0x28;
+        type Edit = fn(&mut [u8]);
+        let cases: [(&str, Edit); 4] = [
+            ("magic", |n| n[0] = 0),
+            ("entries", |n| n[2] = 9),
+            ("depth", |n| n[6] = 6),
+            ("past", |n| {
+                n[12 + 8..12 + 12].copy_from_slice(&u32::MAX.to_le_bytes())
+            }),
+        ];
+        for (what, edit) in cases {
+            let mut bad = img.clone();
+            edit(&mut bad[node..node + 60]);
+            let blocks = (bad.len() / 512) as u64;
+            let mut vol = Volume::new(MemDisk(bad), 0, blocks);
+            let mut out = alloc::vec![0u8; data.len() + 1];
+            let (file, after) = out.split_at_mut(data.len());
+            let e = Ext::new(&mut vol)
+                .unwrap()
+                .read_file("/boot/f", file, |_| {});
+            assert!(matches!(e, Err(ExtError::Corrupt(_))), "{what}: {e:?}");
+            assert_eq!(after, [0], "{what}");
+        }
+        // A path ext4-view would not have given: named too.
+        let blocks = (img.len() / 512) as u64;
+        let mut vol = Volume::new(MemDisk(img), 0, blocks);
+        let e = Ext::new(&mut vol)
+            .unwrap()
+            .read_file("/boot/g", &mut [0; 1], |_| {});
+        assert!(e.unwrap_err().to_string().contains("no entry g"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! byte-addressed [`Volume`], the file systems on volumes (FAT, ext2/3/4), and the names a
 //! user types for files on them (`virtio0p2:/boot/vmlinuz`).
 
+pub mod ext;
 pub mod fat;
 pub mod fs;
 
