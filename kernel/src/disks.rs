@@ -63,8 +63,10 @@ fn probe() -> Vec<Disk> {
     let sys = SYSTEM.get().expect("booted");
     let nodes = match fdt::Fdt::new(sys.fdt)
         .map_err(|e| alloc::format!("{e:?}"))
-        .and_then(|f| kernel::platform::find_disks(&f).map_err(|e| alloc::format!("{e}")))
-    {
+        .and_then(|f| {
+            let gic = sys.platform.gic.as_ref().and_then(|g| g.phandle);
+            kernel::platform::find_disks(&f, gic).map_err(|e| alloc::format!("{e}"))
+        }) {
         Ok(n) => n,
         Err(e) => {
             println!("disks: the DTB's disk controllers cannot be read: {e}");
@@ -75,8 +77,9 @@ fn probe() -> Vec<Disk> {
     let (mut virtio, mut mmc) = (0, 0);
     for n in &nodes {
         let found = match n.kind {
-            DiskController::VirtioMmio => virtio_blk::probe(&n.path, n.regs)
-                .map(|d| d.map(|d| Device::Virtio(alloc::boxed::Box::new(d)))),
+            DiskController::VirtioMmio => {
+                virtio_blk::probe(n).map(|d| d.map(|d| Device::Virtio(alloc::boxed::Box::new(d))))
+            }
             DiskController::Sdhci => sdhci::probe(&n.path, n.regs).map(|d| d.map(Device::Sd)),
         };
         let mut dev = match found {

@@ -1,5 +1,6 @@
 //! Interrupts: the GIC (`arch::gic`), the timer tick on every CPU, the console's receive
-//! interrupt, and IPIs (SGIs) between CPUs.
+//! interrupt, IPIs (SGIs) between CPUs, and devices' interrupts ([`register_device`]: a
+//! disk's request done).
 //!
 //! Every CPU runs with IRQs unmasked once its CPU interface is up, and idles in `wfi` (with
 //! IRQs masked around the check, so that a wake-up between the check and the `wfi` is not
@@ -9,6 +10,7 @@
 //! timer handler of a CPU that was idle.
 
 use crate::arch::gic::Gic;
+use crate::arch::mmio::Regs;
 use crate::arch::{self, timer};
 use crate::drivers::console;
 use crate::{memory, println, SYSTEM};
@@ -44,6 +46,8 @@ struct PerCpu {
     late_max: AtomicU64,
     uart: AtomicU64,
     ipis: AtomicU64,
+    /// Device interrupts ([`register_device`]).
+    devices: AtomicU64,
     spurious: AtomicU64,
     /// Last ping sequence number received, and answered.
     ping: AtomicU64,
@@ -60,6 +64,7 @@ const PER_CPU_INIT: PerCpu = PerCpu {
     late_max: AtomicU64::new(0),
     uart: AtomicU64::new(0),
     ipis: AtomicU64::new(0),
+    devices: AtomicU64::new(0),
     spurious: AtomicU64::new(0),
     ping: AtomicU64::new(0),
     pong: AtomicU64::new(0),
@@ -72,6 +77,35 @@ static JOB_CPU: AtomicUsize = AtomicUsize::new(NO_CPU);
 const NO_CPU: usize = usize::MAX;
 /// What that tick runs (see [`run_from_next_tick`]).
 static TICK_JOB: spin::Mutex<Option<fn()>> = spin::Mutex::new(None);
+
+/// A device's interrupt: `handler(regs)` runs in the IRQ handler, and touches only that
+/// device's registers (to acknowledge it) and atomics; whoever waits for the device wakes
+/// from `wfi` ([`wait_for`]) and looks at the device itself.
+struct DeviceIrq {
+    intid: u32,
+    handler: fn(Regs),
+    regs: Regs,
+}
+
+/// Registered device interrupts (written with IRQs masked on the writing CPU, so that its
+/// own handler never waits for the lock it holds).
+static DEVICE_IRQS: spin::Mutex<alloc::vec::Vec<DeviceIrq>> =
+    spin::Mutex::new(alloc::vec::Vec::new());
+
+/// Routes the device interrupt `intid` to this CPU and runs `handler(regs)` when it comes.
+/// `false` when there is no GIC to route it (the caller then polls).
+pub fn register_device(intid: u32, handler: fn(Regs), regs: Regs) -> bool {
+    let Some(gic) = gic() else { return false };
+    let masked = arch::mask_irq();
+    DEVICE_IRQS.lock().push(DeviceIrq {
+        intid,
+        handler,
+        regs,
+    });
+    arch::restore_irq(masked);
+    gic.enable(intid, arch::mpidr());
+    true
+}
 
 /// The GIC, once [`init_boot_cpu`] mapped it (`None`: the DTB names none this kernel drives).
 pub fn gic() -> Option<&'static Gic> {
@@ -205,6 +239,11 @@ pub fn handle() {
         } else if id == sgi::WAKE {
             if let Some(p) = me {
                 p.ipis.fetch_add(1, Ordering::Relaxed);
+            }
+        } else if let Some(d) = DEVICE_IRQS.lock().iter().find(|d| d.intid == id) {
+            (d.handler)(d.regs);
+            if let Some(p) = me {
+                p.devices.fetch_add(1, Ordering::Relaxed);
             }
         } else if let Some(p) = me {
             p.spurious.fetch_add(1, Ordering::Relaxed);
@@ -374,6 +413,8 @@ pub struct Stats {
     pub uart: u64,
     /// SGIs received.
     pub ipis: u64,
+    /// Device interrupts (a disk's request done).
+    pub devices: u64,
     /// Interrupts acknowledged that nobody handles, and empty acknowledges.
     pub spurious: u64,
 }
@@ -389,6 +430,7 @@ pub fn stats(index: usize) -> Option<Stats> {
         late_max_us: arch::ticks_to_us(p.late_max.load(Ordering::Relaxed)),
         uart: p.uart.load(Ordering::Relaxed),
         ipis: p.ipis.load(Ordering::Relaxed),
+        devices: p.devices.load(Ordering::Relaxed),
         spurious: p.spurious.load(Ordering::Relaxed),
     })
 }
@@ -417,8 +459,8 @@ pub fn list() {
         }
         let st = stats(i).unwrap_or_default();
         println!(
-            "cpu{i}  ticks={} timer_late_us_mean={} timer_late_us_max={} uart={} ipi={} spurious={}",
-            st.ticks, st.late_mean_us, st.late_max_us, st.uart, st.ipis, st.spurious
+            "cpu{i}  ticks={} timer_late_us_mean={} timer_late_us_max={} uart={} ipi={} spurious={} devices={}",
+            st.ticks, st.late_mean_us, st.late_max_us, st.uart, st.ipis, st.spurious, st.devices
         );
     }
 }

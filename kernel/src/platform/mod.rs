@@ -360,11 +360,14 @@ pub struct DiskNode {
     pub kind: DiskController,
     /// Its registers.
     pub regs: Region,
+    /// Its interrupt's GIC INTID, when it has one through the GIC with phandle `gic`.
+    pub irq: Option<u32>,
 }
 
-/// Every enabled disk controller in the DTB, in tree order. A whole walk of the tree, so
-/// the kernel makes it when disks are first used, not at boot.
-pub fn find_disks(fdt: &Fdt<'_>) -> Result<Vec<DiskNode>, PlatformError> {
+/// Every enabled disk controller in the DTB, in tree order, with its interrupt when it
+/// goes to the GIC whose phandle is `gic`. A whole walk of the tree, so the kernel makes it
+/// when disks are first used, not at boot.
+pub fn find_disks(fdt: &Fdt<'_>, gic: Option<u32>) -> Result<Vec<DiskNode>, PlatformError> {
     let mut found = Vec::new();
     find_node(fdt, &mut |chain, path| {
         let kind = match compatible_with(
@@ -380,6 +383,7 @@ pub fn find_disks(fdt: &Fdt<'_>) -> Result<Vec<DiskNode>, PlatformError> {
                 path: path.into(),
                 kind,
                 regs,
+                irq: gic_interrupt(chain, gic, 0),
             });
         }
         Ok(None)
@@ -893,15 +897,23 @@ pub(crate) mod tests {
     #[test]
     fn disk_controllers() {
         // QEMU virt lists 32 virtio-mmio transports, 0x200 bytes each from 0x0a000000.
+        // Each with its SPI: 16 + n for the transport at 0x0a000000 + 0x200 * n.
         let blob = fixture("virt-1g.dtb");
-        let d = find_disks(&Fdt::new(&blob).unwrap()).unwrap();
+        let fdt = Fdt::new(&blob).unwrap();
+        let gic = find_gic_and_pm_watchdog(&fdt).unwrap().0.unwrap().phandle;
+        let d = find_disks(&fdt, gic).unwrap();
         assert_eq!(d.len(), 32);
         assert!(d.iter().all(|n| n.kind == DiskController::VirtioMmio));
-        assert!(d.iter().any(|n| n.regs == Region::new(0x0a00_3e00, 0x200)));
+        let last = d.iter().find(|n| n.regs == Region::new(0x0a00_3e00, 0x200));
+        assert_eq!(last.unwrap().irq, Some(32 + 16 + 31));
+        assert!(find_disks(&fdt, None)
+            .unwrap()
+            .iter()
+            .all(|n| n.irq.is_none()));
         // Debian's Pi 4 DTB: the Arasan SDHCI and EMMC2 (the SD card's on a board), each
         // behind the SoC's ranges.
         let blob = fixture("bcm2711-rpi-4-b.dtb");
-        let d = find_disks(&Fdt::new(&blob).unwrap()).unwrap();
+        let d = find_disks(&Fdt::new(&blob).unwrap(), None).unwrap();
         let at: Vec<u64> = d.iter().map(|n| n.regs.start).collect();
         assert!(at.contains(&0xfe34_0000), "{d:?}");
         assert!(d.iter().all(|n| n.kind == DiskController::Sdhci));

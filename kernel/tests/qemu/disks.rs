@@ -184,7 +184,7 @@ fn files_on_a_gpt_disk_and_kexec_from_it() {
         "disk-files.cpio",
         Some(
             "disks\nls virtio0p1:/\ncat \"virtio0p1:/Long File Name.txt\"\nls virtio0p2:/boot\n\
-             sha256 virtio0p2:/data.bin virtio0p2:/boot/Image\n\
+             sha256 virtio0p2:/data.bin virtio0p2:/boot/Image\nirqs\n\
              kexec -l virtio0p2:/boot/Image --append=\"console=ttyAMA0 panic=-1 second-from-disk\"\n\
              kexec -e\n",
         ),
@@ -222,6 +222,18 @@ fn files_on_a_gpt_disk_and_kexec_from_it() {
     ] {
         assert!(out.contains(&format!("{hash}  {file} (")), "{file}: {out}");
     }
+    // The reads were awaited in `wfi`, woken by the disk's interrupt: at least one per
+    // request (the image and the data file are several requests of 4 MiB or less each).
+    let devices = run
+        .lines("cpu0  ticks=")
+        .next()
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("devices="))
+        })
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("irqs' cpu0 line");
+    assert!(devices >= 2, "{devices} device interrupts: {out}");
     assert!(out.contains("image (virtio0p2:/boot/Image)"), "{out}");
     assert!(
         run.line("machine:").is_some()
