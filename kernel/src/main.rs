@@ -137,6 +137,7 @@ mod bare {
         capture::report_at_boot();
         crash::reserve_at_boot();
         selftest::chain_step(now, cpus, smp_us);
+        shell::failsafe::at_start();
         shell::boot::menu_at_start();
         run_boot_script(sys);
         shell::interactive();

@@ -214,7 +214,19 @@ impl BootRanges {
         if let Some(r) = self.handover {
             map.reserve(r, ReservedKind::Handover, "");
         }
+        if let Some(page) = map.boot_record_page() {
+            map.reserve(page, ReservedKind::BootRecord, "");
+            BOOT_RECORD.call_once(|| PhysAddr(page.start));
+        }
     }
+}
+
+static BOOT_RECORD: spin::Once<PhysAddr> = spin::Once::new();
+
+/// The boot record's page (see [`MemoryMap::boot_record_page`]), reserved at boot; `None`
+/// if this boot could not keep it.
+pub fn boot_record_page() -> Option<PhysAddr> {
+    BOOT_RECORD.get().copied()
 }
 
 /// Device registers [`init`] maps in the device window on the way.

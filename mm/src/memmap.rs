@@ -31,6 +31,8 @@ pub enum ReservedKind {
     Kernel,
     /// Data the previous kernel handed over through kexec (`/chosen/kexec,handover`).
     Handover,
+    /// The boot record of the watchdog fail-safe: the last page of the first RAM bank.
+    BootRecord,
     /// A GICv3 redistributor's LPI tables that a previous kernel left in use (`EnableLPIs`
     /// could not be cleared): the GIC may write them at any time.
     GicLpiTables,
@@ -60,6 +62,7 @@ impl ReservedKind {
             ReservedKind::Initrd => "initrd",
             ReservedKind::Kernel => "kernel",
             ReservedKind::Handover => "kexec handover",
+            ReservedKind::BootRecord => "boot record",
             ReservedKind::GicLpiTables => "gic lpi tables",
             ReservedKind::Uefi => "uefi",
             ReservedKind::UefiMemoryMap => "uefi memory map",
@@ -381,6 +384,31 @@ impl MemoryMap {
         subtract(&banks, &holes)
     }
 
+    /// Where the watchdog fail-safe's boot record lives (the kernel's
+    /// `formats::bootrecord`): the last page of the first RAM bank, found the same way after
+    /// a reset. `None` when something else is there (the image, the DTB, the initrd,
+    /// firmware memory), or in a crash kernel. A `/memreserve/` or `/reserved-memory` of
+    /// exactly that page (what a previous kernel added for it) is the record's own.
+    pub fn boot_record_page(&self) -> Option<Region> {
+        if self.elfcorehdr.is_some() {
+            return None;
+        }
+        let bank = self.banks.first()?;
+        let end = align_down(bank.end, PAGE_SIZE);
+        let page = Region::new(end.checked_sub(PAGE_SIZE)?, PAGE_SIZE);
+        let ours = |r: &Reserved| {
+            matches!(
+                r.kind,
+                ReservedKind::MemReserve | ReservedKind::ReservedMemory
+            ) && r.region == page
+        };
+        let clash = self
+            .reserved
+            .iter()
+            .any(|r| r.region.start < page.end && page.start < r.region.end && !ours(r));
+        (page.start >= bank.start && !clash).then_some(page)
+    }
+
     /// Whether `r` lies inside one RAM bank.
     pub fn is_ram(&self, r: &Region) -> bool {
         self.banks.iter().any(|b| b.contains(r))
@@ -419,6 +447,41 @@ pub fn subtract(base: &[Region], holes: &[Region]) -> Vec<Region> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_record_page() {
+        let mut map = MemoryMap {
+            banks: alloc::vec![
+                Region::new(0x4000_0000, 0x4000_0000),
+                Region::new(0x1_0000_0000, 0x1000_0000)
+            ],
+            ..Default::default()
+        };
+        let page = Region::new(0x7fff_f000, PAGE_SIZE);
+        assert_eq!(map.boot_record_page(), Some(page));
+        // A previous kernel's /memreserve/ of that page is the record's own.
+        map.reserve(page, ReservedKind::MemReserve, "");
+        assert_eq!(map.boot_record_page(), Some(page));
+        // Anything else there (here an initrd ending on the bank's last byte) is not.
+        map.reserve(
+            Region::new(0x7f00_0000, 0x100_0000),
+            ReservedKind::Initrd,
+            "",
+        );
+        assert_eq!(map.boot_record_page(), None);
+        // Nor in a crash kernel, nor in a bank smaller than a page.
+        let mut crash = MemoryMap {
+            banks: alloc::vec![Region::new(0x4000_0000, 0x4000_0000)],
+            ..Default::default()
+        };
+        crash.elfcorehdr = Some(Region::new(0x5000_0000, PAGE_SIZE));
+        assert_eq!(crash.boot_record_page(), None);
+        let tiny = MemoryMap {
+            banks: alloc::vec![Region::new(0x4000_0800, 0x800)],
+            ..Default::default()
+        };
+        assert_eq!(tiny.boot_record_page(), None);
+    }
 
     #[test]
     fn subtract_splits_and_trims() {

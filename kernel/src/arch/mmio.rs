@@ -36,6 +36,37 @@ unsafe fn read64(addr: usize) -> u64 {
     v
 }
 
+/// Reads the 16-bit device register at `addr`.
+///
+/// # Safety
+/// As [`read32`], 2-byte aligned.
+unsafe fn read16(addr: usize) -> u16 {
+    let v: u32;
+    // SAFETY: as in `read32`.
+    unsafe {
+        asm!("ldarh {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack, preserves_flags))
+    };
+    v as u16
+}
+
+/// Writes the 16-bit device register at `addr`.
+///
+/// # Safety
+/// As [`write32`], 2-byte aligned.
+unsafe fn write16(addr: usize, v: u16) {
+    // SAFETY: the caller's promise.
+    unsafe { core::ptr::write_volatile(addr as *mut u16, v) }
+}
+
+/// Writes the 8-bit device register at `addr`.
+///
+/// # Safety
+/// As [`write32`].
+unsafe fn write8(addr: usize, v: u8) {
+    // SAFETY: the caller's promise.
+    unsafe { core::ptr::write_volatile(addr as *mut u8, v) }
+}
+
 /// Writes the 32-bit device register at `addr`.
 ///
 /// # Safety
@@ -113,5 +144,24 @@ impl Regs {
     pub fn write32(&self, offset: usize, v: u32) {
         // SAFETY: as in `read32`.
         unsafe { write32(self.at(offset, 4), v) }
+    }
+
+    /// Reads the 16-bit register at `offset` (a PCI configuration register, whose access
+    /// size the device sees).
+    pub fn read16(&self, offset: usize) -> u16 {
+        // SAFETY: as in `read32`.
+        unsafe { read16(self.at(offset, 2)) }
+    }
+
+    /// Writes the 16-bit register at `offset`.
+    pub fn write16(&self, offset: usize, v: u16) {
+        // SAFETY: as in `read32`.
+        unsafe { write16(self.at(offset, 2), v) }
+    }
+
+    /// Writes the 8-bit register at `offset`.
+    pub fn write8(&self, offset: usize, v: u8) {
+        // SAFETY: as in `read32`.
+        unsafe { write8(self.at(offset, 1), v) }
     }
 }

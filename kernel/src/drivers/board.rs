@@ -6,22 +6,28 @@ use crate::arch::mmio::Regs;
 use crate::memory;
 use mm::memmap::Region;
 
-/// BCM2835 PM watchdog registers (offsets in the `pm` block) and fields.
-mod pm {
+/// BCM2835 PM watchdog registers (offsets in the `pm` block) and fields (Linux's
+/// `bcm2835_wdt`).
+pub(crate) mod pm {
     /// Reset control.
     pub const RSTC: usize = 0x1c;
     /// Reset status: the partition to boot after the reset.
     pub const RSTS: usize = 0x20;
-    /// Watchdog timer, in 16 µs ticks.
+    /// Watchdog timer.
     pub const WDOG: usize = 0x24;
+    /// The block's size, as far as these registers go.
+    pub const SIZE: usize = 0x28;
     /// Every write must carry this in bits 31:24.
     pub const PASSWORD: u32 = 0x5a00_0000;
     /// `RSTC.WRCFG`: what the watchdog does when it fires.
     pub const RSTC_WRCFG_CLR: u32 = !0x30;
     /// `RSTC.WRCFG` = full reset.
     pub const RSTC_WRCFG_FULL_RESET: u32 = 0x20;
-    /// `WDOG` timer field.
+    /// `RSTC` for "no reset pending" (the watchdog stopped).
+    pub const RSTC_RESET: u32 = 0x102;
+    /// `WDOG` timer field, and its ticks per second.
     pub const WDOG_TIME_SET: u32 = 0x000f_ffff;
+    pub const WDOG_TICKS_PER_S: u32 = 1 << 16;
     /// Partition 63 spread over `RSTS` bits 0, 2, 4, 6, 8 and 10: the firmware halts.
     pub const RSTS_PARTITION_HALT: u32 = 0x555;
     /// A few ticks: fire almost at once.

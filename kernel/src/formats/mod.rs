@@ -4,6 +4,7 @@
 //! hand-over block.
 
 pub mod bootentry;
+pub mod bootrecord;
 pub mod chain;
 pub mod cmdline;
 pub mod cpio;

@@ -57,6 +57,8 @@ pub enum KexecError {
     Dtb(String, DtbError),
     /// The edited DTB is over 2 MiB.
     DtbTooLarge(u64),
+    /// A boot attempt with the watchdog, and no page for its record.
+    NoBootRecord,
     /// A segment has no place in usable memory.
     Place(PlaceError),
     /// The entry list could not be built.
@@ -108,6 +110,11 @@ impl fmt::Display for KexecError {
             Self::DtbTooLarge(n) => {
                 write!(f, "the next DTB is {n} bytes; the boot protocol allows 2 MiB")
             }
+            Self::NoBootRecord => write!(
+                f,
+                "the watchdog fail-safe needs the last page of the first RAM bank, which this \
+                 boot could not keep (something else is there)"
+            ),
             Self::Place(e) => write!(f, "{e}"),
             Self::List(e) => write!(f, "entry list: {e}"),
             Self::Tables(e) => write!(f, "transitional tables: {e}"),
@@ -180,6 +187,9 @@ pub struct LoadRequest<'a> {
     /// `kexec -p`: a crash kernel, placed in this region (reserved at boot by
     /// `crashkernel=`), entered at a panic; its last page is the ELF core header.
     pub crash: Option<Region>,
+    /// `boot`'s watchdog fail-safe: the attempt's number, told to the next kernel in
+    /// `/chosen/hobby,boot-attempt`, with the boot record's page kept by a `/memreserve/`.
+    pub boot_attempt: Option<u64>,
 }
 
 impl LoadRequest<'_> {
@@ -199,6 +209,7 @@ impl LoadRequest<'_> {
             handover: None,
             copy_all: false,
             crash: None,
+            boot_attempt: None,
         }
     }
 }
@@ -529,6 +540,10 @@ fn next_dtb(
         // Fresh seeds when the CPU has RNDR; otherwise none (never the old ones again).
         .bytes("kaslr-seed", random_bytes::<8>().map(|s| s.to_vec()))
         .bytes("rng-seed", random_bytes::<64>().map(|s| s.to_vec()))
+        .bytes(
+            BOOT_ATTEMPT,
+            req.boot_attempt.map(|a| a.to_be_bytes().to_vec()),
+        )
         .bootargs(req.append.as_ref().map(|a| a.as_bytes()));
     // A crash kernel's RAM, and its ELF core header (the region's last page), in the
     // root's cells; removed from any other next DTB.
@@ -569,6 +584,10 @@ fn next_dtb(
         _ => Vec::new(),
     };
     reserve.extend(live_lpi_tables(req.dtb.is_none()));
+    if req.boot_attempt.is_some() {
+        let page = memory::boot_record_page().ok_or(KexecError::NoBootRecord)?;
+        reserve.push((page.get(), PAGE_SIZE));
+    }
     let blob =
         dtb::edit(base_dtb, &edits, &reserve).map_err(|e| KexecError::Dtb(name.clone(), e))?;
     if blob.len() as u64 > DTB_MAX {
@@ -576,6 +595,9 @@ fn next_dtb(
     }
     Ok(NextDtb { name, blob, pen })
 }
+
+/// The `/chosen` property that tells the next kernel which boot attempt it is.
+pub const BOOT_ATTEMPT: &str = "hobby,boot-attempt";
 
 /// Each spin-table CPU's slot and its mailbox in the pen at `pen` (big-endian, as
 /// `cpu-release-addr` holds it).

@@ -342,6 +342,60 @@ fn pm_watchdog_at(chain: &[FdtNode<'_, '_>], path: &str) -> Result<Option<Region
     translate_reg_at(chain, path, 0)
 }
 
+/// A PCI host bridge with ECAM configuration space (`pci-host-ecam-generic`, QEMU
+/// `virt`'s), as far as this kernel uses one: to find and set up one device on its first
+/// bus (the watchdog).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciHost {
+    /// Its path.
+    pub path: String,
+    /// The configuration space of its first bus (`bus-range`'s first): 32 devices of 8
+    /// functions of 4 KiB.
+    pub ecam: Region,
+    /// The 32-bit memory window BARs are placed in: (PCI address, CPU address, size).
+    pub mem32: Option<(u64, u64, u64)>,
+}
+
+/// Bytes of ECAM configuration space per bus.
+const ECAM_BUS: u64 = 1 << 20;
+/// `ranges`' `phys.hi` space code: 32-bit memory.
+const PCI_SPACE_MEM32: u64 = 0x0200_0000;
+const PCI_SPACE_MASK: u64 = 0x0300_0000;
+
+/// The first enabled ECAM PCI host bridge in the DTB. A whole walk of the tree: made when
+/// a PCI device is first needed, not at boot.
+pub fn find_pci_host(fdt: &Fdt<'_>) -> Result<Option<PciHost>, PlatformError> {
+    find_node(fdt, &mut |chain, path| {
+        let node = chain[chain.len() - 1];
+        if compatible_with(&node, &["pci-host-ecam-generic"]).is_none() {
+            return Ok(None);
+        }
+        let Some(window) = translate_reg_at(chain, path, 0)? else {
+            return Ok(None);
+        };
+        // The window starts with the first bus of `bus-range`.
+        let ecam = Region::new(window.start, ECAM_BUS.min(window.size()));
+        let (pac, _) = cell_counts(&chain[chain.len() - 2]);
+        let mem32 = node.property("ranges").and_then(|r| {
+            // Child: 3 cells (phys.hi, mid, lo); parent: `pac`; size: 2.
+            let stride = 4 * (3 + pac + 2);
+            r.value.chunks_exact(stride).find_map(|e| {
+                let cell = |i: usize| be(&e[4 * i..4 * i + 4]);
+                let space = cell(0) & PCI_SPACE_MASK;
+                let pci = cell(1) << 32 | cell(2);
+                let cpu = (0..pac).fold(0, |a, i| a << 32 | cell(3 + i));
+                let size = cell(3 + pac) << 32 | cell(4 + pac);
+                (space == PCI_SPACE_MEM32 && size > 0).then_some((pci, cpu, size))
+            })
+        });
+        Ok(Some(PciHost {
+            path: path.into(),
+            ecam,
+            mem32,
+        }))
+    })
+}
+
 /// Which kind of disk controller a DTB node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiskController {
@@ -892,6 +946,17 @@ pub(crate) mod tests {
             }
         }
         blob
+    }
+
+    #[test]
+    fn pci_host() {
+        // QEMU virt (highmem): ECAM at 0x40_1000_0000, MEM32 0x10000000 + 0x2eff0000.
+        let blob = fixture("virt-1g.dtb");
+        let h = find_pci_host(&Fdt::new(&blob).unwrap()).unwrap().unwrap();
+        assert_eq!(h.ecam, Region::new(0x40_1000_0000, 1 << 20), "{h:?}");
+        assert_eq!(h.mem32, Some((0x1000_0000, 0x1000_0000, 0x2eff_0000)));
+        let blob = fixture("bcm2711-rpi-4-b.dtb");
+        assert_eq!(find_pci_host(&Fdt::new(&blob).unwrap()).unwrap(), None);
     }
 
     #[test]

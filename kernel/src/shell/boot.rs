@@ -5,13 +5,19 @@
 //! Where each partition is looked at: `/extlinux/extlinux.conf` and
 //! `/boot/extlinux/extlinux.conf` (the prefixes U-Boot's distro boot tries),
 //! `/loader/entries/*.conf` with `/loader/loader.conf`, and `/config.txt`.
+//!
+//! With `boot.watchdog=SECONDS` (or `boot N --watchdog=SECONDS`) the board's watchdog is
+//! armed before the jump ([`super::failsafe`]); after a reset by it, the menu falls back to
+//! the next entry not yet tried.
 
+use super::failsafe::{self, Attempt};
 use crate::kexec::{self, ImageSource, InitrdSource, LoadRequest};
 use crate::{arch, disks, println, SYSTEM};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use kernel::formats::bootentry::{self, Entry, Menu, Source};
+use kernel::formats::bootrecord;
 use kernel::storage::fs::Fs;
 use kernel::storage::ReadAt;
 
@@ -156,8 +162,9 @@ fn show(s: &Scan) {
     }
 }
 
-/// Loads entry `f` with kexec and enters it; returns only on failure.
-fn boot(f: &Found) -> Result<(), String> {
+/// Loads entry `f` with kexec and enters it, with the watchdog armed just before the jump
+/// if `attempt` says so; returns only on failure.
+fn boot(f: &Found, attempt: Option<Attempt>) -> Result<(), String> {
     let e = &f.entry;
     let initrds = if e.initrds.is_empty() {
         String::new()
@@ -186,30 +193,112 @@ fn boot(f: &Found) -> Result<(), String> {
         ),
         (None, None, _) => {}
     }
+    req.boot_attempt = attempt.as_ref().map(Attempt::number);
     kexec::load(&req).map_err(|err| format!("boot: {}: {err}", e.id))?;
-    kexec::execute().map_err(|err| format!("boot: {}: {err}", e.id))
+    if let Some(a) = &attempt {
+        a.arm();
+    }
+    let err = kexec::execute().map_err(|err| format!("boot: {}: {err}", e.id));
+    if let Some(a) = &attempt {
+        a.disarm();
+    }
+    err
 }
 
-/// The entry `which` names: its index, or its ID.
-fn pick<'a>(s: &'a Scan, which: &str) -> Option<&'a Found> {
+/// The entry `which` names, and its index: its index, or its ID.
+fn pick<'a>(s: &'a Scan, which: &str) -> Option<(usize, &'a Found)> {
     match which.parse::<usize>() {
-        Ok(i) => s.entries.get(i),
-        Err(_) => s.entries.iter().find(|f| f.entry.id == which),
+        Ok(i) => s.entries.get(i).map(|f| (i, f)),
+        Err(_) => s
+            .entries
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.entry.id == which),
     }
 }
 
-/// `boot` lists the entries; `boot N|ID` boots one.
+/// The watchdog's timeout a `boot.watchdog=` or `--watchdog=` value asks for.
+fn watchdog_seconds(v: &str) -> Result<u32, String> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|&s| s > 0)
+        .ok_or_else(|| format!("boot: watchdog={v}: whole seconds, at least 1"))
+}
+
+/// `boot` lists the entries; `boot N|ID [--watchdog=SECONDS]` boots one.
 pub fn command(w: &[String]) -> Result<(), String> {
     let s = scan();
-    match w.get(1) {
-        None => {
-            show(&s);
-            Ok(())
+    let mut which = None;
+    let mut seconds = None;
+    for a in &w[1..] {
+        match a.strip_prefix("--watchdog=") {
+            Some(v) => seconds = Some(watchdog_seconds(v)?),
+            None if which.is_none() => which = Some(a.as_str()),
+            None => return Err(format!("boot: {a}: one entry at a time")),
         }
-        Some(which) => {
-            let f = pick(&s, which)
-                .ok_or_else(|| format!("boot: no entry '{which}' (boot alone lists them)"))?;
-            boot(f)
+    }
+    let Some(which) = which else {
+        show(&s);
+        return Ok(());
+    };
+    let (i, f) = pick(&s, which)
+        .ok_or_else(|| format!("boot: no entry '{which}' (boot alone lists them)"))?;
+    let attempt = seconds
+        .map(|secs| Attempt::prepare(i, &f.entry.id, 0, secs))
+        .transpose()?;
+    boot(f, attempt)
+}
+
+/// Boots entry `i` from the menu, with the fail-safe if the command line asks for it
+/// (without it, named, if this board cannot have it).
+fn boot_from_menu(s: &Scan, i: usize, tried: u64) {
+    let sys = SYSTEM.get().expect("booted");
+    let f = &s.entries[i];
+    let attempt = match sys.cmdline.get("boot.watchdog").map(watchdog_seconds) {
+        None => None,
+        Some(Err(e)) => {
+            println!("{e}; booting without the fail-safe");
+            None
+        }
+        Some(Ok(secs)) => match Attempt::prepare(i, &f.entry.id, tried, secs) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                println!("boot: {e}; booting without the fail-safe");
+                None
+            }
+        },
+    };
+    if let Err(e) = boot(f, attempt) {
+        println!("{e}");
+    }
+}
+
+/// After an entry did not come up (the watchdog reset the board): the entry to boot
+/// instead and the entries tried so far, or `None` for the shell.
+fn after_failure(s: &Scan, default: Option<usize>) -> Option<(Option<usize>, u64)> {
+    let Some(rec) = failsafe::failed() else {
+        return Some((default, 0));
+    };
+    let failed = rec.entry as usize;
+    if !s
+        .entries
+        .get(failed)
+        .is_some_and(|f| rec.names(&f.entry.id))
+    {
+        println!(
+            "boot: the entries changed since '{}' was tried; from the default again",
+            rec.id
+        );
+        return Some((default, 0));
+    }
+    match bootrecord::fallback(s.entries.len(), failed, rec.tried) {
+        Some(i) => {
+            println!("boot: falling back to {i} '{}'", s.entries[i].entry.id);
+            Some((Some(i), rec.tried))
+        }
+        None => {
+            println!("boot: every entry was tried and none came up; the shell");
+            None
         }
     }
 }
@@ -226,8 +315,11 @@ pub fn menu_at_start() {
     let s = scan();
     show(&s);
     let default = match sys.cmdline.get("boot.default") {
-        Some(d) => pick(&s, d).map(|f| f.entry.id.clone()),
-        None => s.default.map(|i| s.entries[i].entry.id.clone()),
+        Some(d) => pick(&s, d).map(|(i, _)| i),
+        None => s.default,
+    };
+    let Some((default, tried)) = after_failure(&s, default) else {
+        return;
     };
     let Some(default) = default else {
         return println!("boot: nothing to boot; the shell");
@@ -241,7 +333,8 @@ pub fn menu_at_start() {
         None => s.timeout_ds.map_or(50, u64::from),
     };
     println!(
-        "boot: '{default}' in {}.{} s; type an entry's number and Enter, or another key for the shell",
+        "boot: '{}' in {}.{} s; type an entry's number and Enter, or another key for the shell",
+        s.entries[default].entry.id,
         timeout_ds / 10,
         timeout_ds % 10
     );
@@ -265,12 +358,7 @@ pub fn menu_at_start() {
             b'\r' | b'\n' if !typed.is_empty() => {
                 println!();
                 match pick(&s, &typed) {
-                    Some(f) => {
-                        if let Err(e) = boot(f) {
-                            println!("{e}");
-                        }
-                        return;
-                    }
+                    Some((i, _)) => return boot_from_menu(&s, i, tried),
                     None => {
                         println!("boot: no entry {typed}; the shell");
                         return;
@@ -283,8 +371,5 @@ pub fn menu_at_start() {
             }
         }
     }
-    let f = pick(&s, &default).expect("the default is an entry");
-    if let Err(e) = boot(f) {
-        println!("{e}");
-    }
+    boot_from_menu(&s, default, tried);
 }

@@ -1,6 +1,7 @@
 //! The serial shell: line editing, the commands, and the boot script (`/init.rc`).
 
 pub mod boot;
+pub mod failsafe;
 mod memcheck;
 
 use crate::drivers::console;

@@ -185,6 +185,7 @@ fn files_on_a_gpt_disk_and_kexec_from_it() {
         Some(
             "disks\nls virtio0p1:/\ncat \"virtio0p1:/Long File Name.txt\"\nls virtio0p2:/boot\n\
              sha256 virtio0p2:/data.bin virtio0p2:/boot/Image\nirqs\n\
+             boot 0 --watchdog=2\nboot 0 --watchdog=0\n\
              kexec -l virtio0p2:/boot/Image --append=\"console=ttyAMA0 panic=-1 second-from-disk\"\n\
              kexec -e\n",
         ),
@@ -234,6 +235,15 @@ fn files_on_a_gpt_disk_and_kexec_from_it() {
         .and_then(|n| n.parse::<u64>().ok())
         .expect("irqs' cpu0 line");
     assert!(devices >= 2, "{devices} device interrupts: {out}");
+    // The fail-safe asked for on a machine without a watchdog, or with no time: named.
+    assert!(
+        out.contains("boot.watchdog: this board has no watchdog this kernel drives"),
+        "{out}"
+    );
+    assert!(
+        out.contains("boot: watchdog=0: whole seconds, at least 1"),
+        "{out}"
+    );
     assert!(out.contains("image (virtio0p2:/boot/Image)"), "{out}");
     assert!(
         run.line("machine:").is_some()
@@ -513,4 +523,117 @@ fn raspi4b_sd_card_boots_debian_linux_with_all_cpus() {
     assert!(run.out.contains("ready el=2 cpus=4"), "{}", run.out);
     assert_card_booted_linux(&run, "mmc0", "root=/dev/mmcblk0p2 from-the-sd-card");
     assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 4"), "{}", run.out);
+}
+
+#[test]
+fn raspi4b_pm_watchdog_resets_at_once_and_the_record_survives() {
+    // QEMU's raspi4b models the PM block without a countdown: arming the watchdog resets
+    // the machine at once (a board would wait 2 s). The boot record in RAM survives the
+    // reset; the PM block cannot tell its own reset from Linux's reboot, so the attempt
+    // counts as failed, and with its only entry tried the menu leaves for the shell.
+    let card = pi_card(
+        "rpi4-watchdog",
+        &cpio::build(&[("init", S_IFREG | 0o755, b"never run")]),
+        96,
+        30,
+        "console=ttyAMA0,115200 panic=-1",
+    );
+    let run = boot(Boot {
+        el: 2,
+        raspi4b: true,
+        dtb: Some(fixture("rpi4-qemu.dtb")),
+        append: Some("boot.menu boot.timeout=0 boot.watchdog=2".into()),
+        qemu_args: vec![
+            "-drive".into(),
+            format!("if=sd,format=raw,file={}", card.display()),
+        ],
+        reboot: true,
+        until: Some("none came up"),
+        ..Default::default()
+    });
+    let out = &run.out;
+    let lines: Vec<&str> = run.lines("boot: ").collect();
+    let at = |text: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(text))
+            .unwrap_or_else(|| panic!("no line {text:?}: {out}"))
+    };
+    let armed = at("boot: the bcm2835-pm watchdog armed for 2 s (attempt ");
+    let failed = at("boot: 'config.txt' did not come up: the bcm2835-pm watchdog reset the board");
+    let none = at("boot: every entry was tried and none came up; the shell");
+    assert!(armed < failed && failed < none, "{out}");
+    assert_eq!(run.lines("ready el=2 cpus=4").count(), 2, "{out}");
+    assert!(!out.contains("Booting Linux"), "{out}");
+}
+
+#[test]
+fn watchdog_falls_back_after_an_entry_that_hangs() {
+    // Entry 0's kernel hangs at its first instruction (our Image with `b .` there); entry 1
+    // is this kernel. With boot.watchdog=2 the 6300ESB resets the machine 2 s after the
+    // jump into entry 0; the kernel starts again, finds the boot record, falls back to
+    // entry 1 with the watchdog armed again, and that kernel stops it as it comes up.
+    const BRANCH_TO_SELF: u32 = 0x1400_0000;
+    let image = std::fs::read(image()).unwrap();
+    let hang =
+        crate::kexec::patched_image(|b| b[..4].copy_from_slice(&BRANCH_TO_SELF.to_le_bytes()));
+    let disk = disk_image(
+        "watchdog",
+        true,
+        &[Part::Ext4 {
+            mib: 8,
+            files: &[
+                ("/boot/hang.Image", &hang),
+                ("/boot/Image", &image),
+                (
+                    "/boot/extlinux/extlinux.conf",
+                    b"default hang\nlabel hang\n  linux /boot/hang.Image\n  append console=ttyAMA0 never-seen\nlabel good\n  linux /boot/Image\n  append console=ttyAMA0 panic=-1 fallback-ok\n",
+                ),
+            ],
+        }],
+    );
+    let run = boot(Boot {
+        el: 2,
+        disks: vec![disk],
+        append: Some("boot.menu boot.timeout=0 boot.watchdog=2".into()),
+        qemu_args: vec!["-device".into(), "i6300esb".into()],
+        reboot: true,
+        until: Some("watchdog stopped"),
+        ..Default::default()
+    });
+    let out = &run.out;
+    let lines: Vec<&str> = run.lines("boot: ").collect();
+    let at = |text: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(text))
+            .unwrap_or_else(|| panic!("no line {text:?}: {out}"))
+    };
+    // First start: entry 0 with the watchdog; second: the fallback; third: entry 1 itself.
+    let armed: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("boot: the i6300esb watchdog armed for 2 s (attempt "))
+        .collect();
+    assert_eq!(armed.len(), 2, "{out}");
+    let failed = at("boot: 'hang' did not come up: the i6300esb watchdog reset the board");
+    let fallback = at("boot: falling back to 1 'good'");
+    let up = at("boot: came up as 'good' (attempt ");
+    assert!(
+        at("boot: hang from virtio0p1: /boot/hang.Image") < failed,
+        "{out}"
+    );
+    assert!(failed < fallback && fallback < up, "{out}");
+    // The attempt that came up is the second one armed.
+    let attempt = |l: &str| {
+        l.split("(attempt ")
+            .nth(1)
+            .map(|r| r[..r.find(')').unwrap()].to_string())
+    };
+    assert_eq!(attempt(lines[up]), attempt(armed[1]), "{out}");
+    assert_eq!(run.lines("ready ").count(), 3, "{out}");
+    assert!(
+        out.contains("command line: console=ttyAMA0 panic=-1 fallback-ok"),
+        "{out}"
+    );
+    assert!(!out.contains("never-seen"), "{out}");
 }

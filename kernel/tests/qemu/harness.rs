@@ -138,6 +138,9 @@ pub(crate) struct Boot {
     pub(crate) cache_model: Option<&'static str>,
     /// More QEMU arguments, last.
     pub(crate) qemu_args: Vec<String>,
+    /// Let a reset restart the machine (no `-no-reboot`): a watchdog that fires starts the
+    /// kernel again.
+    pub(crate) reboot: bool,
 }
 
 /// How the kernel (our Image, or `Boot::linux`) gets into the machine.
@@ -337,7 +340,10 @@ fn machine_args(cmd: &mut Command, b: &Boot) {
     } else {
         cmd.arg("-nographic");
     }
-    cmd.args(["-nic", "none", "-no-reboot"]);
+    cmd.args(["-nic", "none"]);
+    if !b.reboot {
+        cmd.arg("-no-reboot");
+    }
 }
 
 /// `virt` under Debian's U-Boot, which runs `bootcmd` (put in the DTB's `/config`), with the
