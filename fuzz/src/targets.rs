@@ -412,10 +412,14 @@ fn walk<E: core::fmt::Display>(
     Ok(())
 }
 
-/// Text read as each boot configuration the kernel reads: extlinux.conf, a BLS entry and
+/// Text read as each boot configuration the kernel reads (and scanned as the EFI stub scans
+/// it for file names): extlinux.conf, a BLS entry and
 /// loader.conf, the Pi's config.txt (with itself as cmdline.txt).
 pub fn bootentry_target(data: &[u8]) -> Result<(), String> {
     use kernel::formats::bootentry;
+    // The EFI stub's scan for the files the entries name, on any bytes.
+    let mut named = Vec::new();
+    bootentry::files_named(data, true, &mut named);
     let conf = core::str::from_utf8(data).map_err(text)?;
     let a = bootentry::extlinux(conf, "/boot").map(|_| ()).map_err(text);
     let b = bootentry::bls("x.conf", conf).map(|e| {

@@ -154,8 +154,35 @@ pub fn volume(name: &str, part: usize) -> Result<Volume<DiskHandle>, String> {
     Ok(Volume::new(DiskHandle(i), p.start, p.blocks))
 }
 
+/// The disk the EFI stub's ESP files make (see [`crate::files::esp`]).
+const ESP_DISK: &str = "esp0";
+
+/// Every partition of every disk, `esp0p1` included: `(disk, partition)`.
+pub fn partitions() -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = crate::files::esp()
+        .map(|_| (String::from(ESP_DISK), 1))
+        .into_iter()
+        .collect();
+    for d in all().lock().iter() {
+        for p in d.parts.iter().flatten() {
+            out.push((d.name.clone(), p.number));
+        }
+    }
+    out
+}
+
 /// The file system on partition `part` of disk `name`.
 pub fn mount(name: &str, part: usize) -> Result<Fs<Volume<DiskHandle>>, String> {
+    if name == ESP_DISK {
+        if let Some(files) = crate::files::esp() {
+            return match part {
+                1 => Ok(Fs::Archive(files)),
+                _ => Err(alloc::format!(
+                    "{name}p{part}: no such partition (esp0 has one)"
+                )),
+            };
+        }
+    }
     let v = volume(name, part)?;
     Fs::mount(v).map_err(|e| alloc::format!("{name}p{part}: {e}"))
 }
@@ -179,7 +206,16 @@ pub fn show() {
             parts: d.parts.clone(),
         })
         .collect();
-    if shown.is_empty() {
+    if let Some(files) = crate::files::esp() {
+        let bytes: usize = files.iter().map(|f| f.data.len()).sum();
+        println!(
+            "disk {ESP_DISK}: {} files, {} KiB, read by the EFI stub from the volume it was started from",
+            files.len(),
+            bytes >> 10
+        );
+        println!("  {ESP_DISK}p1: files in memory");
+    }
+    if shown.is_empty() && crate::files::esp().is_none() {
         return println!("disks: none");
     }
     for Shown {

@@ -14,6 +14,8 @@
 //! each, starting `efistub:`; on any failure before `ExitBootServices` it returns the
 //! error to the firmware.
 
+mod esp;
+
 use core::ffi::c_void;
 use core::ptr::null_mut;
 use kexec::place::IMAGE_ALIGN;
@@ -137,6 +139,7 @@ fn run(
     let cmdline = load_options(li);
     let fw_dtb = firmware_dtb(st)?;
     let initrd = find_initrd(bs, li, &cmdline, con)?;
+    let esp_files = esp_entries(bs, li, con);
     let image_size = image_size(image_base);
     let kernel = place_image(bs, con, image_base, image_size)?;
 
@@ -149,8 +152,13 @@ fn run(
     let dtb_cap = dtb_pages * PAGE as usize;
     let secure_boot = secure_boot_mode(st);
     let st_pa = st as *const SystemTable as u64;
-    let chosen =
-        |mmap: (u64, u32, u32, u32)| next_dtb(fw_dtb, &cmdline, initrd, st_pa, secure_boot, mmap);
+    let handed = Handed {
+        initrd,
+        esp_files,
+        system_table: st_pa,
+        secure_boot,
+    };
+    let chosen = |mmap: (u64, u32, u32, u32)| next_dtb(fw_dtb, &cmdline, &handed, mmap);
     match chosen((0, 0, 0, 0)) {
         Some(b) if b.len() <= dtb_cap => {}
         Some(_) => return Err((Status::BUFFER_TOO_SMALL, "the edited DTB is too large")),
@@ -574,79 +582,23 @@ fn load_initrd_file(
     li: &LoadedImageProtocol,
     path: &[u8],
 ) -> Result<(u64, u64), Failure> {
-    use uefi_raw::protocol::file_system::{
-        FileAttribute, FileInfo, FileMode, FileProtocolV1, SimpleFileSystemProtocol,
-    };
-    let mut name = [0u16; 256];
-    if path.len() >= name.len() {
-        return Err((Status::INVALID_PARAMETER, "initrd=: the path is too long"));
-    }
-    for (n, &b) in name.iter_mut().zip(path) {
-        *n = if b == b'/' { b'\\' as u16 } else { b as u16 };
-    }
-    let mut fs: *mut c_void = null_mut();
-    // SAFETY: the loaded image's device handle.
-    let s =
-        unsafe { (bs.handle_protocol)(li.device_handle, &SimpleFileSystemProtocol::GUID, &mut fs) };
-    if s != Status::SUCCESS || fs.is_null() {
-        return Err((
-            s,
-            "initrd=: the volume this image came from has no file system",
-        ));
-    }
-    let fs = fs as *mut SimpleFileSystemProtocol;
-    let mut root: *mut FileProtocolV1 = null_mut();
-    // SAFETY: the firmware's file-system protocol instance.
-    let s = unsafe { ((*fs).open_volume)(fs, &mut root) };
-    if s != Status::SUCCESS || root.is_null() {
-        return Err((s, "initrd=: the boot volume cannot be opened"));
-    }
-    let mut file: *mut FileProtocolV1 = null_mut();
-    // SAFETY: the volume's root directory; a NUL-terminated name.
-    let s = unsafe {
-        ((*root).open)(
-            root,
-            &mut file,
-            name.as_ptr(),
-            FileMode::READ,
-            FileAttribute::empty(),
-        )
-    };
-    if s != Status::SUCCESS || file.is_null() {
-        return Err((s, "initrd=: no such file on the boot volume"));
-    }
-    let mut info = [0u64; 64];
-    let mut info_size = core::mem::size_of_val(&info);
-    // SAFETY: an open file; a 512-byte buffer for its EFI_FILE_INFO.
-    let s = unsafe {
-        ((*file).get_info)(
-            file,
-            &FileInfo::ID,
-            &mut info_size,
-            info.as_mut_ptr() as *mut c_void,
-        )
-    };
-    // EFI_FILE_INFO: Size, then FileSize.
-    let size = info[1];
-    if s != Status::SUCCESS || size == 0 {
-        return Err((s, "initrd=: the file is empty or its size unknown"));
-    }
-    let pa = allocate(bs, (size as usize).div_ceil(PAGE as usize))?;
-    let mut done = 0u64;
-    while done < size {
-        let mut chunk = (size - done) as usize;
-        // SAFETY: the rest of a buffer of `size` bytes.
-        let s = unsafe { ((*file).read)(file, &mut chunk, (pa + done) as *mut c_void) };
-        if s != Status::SUCCESS || chunk == 0 {
-            return Err((s, "initrd=: reading the file failed"));
+    let root =
+        esp::root(bs, li).map_err(|(s, _)| (s, "initrd=: the boot volume cannot be opened"))?;
+    let file = root.open(path).ok_or((
+        Status::NOT_FOUND,
+        "initrd=: no such file on the boot volume",
+    ))?;
+    let size = match file.info() {
+        Some((size, false)) if size > 0 => size,
+        _ => {
+            return Err((
+                Status::LOAD_ERROR,
+                "initrd=: the file is empty or its size unknown",
+            ))
         }
-        done += chunk as u64;
-    }
-    // SAFETY: closing what was opened above.
-    unsafe {
-        let _ = ((*file).close)(file);
-        let _ = ((*root).close)(root);
-    }
+    };
+    let pa = allocate(bs, (size as usize).div_ceil(PAGE as usize))?;
+    file.read_to(pa, size)?;
     Ok((pa, size))
 }
 
@@ -674,18 +626,58 @@ fn image_size(base: u64) -> u64 {
     unsafe { ((base + 0x10) as *const u64).read_unaligned() }
 }
 
+/// What the stub hands the kernel in `/chosen`, besides the memory map.
+struct Handed {
+    initrd: Option<(u64, u64)>,
+    /// The ESP's boot entries and their files, as a cpio archive.
+    esp_files: Option<(u64, u64)>,
+    system_table: u64,
+    secure_boot: u32,
+}
+
+/// The ESP's boot entries and the files they name ([`esp::read_entries`]); on any failure
+/// the boot goes on without them, and says why.
+fn esp_entries(bs: &BootServices, li: &LoadedImageProtocol, con: &Console) -> Option<(u64, u64)> {
+    let mut h = [0u8; 18];
+    let found = esp::root(bs, li).and_then(|root| esp::read_entries(bs, &root));
+    match found {
+        Ok(Some((pa, len))) => {
+            con.line(&[
+                "boot entries and their files at ",
+                hex(pa, &mut h),
+                " (the ESP, as esp0p1)",
+            ]);
+            Some((pa, len))
+        }
+        Ok(None) => None,
+        Err((_, why)) => {
+            con.line(&["the ESP's boot entries cannot be read: ", why]);
+            None
+        }
+    }
+}
+
 /// The firmware's DTB with `/chosen` as the kernel expects after UEFI.
 fn next_dtb(
     fw: &[u8],
     cmdline: &[u8],
-    initrd: Option<(u64, u64)>,
-    system_table: u64,
-    secure_boot: u32,
+    handed: &Handed,
     (mmap, mmap_size, desc_size, desc_ver): (u64, u32, u32, u32),
 ) -> Option<alloc::vec::Vec<u8>> {
+    let Handed {
+        initrd,
+        esp_files,
+        system_table,
+        secure_boot,
+    } = *handed;
     // No load options (a boot from the ESP): the DTB's own bootargs stay.
     kernel::formats::dtb::Chosen::default()
         .initrd(initrd.map(|(pa, len)| (pa, pa + len)))
+        .range(
+            "hobby,esp-files-start",
+            "hobby,esp-files-end",
+            esp_files.map(|(pa, len)| (pa, pa + len)),
+        )
         .u64("linux,uefi-system-table", system_table)
         .u64("linux,uefi-mmap-start", mmap)
         .u32("linux,uefi-mmap-size", mmap_size)

@@ -9,6 +9,26 @@ use mm::memmap::Region;
 use spin::Once;
 
 static FILES: Once<Vec<Entry<'static>>> = Once::new();
+static ESP: Once<Option<Vec<Entry<'static>>>> = Once::new();
+
+/// The files our EFI stub read from the ESP it was started from (its boot entries and the
+/// files they name), a cpio archive in reserved memory: the disk `esp0`'s one partition.
+/// `None` when not started through the stub, or when it found no entries.
+pub fn esp() -> Option<&'static [Entry<'static>]> {
+    ESP.call_once(|| {
+        let r = crate::SYSTEM.get()?.platform.esp_files?;
+        // SAFETY: reserved at boot (memory::BootRanges), never written.
+        let archive = unsafe { memory::phys_slice(r) };
+        match cpio::parse(archive) {
+            Ok(files) => Some(files),
+            Err(e) => {
+                crate::println!("disks: the EFI stub's ESP files: {e}");
+                None
+            }
+        }
+    })
+    .as_deref()
+}
 
 /// Why the initramfs could not be read.
 #[derive(Debug)]

@@ -218,13 +218,14 @@ mod bare {
         initrd: Option<Region>,
         uart: Option<kernel::platform::Console>,
     ) -> (Platform, memory::MemInfo) {
-        let (handover, redist, uefi) = match &platform {
+        let (handover, redist, uefi, esp_files) = match &platform {
             Ok(p) => (
                 p.handover,
                 p.gic.as_ref().map(|g| g.redist.clone()).unwrap_or_default(),
                 p.uefi,
+                p.esp_files,
             ),
-            Err(_) => (None, alloc::vec::Vec::new(), None),
+            Err(_) => (None, alloc::vec::Vec::new(), None, None),
         };
         let mut uefi_failed = None;
         let memory_map = match uefi.map(|info| memory::uefi_memory_map(fdt, info)) {
@@ -240,6 +241,7 @@ mod bare {
             dtb,
             initrd,
             handover,
+            esp_files,
         };
         let devices = memory::EarlyDevices {
             console: uart.as_ref().map(|u| u.regs),

@@ -197,6 +197,8 @@ pub struct BootRanges {
     pub initrd: Option<Region>,
     /// The kexec chain's hand-over block, if any.
     pub handover: Option<Region>,
+    /// The ESP's files, as the EFI stub read them, if any.
+    pub esp_files: Option<Region>,
 }
 
 impl BootRanges {
@@ -213,6 +215,9 @@ impl BootRanges {
         }
         if let Some(r) = self.handover {
             map.reserve(r, ReservedKind::Handover, "");
+        }
+        if let Some(r) = self.esp_files {
+            map.reserve(r, ReservedKind::EspFiles, "");
         }
         if let Some(page) = map.boot_record_page() {
             map.reserve(page, ReservedKind::BootRecord, "");

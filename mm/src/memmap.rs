@@ -33,6 +33,8 @@ pub enum ReservedKind {
     Handover,
     /// The boot record of the watchdog fail-safe: the last page of the first RAM bank.
     BootRecord,
+    /// The files the EFI stub read from the ESP (`/chosen/hobby,esp-files-start`).
+    EspFiles,
     /// A GICv3 redistributor's LPI tables that a previous kernel left in use (`EnableLPIs`
     /// could not be cleared): the GIC may write them at any time.
     GicLpiTables,
@@ -63,6 +65,7 @@ impl ReservedKind {
             ReservedKind::Kernel => "kernel",
             ReservedKind::Handover => "kexec handover",
             ReservedKind::BootRecord => "boot record",
+            ReservedKind::EspFiles => "esp files",
             ReservedKind::GicLpiTables => "gic lpi tables",
             ReservedKind::Uefi => "uefi",
             ReservedKind::UefiMemoryMap => "uefi memory map",

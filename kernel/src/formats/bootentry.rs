@@ -126,6 +126,63 @@ fn keyword(line: &str) -> (String, &str) {
     }
 }
 
+/// Whether a configuration line's key names a file: `linux`, `kernel`, `initrd`, `fdt`,
+/// `devicetree`, in any case. (A `match`, not a table of slices: see [`files_named`].)
+fn names_a_file(key: &[u8]) -> bool {
+    let mut lower = [0u8; 16];
+    if key.len() > lower.len() {
+        return false;
+    }
+    for (l, k) in lower.iter_mut().zip(key) {
+        *l = k.to_ascii_lowercase();
+    }
+    matches!(
+        &lower[..key.len()],
+        b"linux" | b"kernel" | b"initrd" | b"fdt" | b"devicetree"
+    )
+}
+
+/// Every file an extlinux.conf or a BLS entry may name, without parsing it: the values of
+/// its `linux`, `kernel`, `initrd` (several, comma-separated), `fdt` and `devicetree`
+/// lines, as paths from the partition's root without the leading `/`, resolved as
+/// [`extlinux`] and [`bls`] resolve them (a relative path from `/boot` if `under_boot`,
+/// else from the root), each once, added to `out`. A superset of what the parsers take.
+///
+/// The EFI stub calls this before the kernel is relocated: it uses no `core::fmt`, no
+/// table of references (a constant array of slices holds absolute addresses) and nothing
+/// that can panic.
+pub fn files_named(text: &[u8], under_boot: bool, out: &mut Vec<Vec<u8>>) {
+    for line in text.split(|&b| b == b'\n') {
+        let line = line.trim_ascii();
+        let key_end = line
+            .iter()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(line.len());
+        let (key, value) = line.split_at(key_end);
+        if !names_a_file(key) {
+            continue;
+        }
+        for part in value.split(|&b| b == b',') {
+            let token = part
+                .trim_ascii()
+                .split(|b| b.is_ascii_whitespace())
+                .next()
+                .unwrap_or(&[]);
+            let Some(&first) = token.first() else {
+                continue;
+            };
+            let mut path = Vec::new();
+            if first != b'/' && under_boot {
+                path.extend_from_slice(b"boot/");
+            }
+            path.extend_from_slice(token.strip_prefix(b"/").unwrap_or(token));
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+}
+
 /// Reads `extlinux.conf`; `prefix` is the directory that holds its `extlinux/` directory
 /// (`/` or `/boot`), for relative paths.
 pub fn extlinux(text: &str, prefix: &str) -> Result<Menu, EntryError> {
@@ -526,6 +583,43 @@ label l0r
             Some(0),
             "an unknown default falls back to the first"
         );
+    }
+
+    #[test]
+    fn files_named_cover_what_the_parsers_take() {
+        let ext = "DEFAULT second\nLABEL first\n  KERNEL Image\nLABEL second\n  LINUX ../Image\n  INITRD a.cpio, b.cpio\n  FDT dtb/board.dtb\n  APPEND root=/dev/vda1\nlabel third\n  menu default\n  linux /x\n";
+        let bls_text = "title T\nlinux /vmlinuz-6\ninitrd /initrd.img-6\ninitrd /extra.img\ndevicetree /dtbs/b.dtb\noptions root=/dev/sda2 initrd=/not-a-file\n";
+        for (under_boot, text, parsed) in [
+            (true, ext, extlinux(ext, "/boot").unwrap().entries),
+            (false, ext, extlinux(ext, "/").unwrap().entries),
+            (
+                false,
+                bls_text,
+                alloc::vec![bls("a.conf", bls_text).unwrap().entry],
+            ),
+        ] {
+            let mut named = Vec::new();
+            files_named(text.as_bytes(), under_boot, &mut named);
+            for e in &parsed {
+                let wanted = core::iter::once(&e.kernel)
+                    .chain(&e.initrds)
+                    .chain(e.dtb.as_ref());
+                for w in wanted {
+                    let w = w.trim_start_matches('/').as_bytes();
+                    assert!(named.iter().any(|n| n == w), "{w:?} not in {named:?}");
+                }
+            }
+            // Options and append lines name no file.
+            assert!(!named.iter().any(|n| n.ends_with(b"not-a-file")));
+            assert!(!named.iter().any(|n| n.starts_with(b"root=")));
+        }
+        let mut named = Vec::new();
+        files_named(
+            b"linux a\nLINUX a\ninitrd ,, \nfdtdir /d\n",
+            false,
+            &mut named,
+        );
+        assert_eq!(named, [b"a".to_vec()]);
     }
 
     #[test]

@@ -5,8 +5,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-const HEADER_LEN: usize = 110;
-const TRAILER: &str = "TRAILER!!!";
+/// Bytes of a `newc` header.
+pub const HEADER_LEN: usize = 110;
+/// The name of the entry that ends an archive.
+pub const TRAILER: &str = "TRAILER!!!";
 /// `mode` file-type bits.
 const S_IFMT: u32 = 0o170000;
 /// Regular file.
@@ -177,19 +179,40 @@ pub fn parse(data: &[u8]) -> Result<Vec<Entry<'_>>, CpioError> {
     }
 }
 
+/// A `newc` header for a file `size` bytes long whose name (without its NUL) is `name_len`
+/// bytes; the name, its NUL and padding to 4 bytes follow it, then the data, padded to 4.
+/// Written digit by digit (no `core::fmt`): the EFI stub, which runs before the kernel's
+/// relocation, writes archives with it too.
+pub fn header(ino: u32, mode: u32, size: u32, name_len: u32) -> [u8; HEADER_LEN] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut h = [b'0'; HEADER_LEN];
+    h[..6].copy_from_slice(b"070701");
+    // ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor,
+    // rdevminor, namesize, check.
+    let fields = [ino, mode, 0, 0, 1, 0, size, 0, 0, 0, 0, name_len + 1, 0];
+    for (i, v) in fields.iter().enumerate() {
+        for d in 0..8 {
+            h[6 + 8 * i + d] = HEX[(v >> (28 - 4 * d) & 0xf) as usize];
+        }
+    }
+    h
+}
+
+/// Bytes an entry takes: the header and name padded to 4, the data padded to 4.
+pub const fn entry_len(name_len: usize, size: usize) -> usize {
+    align4(HEADER_LEN + name_len + 1) + align4(size)
+}
+
 /// Builds a `newc` archive (for tests and for handing files on).
 pub fn build(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
-    use core::fmt::Write;
     let mut out = Vec::new();
     let mut push = |name: &str, mode: u32, data: &[u8], ino: usize| {
-        let mut h = String::new();
-        let _ =
-            write!(
-            h,
-            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            ino, mode, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, name.len() + 1, 0
-        );
-        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(&header(
+            ino as u32,
+            mode,
+            data.len() as u32,
+            name.len() as u32,
+        ));
         out.extend_from_slice(name.as_bytes());
         out.push(0);
         out.resize(align4(out.len()), 0);

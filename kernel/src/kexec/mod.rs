@@ -544,6 +544,9 @@ fn next_dtb(
             BOOT_ATTEMPT,
             req.boot_attempt.map(|a| a.to_be_bytes().to_vec()),
         )
+        // The ESP's files stay this kernel's: the next one does not keep them.
+        .bytes("hobby,esp-files-start", None)
+        .bytes("hobby,esp-files-end", None)
         .bootargs(req.append.as_ref().map(|a| a.as_bytes()));
     // A crash kernel's RAM, and its ELF core header (the region's last page), in the
     // root's cells; removed from any other next DTB.

@@ -69,6 +69,9 @@ pub struct Platform {
     pub handover: Option<Region>,
     /// What an EFI stub (ours or Linux's) left in `/chosen`, if UEFI booted this system.
     pub uefi: Option<UefiInfo>,
+    /// The files our EFI stub read from its own volume (the ESP's boot entries and what they
+    /// name), as a cpio archive (`/chosen/hobby,esp-files-start`/`-end`).
+    pub esp_files: Option<Region>,
 }
 
 /// The UEFI hand-over in `/chosen`, as Linux's EFI stub writes it
@@ -883,6 +886,7 @@ impl Platform {
         }
         let mut initrd = None;
         let mut handover = None;
+        let mut esp_files = None;
         let mut bootargs = String::new();
         let mut uefi = None;
         if let Some(chosen) = fdt.find_node("/chosen") {
@@ -891,6 +895,11 @@ impl Platform {
             let end = read_u32_or_u64(&chosen, "/chosen", "kexec,handover-end")?;
             if let (Some(start), Some(end)) = (start, end) {
                 handover = (end > start).then_some(Region { start, end });
+            }
+            let start = read_u32_or_u64(&chosen, "/chosen", "hobby,esp-files-start")?;
+            let end = read_u32_or_u64(&chosen, "/chosen", "hobby,esp-files-end")?;
+            if let (Some(start), Some(end)) = (start, end) {
+                esp_files = (end > start).then_some(Region { start, end });
             }
             let start = read_u32_or_u64(&chosen, "/chosen", "linux,initrd-start")?;
             let end = read_u32_or_u64(&chosen, "/chosen", "linux,initrd-end")?;
@@ -920,6 +929,7 @@ impl Platform {
             pm_watchdog,
             handover,
             uefi,
+            esp_files,
         })
     }
 }

@@ -106,19 +106,7 @@ fn menus<V: ReadAt + 'static>(fs: &mut Fs<V>, at: &str) -> Vec<Menu> {
 
 /// Looks at every partition of every disk.
 pub fn scan() -> Scan {
-    let parts: Vec<(String, usize)> = disks::all()
-        .lock()
-        .iter()
-        .flat_map(|d| {
-            let name = d.name.clone();
-            d.parts
-                .as_ref()
-                .map(|p| p.iter().map(|p| p.number).collect::<Vec<_>>())
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |n| (name.clone(), n))
-        })
-        .collect();
+    let parts = disks::partitions();
     let mut scan = Scan {
         entries: Vec::new(),
         default: None,

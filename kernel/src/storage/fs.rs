@@ -5,6 +5,7 @@
 use super::ext::{Ext, ExtError};
 use super::fat::{self, Fat, FatError};
 use super::{IoError, ReadAt};
+use crate::formats::cpio::Entry as ArchiveEntry;
 use alloc::boxed::Box;
 use alloc::rc::Rc;
 use alloc::string::{String, ToString};
@@ -136,6 +137,9 @@ fn check_ext_geometry(vol: &mut impl ReadAt) -> Result<(), FsError> {
 
 /// A mounted file system.
 pub enum Fs<V> {
+    /// Files already in memory (a cpio archive: the ESP's files as the EFI stub read them),
+    /// looked up as FAT does, without regard to ASCII case.
+    Archive(&'static [ArchiveEntry<'static>]),
     /// FAT12/16/32.
     Fat(Fat<V>),
     /// ext2/3/4: `ext4-view`, and the volume for [`Ext`], which reads file data.
@@ -168,6 +172,7 @@ impl<V: ReadAt + 'static> Fs<V> {
     /// What it is, for the console.
     pub fn kind(&self) -> &'static str {
         match self {
+            Fs::Archive(_) => "files in memory",
             Fs::Fat(f) => match f.kind() {
                 fat::Kind::Fat12 => "fat12",
                 fat::Kind::Fat16 => "fat16",
@@ -180,6 +185,7 @@ impl<V: ReadAt + 'static> Fs<V> {
     /// The entries of the directory at `path`.
     pub fn read_dir(&mut self, path: &str) -> Result<Vec<Entry>, FsError> {
         match self {
+            Fs::Archive(files) => archive_dir(files, path),
             Fs::Fat(f) => Ok(f
                 .read_dir(path)?
                 .into_iter()
@@ -212,6 +218,7 @@ impl<V: ReadAt + 'static> Fs<V> {
     /// The size of the file at `path` (symbolic links followed).
     pub fn file_size(&mut self, path: &str) -> Result<u64, FsError> {
         match self {
+            Fs::Archive(files) => Ok(archive_file(files, path)?.len() as u64),
             Fs::Fat(f) => Ok(f.file_size(path)?),
             Fs::Ext4(fs, _) => {
                 let m = fs.metadata(path)?;
@@ -232,6 +239,15 @@ impl<V: ReadAt + 'static> Fs<V> {
         mut progress: impl FnMut(u64),
     ) -> Result<(), FsError> {
         match self {
+            Fs::Archive(files) => {
+                let data = archive_file(files, path)?;
+                if data.len() != out.len() {
+                    return Err(FsError::Fat(FatError::NotAFile(path.to_string())));
+                }
+                out.copy_from_slice(data);
+                progress(data.len() as u64);
+                Ok(())
+            }
             Fs::Fat(f) => Ok(f.read_file(path, out, progress)?),
             Fs::Ext4(fs, vol) => {
                 // Straight into `out`, run by run; through `ext4-view` what that cannot read.
@@ -249,6 +265,57 @@ impl<V: ReadAt + 'static> Fs<V> {
             }
         }
     }
+}
+
+/// Whether archive path `have` is `want` (absolute, `/`-separated), ASCII case aside.
+fn same_path(have: &str, want: &str) -> bool {
+    have.trim_end_matches('/')
+        .eq_ignore_ascii_case(want.trim_end_matches('/'))
+}
+
+/// The regular file at `path` in an archive.
+fn archive_file(
+    files: &'static [ArchiveEntry<'static>],
+    path: &str,
+) -> Result<&'static [u8], FsError> {
+    files
+        .iter()
+        .find(|e| e.is_file() && same_path(&e.path, path))
+        .map(|e| e.data)
+        .ok_or_else(|| FsError::Fat(FatError::NotFound(path.to_string())))
+}
+
+/// The directory at `path` in an archive: its files, and the directories that paths below
+/// it imply (an archive need not list its directories).
+fn archive_dir(files: &'static [ArchiveEntry<'static>], path: &str) -> Result<Vec<Entry>, FsError> {
+    let base = path.trim_end_matches('/');
+    let mut out: Vec<Entry> = Vec::new();
+    for e in files {
+        let Some(rest) = e
+            .path
+            .get(..base.len())
+            .filter(|p| p.eq_ignore_ascii_case(base))
+            .and_then(|_| e.path[base.len()..].strip_prefix('/'))
+        else {
+            continue;
+        };
+        let (name, is_dir) = match rest.split_once('/') {
+            Some((dir, _)) => (dir, true),
+            None => (rest, e.is_dir()),
+        };
+        if name.is_empty() || out.iter().any(|o| o.name.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        out.push(Entry {
+            name: name.to_string(),
+            size: if is_dir { 0 } else { e.data.len() as u64 },
+            is_dir,
+        });
+    }
+    if out.is_empty() && !base.is_empty() {
+        return Err(FsError::Fat(FatError::NotFound(path.to_string())));
+    }
+    Ok(out)
 }
 
 /// Reads the file at `path` through `ext4-view`, a block at a time.
@@ -330,6 +397,41 @@ mod tests {
     fn mount(img: Vec<u8>) -> Result<Fs<Volume<MemDisk>>, FsError> {
         let blocks = (img.len() / 512) as u64;
         Fs::mount(Volume::new(MemDisk(img), 0, blocks))
+    }
+
+    #[test]
+    fn archives_are_looked_up_as_fat_does() {
+        use crate::formats::cpio;
+        let blob = cpio::build(&[
+            (
+                "loader/entries/a.conf",
+                cpio::S_IFREG | 0o644,
+                b"linux /vmlinuz\n",
+            ),
+            ("loader/loader.conf", cpio::S_IFREG | 0o644, b"default a\n"),
+            ("VMLINUZ", cpio::S_IFREG | 0o644, b"kernel bytes"),
+        ]);
+        let blob: &'static [u8] = Box::leak(blob.into_boxed_slice());
+        let files: &'static [ArchiveEntry<'static>] =
+            Box::leak(cpio::parse(blob).unwrap().into_boxed_slice());
+        let mut fs: Fs<Volume<MemDisk>> = Fs::Archive(files);
+        assert_eq!(fs.file_size("/vmlinuz").unwrap(), 12);
+        let mut b = [0u8; 12];
+        fs.read_file("/VmLinuz", &mut b, |_| {}).unwrap();
+        assert_eq!(&b, b"kernel bytes");
+        let mut root: Vec<(String, bool)> = fs
+            .read_dir("/")
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.is_dir))
+            .collect();
+        root.sort();
+        assert_eq!(root, [("VMLINUZ".into(), false), ("loader".into(), true)]);
+        let entries = fs.read_dir("/loader/entries").unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].name, "a.conf");
+        assert!(fs.read_dir("/nope").is_err());
+        assert!(fs.file_size("/loader").is_err());
     }
 
     #[test]

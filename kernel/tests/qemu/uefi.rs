@@ -309,6 +309,73 @@ fn efi_stub_initrd_from_the_boot_volume() {
     assert!(!run.out.contains("kernel 0.1.0: entered"), "{}", run.out);
 }
 
+/// Boot entries on the ESP, read by the stub through the firmware's file protocol before
+/// ExitBootServices (no block driver for this disk in the kernel): the menu lists them on
+/// `esp0p1` (an extlinux.conf with a relative path, and a BLS entry) and boots the BLS
+/// one, another copy of this kernel, with its command line and the initrd it names.
+#[test]
+fn efi_stub_boots_an_entry_from_the_esp() {
+    let kernel = std::fs::read(image()).unwrap();
+    let rd = cpio::build(&[(
+        "init.rc",
+        S_IFREG | 0o644,
+        b"echo the entry's initrd\nls esp0p1:/loader/entries\npoweroff\n",
+    )]);
+    let dir = esp(
+        "esp-entries",
+        &[
+            ("kernel.efi", &kernel),
+            (
+                "startup.nsh",
+                b"fs0:\\kernel.efi boot.menu boot.timeout=0 boot.default=hobby\r\n",
+            ),
+            ("loader/loader.conf", b"default hobby*\n"),
+            (
+                "loader/entries/hobby.conf",
+                b"title Hobby from the ESP\nlinux /vmlinuz-hobby\ninitrd /initrd-hobby.img\noptions console=ttyAMA0 panic=-1 from-the-esp\n",
+            ),
+            ("vmlinuz-hobby", &kernel),
+            ("initrd-hobby.img", &rd),
+            (
+                "extlinux/extlinux.conf",
+                b"label other\n  linux vmlinuz-hobby\n  append console=ttyAMA0 other\n",
+            ),
+        ],
+    );
+    let run = boot(Boot {
+        el: 2,
+        load: Load::Uefi { acpi: false },
+        esp: Some(dir),
+        ..Default::default()
+    });
+    let out = &run.out;
+    assert!(
+        out.contains("efistub: boot entries and their files at 0x"),
+        "{out}"
+    );
+    assert!(
+        out.contains("boot: 0* esp0p1 extlinux 'other' \"other\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("boot: 1: esp0p1 bls 'hobby' \"Hobby from the ESP\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("boot: hobby from esp0p1: /vmlinuz-hobby, initrd /initrd-hobby.img"),
+        "{out}"
+    );
+    assert!(
+        out.contains("command line: console=ttyAMA0 panic=-1 from-the-esp"),
+        "{out}"
+    );
+    assert!(out.contains("\nthe entry's initrd"), "{out}");
+    // The next kernel does not inherit the ESP's files (their memory is not reserved
+    // for it).
+    assert!(out.contains("esp0: no such disk"), "{out}");
+    assert_eq!(run.status, Some(0), "{out}");
+}
+
 /// Debian's U-Boot on QEMU virt `booti`s the Image (preloaded), which chains on.
 #[test]
 fn uboot_booti_boots_the_kernel() {
