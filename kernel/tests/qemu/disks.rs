@@ -144,6 +144,14 @@ pub(crate) fn disk_image(name: &str, gpt: bool, parts: &[Part<'_>]) -> PathBuf {
 /// with `extlinux.conf` naming this kernel too (with another command line), a data file.
 fn vm_disk(name: &str, data: &[u8]) -> PathBuf {
     let image = std::fs::read(image()).unwrap();
+    // The extlinux entry's own DTB: QEMU's, with a model that says where it came from.
+    let dtb = scratch(&format!("{name}-board.dtb"));
+    edit_dtb(
+        &fixture("virt-1g.dtb"),
+        &dtb,
+        &[("/", "model", dt_string("hobby,entry-fdt"))],
+    );
+    let dtb = std::fs::read(&dtb).unwrap();
     disk_image(
         name,
         true,
@@ -165,9 +173,10 @@ fn vm_disk(name: &str, data: &[u8]) -> PathBuf {
                 mib: 24,
                 files: &[
                     ("/boot/Image", &image),
+                    ("/boot/board.dtb", &dtb),
                     (
                         "/boot/extlinux/extlinux.conf",
-                        b"default hobby\ntimeout 20\nlabel hobby\n  menu label Hobby kernel (extlinux)\n  linux /boot/Image\n  append console=ttyAMA0 panic=-1 from-extlinux\n",
+                        b"default hobby\ntimeout 20\nlabel hobby\n  menu label Hobby kernel (extlinux)\n  linux /boot/Image\n  fdt board.dtb\n  append console=ttyAMA0 panic=-1 from-extlinux\n",
                     ),
                     ("/data.bin", data),
                 ],
@@ -292,9 +301,11 @@ fn boot_menu_boots_the_default_unattended_and_a_typed_choice() {
         "{}",
         run.out
     );
+    // With the entry's `fdt` (relative: from /boot) as its DTB.
     assert!(
-        run.out
-            .contains("command line: console=ttyAMA0 panic=-1 from-extlinux"),
+        run.out.contains(
+            "machine: hobby,entry-fdt; command line: console=ttyAMA0 panic=-1 from-extlinux"
+        ),
         "{}",
         run.out
     );
