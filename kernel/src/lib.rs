@@ -4,8 +4,11 @@
 //! here is plain `no_std` + `alloc` Rust:
 //!
 //! - [`formats`]: what the kernel parses and writes (command line, cpio, gzip, DTB, UEFI
-//!   tables, vmcore, SHA-256 padding, the chain hand-over block);
-//! - [`platform`]: what the DTB says about the board (console, CPUs, GIC, PSCI, ...);
+//!   tables, vmcore, SHA-256 padding, the chain hand-over block, partitions, boot entries,
+//!   the fail-safe's boot record);
+//! - [`platform`]: what the DTB says about the board (console, CPUs, GIC, PSCI, disks, ...);
+//! - [`storage`]: disks, volumes and their file systems (FAT, ext2/3/4);
+//! - [`entropy`]: the pool and generator behind the next kernel's seeds;
 //! - [`lineedit`]: the shell's line editor.
 //!
 //! The binary's own folders: `arch/` (registers, vectors, the GIC, assembly), `drivers/`
@@ -16,6 +19,7 @@
 
 extern crate alloc;
 
+pub mod entropy;
 pub mod formats;
 pub mod lineedit;
 pub mod platform;

@@ -33,6 +33,8 @@ mod kexec;
 #[cfg(target_os = "none")]
 mod memory;
 #[cfg(target_os = "none")]
+mod random;
+#[cfg(target_os = "none")]
 mod shell;
 #[cfg(target_os = "none")]
 mod smp;
@@ -43,7 +45,7 @@ pub use bare::*;
 mod bare {
     use crate::drivers::console;
     use crate::kexec::{capture, crash, selftest};
-    use crate::{arch, files, irq, memory, println, shell, smp};
+    use crate::{arch, files, irq, memory, println, random, shell, smp};
     use fdt::Fdt;
     use kernel::formats::cmdline::Cmdline;
     use kernel::platform::Platform;
@@ -117,6 +119,7 @@ mod bare {
             dtb,
             fdt: blob,
         });
+        random::init();
         match initrd {
             Some(r) => match files::load(r) {
                 Ok(n) => log::info!("initramfs: {n} entries from {r}"),

@@ -7,4 +7,5 @@ pub mod board;
 pub mod console;
 pub mod sdhci;
 pub mod virtio_blk;
+pub mod virtio_rng;
 pub mod watchdog;

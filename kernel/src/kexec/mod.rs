@@ -402,15 +402,6 @@ fn load_checked(req: &LoadRequest, usable: Vec<Region>) -> Result<(), KexecError
     load_image(req, sys, &usable, &name, image_bytes)
 }
 
-/// Fresh random bytes from `RNDR`, or `None` if the CPU has no random-number instruction.
-fn random_bytes<const N: usize>() -> Option<[u8; N]> {
-    let mut out = [0u8; N];
-    for chunk in out.chunks_mut(8) {
-        chunk.copy_from_slice(&arch::rndr()?.to_le_bytes()[..chunk.len()]);
-    }
-    Some(out)
-}
-
 /// A load, step by step: check the Image, [`place_segments`], [`next_dtb`] (with the pen for
 /// spin-table CPUs), place the DTB, [`fill_segments`] (the entry list and its source pages),
 /// [`build_control`] (relocation page, arguments, transitional tables), then [`finish_load`].
@@ -530,6 +521,13 @@ fn next_dtb(
     let range = |r: Option<Region>, len: Option<usize>| {
         r.zip(len).map(|(r, len)| (r.start, r.start + len as u64))
     };
+    let seeds = match crate::random::next_kernel_seeds() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            println!("kexec: no kaslr-seed or rng-seed for the next kernel: {e}");
+            None
+        }
+    };
     let chosen = dtb::Chosen::default()
         .initrd(range(placed.initrd, initrd_len))
         .range(
@@ -537,9 +535,10 @@ fn next_dtb(
             "kexec,handover-end",
             range(placed.handover, req.handover.map(<[u8]>::len)),
         )
-        // Fresh seeds when the CPU has RNDR; otherwise none (never the old ones again).
-        .bytes("kaslr-seed", random_bytes::<8>().map(|s| s.to_vec()))
-        .bytes("rng-seed", random_bytes::<64>().map(|s| s.to_vec()))
+        // Fresh seeds from the entropy pool; none if it has not been seeded (never the old
+        // ones again).
+        .bytes("kaslr-seed", seeds.map(|s| s.0.to_vec()))
+        .bytes("rng-seed", seeds.map(|s| s.1.to_vec()))
         .bytes(
             BOOT_ATTEMPT,
             req.boot_attempt.map(|a| a.to_be_bytes().to_vec()),

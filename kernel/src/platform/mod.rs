@@ -72,6 +72,11 @@ pub struct Platform {
     /// The files our EFI stub read from its own volume (the ESP's boot entries and what they
     /// name), as a cpio archive (`/chosen/hobby,esp-files-start`/`-end`).
     pub esp_files: Option<Region>,
+    /// What the boot loader gave for randomness: `/chosen/rng-seed` and
+    /// `/chosen/kaslr-seed` (empty if absent).
+    pub rng_seed: Vec<u8>,
+    /// See `rng_seed`.
+    pub kaslr_seed: Vec<u8>,
 }
 
 /// The UEFI hand-over in `/chosen`, as Linux's EFI stub writes it
@@ -887,6 +892,7 @@ impl Platform {
         let mut initrd = None;
         let mut handover = None;
         let mut esp_files = None;
+        let (mut rng_seed, mut kaslr_seed) = (Vec::new(), Vec::new());
         let mut bootargs = String::new();
         let mut uefi = None;
         if let Some(chosen) = fdt.find_node("/chosen") {
@@ -911,6 +917,13 @@ impl Platform {
                     initrd = Some(Region { start, end });
                 }
             }
+            let bytes = |name| {
+                chosen
+                    .property(name)
+                    .map_or(Vec::new(), |p| p.value.to_vec())
+            };
+            rng_seed = bytes("rng-seed");
+            kaslr_seed = bytes("kaslr-seed");
             if let Some(s) = chosen.property("bootargs").and_then(|p| p.as_str()) {
                 bootargs = s.to_string();
             }
@@ -930,6 +943,8 @@ impl Platform {
             handover,
             uefi,
             esp_files,
+            rng_seed,
+            kaslr_seed,
         })
     }
 }

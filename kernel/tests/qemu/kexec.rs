@@ -627,3 +627,76 @@ fn kexec_refuses_reserved_memory_and_holes() {
     assert!(run.out.contains("still alive"));
     assert_eq!(run.status, Some(0));
 }
+
+/// The next kernel's seeds come from this kernel's entropy pool: with no seeds in the DTB,
+/// a virtio-rng device seeds it at the kexec and the next generation gets fresh ones;
+/// with no source at all the next kernel gets none, and both kernels say so.
+#[test]
+fn next_kernel_seeds_from_virtio_rng_and_none_without_a_source() {
+    let dtb = scratch("virt-1g-no-seeds.dtb");
+    let blob = std::fs::read(fixture("virt-1g.dtb")).unwrap();
+    let edits = [
+        kernel::formats::dtb::Edit {
+            node: "/chosen",
+            prop: "rng-seed",
+            value: None,
+        },
+        kernel::formats::dtb::Edit {
+            node: "/chosen",
+            prop: "kaslr-seed",
+            value: None,
+        },
+    ];
+    std::fs::write(
+        &dtb,
+        kernel::formats::dtb::edit(&blob, &edits, &[]).unwrap(),
+    )
+    .unwrap();
+    let rd = initramfs("seeds.cpio", Some("poweroff\n"), &[]);
+    for rng in [true, false] {
+        let run = boot(Boot {
+            el: 2,
+            load: Load::DtbAsIs {
+                dtb: dtb.clone(),
+                image_at: 0x28_0000,
+                initrd_at: 0,
+            },
+            initrd: Some(rd.clone()),
+            append: Some("kexec.chain=1 kexec.payload=1M".into()),
+            qemu_args: if rng {
+                vec!["-device".into(), "virtio-rng-device".into()]
+            } else {
+                vec![]
+            },
+            ..Default::default()
+        });
+        let randoms: Vec<&str> = run.lines("random: ").collect();
+        assert_eq!(randoms.len(), 2, "{}", run.out);
+        assert!(
+            randoms[0].starts_with("random: no entropy yet"),
+            "{}",
+            run.out
+        );
+        if rng {
+            assert_eq!(
+                randoms[1], "random: seeded from rng-seed (64 bytes), kaslr-seed (8 bytes)",
+                "{}",
+                run.out
+            );
+        } else {
+            assert!(
+                run.out.contains(
+                    "kexec: no kaslr-seed or rng-seed for the next kernel: 0 of 32 bytes of entropy"
+                ),
+                "{}",
+                run.out
+            );
+            assert!(
+                randoms[1].starts_with("random: no entropy yet"),
+                "{}",
+                run.out
+            );
+        }
+        assert!(run.out.contains("chain: PASS"), "{}", run.out);
+    }
+}

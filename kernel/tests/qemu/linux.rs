@@ -132,6 +132,14 @@ pub(crate) fn kexec_into_linux(el: u8, cache_model: Option<&'static str>) -> Run
         run.out
     );
     assert_eq!(run.status, Some(0), "Linux powered off");
+    // QEMU's seeds fed this kernel's pool; Linux got fresh ones from it.
+    assert!(
+        run.out
+            .contains("random: seeded from rng-seed (32 bytes), kaslr-seed (8 bytes)"),
+        "{}",
+        run.out
+    );
+    assert!(run.out.contains("KASLR enabled"), "{}", run.out);
     run
 }
 
@@ -519,10 +527,26 @@ pub(crate) fn raspi4b_chain_into_linux(
         Some("cpus\nmem\nkexec -l /Image --initrd=/linux.cpio --append=\"console=ttyAMA0,115200 panic=-1\"\nkexec -e\n"),
         &[("Image", &linux_image()), ("linux.cpio", &linux_rd)],
     );
+    // The seeds the Pi's firmware writes into /chosen (QEMU's raspi4b boot stub writes
+    // none, and leaves out the RNG200 it does not model).
+    let dtb = scratch(&format!("{name}.dtb"));
+    let seed: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(151) ^ 0x5a).collect();
+    edit_dtb(
+        &fixture("rpi4-qemu.dtb"),
+        &dtb,
+        &[
+            ("/chosen", "rng-seed", seed),
+            (
+                "/chosen",
+                "kaslr-seed",
+                0x1234_5678_9abc_def0u64.to_be_bytes().to_vec(),
+            ),
+        ],
+    );
     boot(Boot {
         el: 2,
         raspi4b: true,
-        dtb: Some(fixture("rpi4-qemu.dtb")),
+        dtb: Some(dtb),
         initrd: Some(rd),
         append: Some(append.into()),
         cache_model,
@@ -560,6 +584,13 @@ fn raspi4b_chain_then_linux() {
         "{}",
         run.out
     );
+    // The firmware's seeds, then fresh ones from each generation to the next (64 bytes of
+    // rng-seed where the firmware's were 64 too), and Linux randomises its layout.
+    let seeded = run
+        .lines("random: seeded from rng-seed (64 bytes), kaslr-seed (8 bytes)")
+        .count();
+    assert_eq!(seeded, 11, "{}", run.out);
+    assert!(run.out.contains("KASLR enabled"), "{}", run.out);
 }
 
 /// Debian's Pi 4 DTB as it is (`stdout-path = "serial1:115200n8"`) and no `console=`: the
