@@ -108,7 +108,21 @@ impl Sha256 {
     }
 }
 
-/// `digest` as lowercase hex.
+/// A digest from its 64 hex digits (either case), as a user types one.
+pub fn parse_hex(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+/// A digest as 64 lower-case hex digits.
 pub fn hex(digest: &[u8; 32]) -> alloc::string::String {
     use core::fmt::Write;
     let mut s = alloc::string::String::with_capacity(64);
@@ -122,6 +136,16 @@ pub fn hex(digest: &[u8; 32]) -> alloc::string::String {
 mod tests {
     use super::*;
     use sha2::Digest;
+
+    #[test]
+    fn hex_both_ways() {
+        let d: [u8; 32] = core::array::from_fn(|i| (i * 37) as u8);
+        assert_eq!(parse_hex(&hex(&d)), Some(d));
+        assert_eq!(parse_hex(&hex(&d).to_uppercase()), Some(d));
+        assert_eq!(parse_hex(&hex(&d)[1..]), None);
+        assert_eq!(parse_hex(&alloc::format!("{}g", &hex(&d)[1..])), None);
+        assert_eq!(parse_hex(""), None);
+    }
 
     fn soft(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
         sha2::block_api::compress256(state, blocks);

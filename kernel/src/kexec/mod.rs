@@ -24,6 +24,7 @@ use core::mem::size_of;
 use kernel::formats::chain::{self, Header};
 use kernel::formats::dtb::{self, DtbError};
 use kernel::formats::gzip;
+use kernel::formats::sha256;
 use kexec::image::{self, ImageError, ImageHeader};
 use kexec::kimage::{Kimage, LoadError, PhysPages, Segment};
 use kexec::place::{self, PlaceError, Placement};
@@ -59,6 +60,19 @@ pub enum KexecError {
     DtbTooLarge(u64),
     /// A boot attempt with the watchdog, and no page for its record.
     NoBootRecord,
+    /// A file whose SHA-256 is not the one asked for (`--initrd-sha256=`, `--dtb-sha256=`).
+    Digest {
+        /// `initrd` or `DTB`.
+        what: &'static str,
+        /// The file.
+        file: String,
+        /// What it hashes to.
+        got: [u8; 32],
+        /// What was asked for.
+        want: [u8; 32],
+    },
+    /// A digest asked for a file that is not given (`--dtb-sha256` without `--dtb`).
+    DigestOfNothing(&'static str),
     /// A segment has no place in usable memory.
     Place(PlaceError),
     /// The entry list could not be built.
@@ -103,13 +117,25 @@ impl fmt::Display for KexecError {
             Self::File(e) => write!(f, "{e}"),
             Self::UnknownOption(o) => write!(
                 f,
-                "unknown option '{o}' (kexec -l IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--base=ADDR], -e, -u)"
+                "unknown option '{o}' (kexec -l IMAGE|--self [--initrd=FILE [--initrd-sha256=HEX]] [--append=\"CMDLINE\"] [--dtb=FILE [--dtb-sha256=HEX]] [--mmu-off] [--base=ADDR], -e, -u)"
             ),
             Self::NotLoaded => write!(f, "nothing loaded: use kexec -l first"),
             Self::Dtb(what, e) => write!(f, "{what}: {e}"),
             Self::DtbTooLarge(n) => {
                 write!(f, "the next DTB is {n} bytes; the boot protocol allows 2 MiB")
             }
+            Self::Digest {
+                what,
+                file,
+                got,
+                want,
+            } => write!(
+                f,
+                "{what} {file}: its SHA-256 is {}, where {} was asked for: refused",
+                sha256::hex(got),
+                sha256::hex(want)
+            ),
+            Self::DigestOfNothing(opt) => write!(f, "{opt}: no such file is given to check"),
             Self::NoBootRecord => write!(
                 f,
                 "the watchdog fail-safe needs the last page of the first RAM bank, which this \
@@ -190,6 +216,10 @@ pub struct LoadRequest<'a> {
     /// `boot`'s watchdog fail-safe: the attempt's number, told to the next kernel in
     /// `/chosen/hobby,boot-attempt`, with the boot record's page kept by a `/memreserve/`.
     pub boot_attempt: Option<u64>,
+    /// `--initrd-sha256=`: the initrd must have this SHA-256 (what is not signed, pinned).
+    pub initrd_sha256: Option<[u8; 32]>,
+    /// `--dtb-sha256=`: the `--dtb` file must have this SHA-256.
+    pub dtb_sha256: Option<[u8; 32]>,
 }
 
 impl LoadRequest<'_> {
@@ -210,6 +240,8 @@ impl LoadRequest<'_> {
             copy_all: false,
             crash: None,
             boot_attempt: None,
+            initrd_sha256: None,
+            dtb_sha256: None,
         }
     }
 }
@@ -323,6 +355,25 @@ fn file(path: &str) -> Result<files::FileData, KexecError> {
     }
 }
 
+/// Refuses `data` (the `what` file `name`) unless its SHA-256 is `want`.
+fn check_digest(
+    what: &'static str,
+    name: &str,
+    data: &[u8],
+    want: [u8; 32],
+) -> Result<(), KexecError> {
+    let got = arch::sha2::sha256(data);
+    if got != want {
+        return Err(KexecError::Digest {
+            what,
+            file: name.to_string(),
+            got,
+            want,
+        });
+    }
+    Ok(())
+}
+
 /// Control pages as page tables.
 struct ControlTables<'a> {
     kimage: &'a mut Kimage,
@@ -433,6 +484,11 @@ fn load_image(
             })
         }),
     };
+    match (req.initrd_sha256, &initrd) {
+        (Some(want), Some((n, data))) => check_digest("initrd", n, data, want)?,
+        (Some(_), None) => return Err(KexecError::DigestOfNothing("--initrd-sha256")),
+        (None, _) => {}
+    }
     let initrd_len = initrd.as_ref().map(|(_, data)| data.len());
     let mut placed = place_segments(req, usable, &hdr, initrd_len)?;
     let dtb = next_dtb(req, sys, &mut placed, initrd_len)?;
@@ -515,6 +571,11 @@ fn next_dtb(
         }
         None => ("the running DTB".into(), sys.fdt),
     };
+    match (req.dtb_sha256, &req.dtb) {
+        (Some(want), Some(_)) => check_digest("DTB", &name, base_dtb, want)?,
+        (Some(_), None) => return Err(KexecError::DigestOfNothing("--dtb-sha256")),
+        (None, _) => {}
+    }
     if base_dtb.len() as u64 > DTB_MAX {
         return Err(KexecError::DtbTooLarge(base_dtb.len() as u64));
     }
@@ -1054,6 +1115,8 @@ pub fn command(args: &[String]) -> Result<(), String> {
             req.mmu_off = c.mmu_off;
             req.copy_all = c.copy_all;
             req.base = c.base;
+            req.initrd_sha256 = c.initrd_sha256;
+            req.dtb_sha256 = c.dtb_sha256;
             if crash {
                 req.crash = Some(
                     crate::kexec::crash::region()
@@ -1086,6 +1149,11 @@ enum Action {
     Unload,
 }
 
+/// The digest an `--…-sha256=HEX` option names.
+fn digest_option(o: &str, v: &str) -> Result<[u8; 32], String> {
+    sha256::parse_hex(v).ok_or_else(|| format!("{o}: a SHA-256 is 64 hex digits"))
+}
+
 /// A `kexec` command line, read.
 #[derive(Default)]
 struct Parsed {
@@ -1097,6 +1165,8 @@ struct Parsed {
     mmu_off: bool,
     copy_all: bool,
     base: Option<u64>,
+    initrd_sha256: Option<[u8; 32]>,
+    dtb_sha256: Option<[u8; 32]>,
 }
 
 impl Parsed {
@@ -1135,6 +1205,10 @@ impl Parsed {
             self.append = Some(v.to_string());
         } else if let Some(v) = o.strip_prefix("--dtb=") {
             self.dtb = Some(v.to_string());
+        } else if let Some(v) = o.strip_prefix("--initrd-sha256=") {
+            self.initrd_sha256 = Some(digest_option(o, v)?);
+        } else if let Some(v) = o.strip_prefix("--dtb-sha256=") {
+            self.dtb_sha256 = Some(digest_option(o, v)?);
         } else if let Some(v) = o.strip_prefix("--base=") {
             let b = kernel::formats::cmdline::parse_size(v).map_err(|e| format!("{o}: {e}"))?;
             if !b.is_multiple_of(place::IMAGE_ALIGN) {

@@ -31,7 +31,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "cpus", usage: "cpus", help: "list the CPUs: MPIDR, EL of entry, state, how started, ticks", run: |_| { crate::smp::list(); Ok(()) } },
     Command { name: "irqs", usage: "irqs", help: "interrupts per CPU: ticks, timer lateness, UART, IPIs, spurious", run: |_| { crate::irq::list(); Ok(()) } },
     Command { name: "ipi", usage: "ipi", help: "ping every other CPU with an SGI and print the round trip", run: |_| crate::irq::ping() },
-    Command { name: "kexec", usage: "kexec -l|-p IMAGE|--self [--initrd=FILE] [--append=\"CMDLINE\"] [--dtb=FILE] [--mmu-off] [--copy-all] [--base=ADDR] | -e | -u", help: "load, execute or unload a new kernel; alone: show what is loaded", run: crate::kexec::command },
+    Command { name: "kexec", usage: "kexec -l|-p IMAGE|--self [--initrd=FILE [--initrd-sha256=HEX]] [--append=\"CMDLINE\"] [--dtb=FILE [--dtb-sha256=HEX]] [--mmu-off] [--copy-all] [--base=ADDR] | -e | -u", help: "load, execute or unload a new kernel; alone: show what is loaded", run: crate::kexec::command },
     Command { name: "sha256", usage: "sha256 [--portable] FILE...", help: "SHA-256 of files (initramfs or disk), with the rate (the CPU's SHA-2 instructions when it has them)", run: cmd_sha256 },
     Command { name: "dmesg", usage: "dmesg", help: "as a crash kernel: the crashed Linux's whole log", run: |_| crate::kexec::capture::dmesg() },
     Command { name: "vmcore", usage: "vmcore", help: "as a crash kernel: the crashed kernel's memory ranges, notes and CPUs' registers", run: |_| crate::kexec::capture::vmcore() },

@@ -700,3 +700,51 @@ fn next_kernel_seeds_from_virtio_rng_and_none_without_a_source() {
         assert!(run.out.contains("chain: PASS"), "{}", run.out);
     }
 }
+
+/// What is not signed can be pinned: `--initrd-sha256=` and `--dtb-sha256=` refuse a file
+/// whose SHA-256 is another, name both digests, and let the right one through.
+#[test]
+fn pinned_initrd_and_dtb_digests() {
+    let image = std::fs::read(image()).unwrap();
+    let next = cpio::build(&[("init.rc", S_IFREG | 0o644, b"poweroff\n")]);
+    let right = host_sha256(&next);
+    let wrong = "ab".repeat(32);
+    let script = format!(
+        "kexec -l /Image --initrd=/next.cpio --initrd-sha256={wrong}\n\
+         kexec -l /Image --dtb-sha256={right}\n\
+         kexec -l /Image --initrd=/next.cpio --initrd-sha256=12345\n\
+         kexec -l /Image --initrd=/next.cpio --initrd-sha256={} --append=\"console=ttyAMA0 pinned-ok\"\n\
+         kexec -e\n",
+        right.to_uppercase()
+    );
+    let rd = initramfs(
+        "pinned.cpio",
+        Some(&script),
+        &[("Image", &image), ("next.cpio", &next)],
+    );
+    let run = boot(Boot {
+        el: 2,
+        initrd: Some(rd),
+        ..Default::default()
+    });
+    let out = &run.out;
+    assert!(
+        out.contains(&format!(
+            "initrd /next.cpio: its SHA-256 is {right}, where {wrong} was asked for: refused"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("--dtb-sha256: no such file is given to check"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--initrd-sha256=12345: a SHA-256 is 64 hex digits"),
+        "{out}"
+    );
+    assert!(
+        out.contains("command line: console=ttyAMA0 pinned-ok"),
+        "{out}"
+    );
+    assert_eq!(run.status, Some(0), "{out}");
+}
