@@ -326,7 +326,12 @@ fn cache_model_raspi4b_spin_table_chain_copy_all_then_linux() {
     let gens = cache_generations(&run);
     let report = run.cache.as_deref().unwrap();
     // The boot, three kernels of ours (the last one's hand-over and Linux's entry with it).
-    assert!(gens.len() >= 5, "Linux never turned its MMU on: {report}");
+    assert!(
+        gens.len() >= 5,
+        "Linux never turned its MMU on (status {:?}): {report}\n{}",
+        run.status,
+        run.out
+    );
     assert_eq!(gens[..4], [0, 0, 0, 0], "{report}");
     assert_model_cpus(&run, 4, false);
 }
