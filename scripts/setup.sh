@@ -7,7 +7,8 @@
 #   - Debian's EDK2 and U-Boot for QEMU virt (qemu-efi-aarch64, u-boot-qemu)
 #   - gnuplot (scripts/bench.sh draws its plot with it)
 #   - dosfstools, mtools, fdisk, e2fsprogs (scripts/sdcard.sh --image; the disk tests' and
-#     the fuzzer's disk images are made by mkfs.fat, mcopy, sfdisk and mkfs.ext4)
+#     the fuzzer's disk images are made by mkfs.fat, mcopy, sfdisk and mkfs.ext4; the
+#     ext4 reader's host tests find an inode with e2fsprogs' debugfs)
 #   - on Debian 12, the bookworm-backports source (QEMU, and the fixtures' Linux 6.12)
 # Idempotent: a second run only checks.  Needs root (or sudo) for apt.
 set -euo pipefail
