@@ -579,6 +579,52 @@ fn next_dtb(
     if base_dtb.len() as u64 > DTB_MAX {
         return Err(KexecError::DtbTooLarge(base_dtb.len() as u64));
     }
+    let chosen = next_chosen(req, sys, placed, initrd_len);
+    let mut edits: Vec<dtb::Edit<'_>> = chosen.edits();
+
+    // CPUs from a spin table wait for the next kernel in a pen: their cpu-release-addr
+    // become its mailboxes, and a fresh pen page becomes a /memreserve/.
+    let pen = if crate::smp::spin_cpus().map_err(KexecError::Cpus)? {
+        let p = prepare_pen(sys, &placed.taken)?;
+        placed.taken.push(Region::new(p.pa().get(), PAGE_SIZE));
+        Some(p)
+    } else {
+        None
+    };
+    let mailboxes = pen.as_ref().map_or(Vec::new(), |p| mailboxes(p.pa()));
+    for (slot, v) in &mailboxes {
+        edits.push(dtb::Edit {
+            node: &sys.platform.cpus[*slot].path,
+            prop: "cpu-release-addr",
+            value: Some(v),
+        });
+    }
+    let mut reserve: Vec<(u64, u64)> = match &pen {
+        Some(PenPage::Fresh(page)) => alloc::vec![(page.pa().get(), PAGE_SIZE)],
+        _ => Vec::new(),
+    };
+    reserve.extend(live_lpi_tables(req.dtb.is_none()));
+    if req.boot_attempt.is_some() {
+        let page = memory::boot_record_page().ok_or(KexecError::NoBootRecord)?;
+        reserve.push((page.get(), PAGE_SIZE));
+    }
+    let blob =
+        dtb::edit(base_dtb, &edits, &reserve).map_err(|e| KexecError::Dtb(name.clone(), e))?;
+    if blob.len() as u64 > DTB_MAX {
+        return Err(KexecError::DtbTooLarge(blob.len() as u64));
+    }
+    Ok(NextDtb { name, blob, pen })
+}
+
+/// What the next kernel is told in `/chosen`: its initrd and hand-over block where they
+/// were placed, fresh seeds, the boot attempt, the command line, a crash kernel's memory;
+/// what was this kernel's alone removed.
+fn next_chosen(
+    req: &LoadRequest,
+    sys: &crate::System,
+    placed: &Placement,
+    initrd_len: Option<usize>,
+) -> dtb::Chosen {
     let range = |r: Option<Region>, len: Option<usize>| {
         r.zip(len).map(|(r, len)| (r.start, r.start + len as u64))
     };
@@ -620,43 +666,9 @@ fn next_dtb(
     let hdr_reg = req
         .crash
         .map(|r| crash_reg(crate::kexec::crash::header_page(r)));
-    let chosen = chosen
+    chosen
         .bytes("linux,usable-memory-range", usable_reg)
-        .bytes("linux,elfcorehdr", hdr_reg);
-    let mut edits: Vec<dtb::Edit<'_>> = chosen.edits();
-
-    // CPUs from a spin table wait for the next kernel in a pen: their cpu-release-addr
-    // become its mailboxes, and a fresh pen page becomes a /memreserve/.
-    let pen = if crate::smp::spin_cpus().map_err(KexecError::Cpus)? {
-        let p = prepare_pen(sys, &placed.taken)?;
-        placed.taken.push(Region::new(p.pa().get(), PAGE_SIZE));
-        Some(p)
-    } else {
-        None
-    };
-    let mailboxes = pen.as_ref().map_or(Vec::new(), |p| mailboxes(p.pa()));
-    for (slot, v) in &mailboxes {
-        edits.push(dtb::Edit {
-            node: &sys.platform.cpus[*slot].path,
-            prop: "cpu-release-addr",
-            value: Some(v),
-        });
-    }
-    let mut reserve: Vec<(u64, u64)> = match &pen {
-        Some(PenPage::Fresh(page)) => alloc::vec![(page.pa().get(), PAGE_SIZE)],
-        _ => Vec::new(),
-    };
-    reserve.extend(live_lpi_tables(req.dtb.is_none()));
-    if req.boot_attempt.is_some() {
-        let page = memory::boot_record_page().ok_or(KexecError::NoBootRecord)?;
-        reserve.push((page.get(), PAGE_SIZE));
-    }
-    let blob =
-        dtb::edit(base_dtb, &edits, &reserve).map_err(|e| KexecError::Dtb(name.clone(), e))?;
-    if blob.len() as u64 > DTB_MAX {
-        return Err(KexecError::DtbTooLarge(blob.len() as u64));
-    }
-    Ok(NextDtb { name, blob, pen })
+        .bytes("linux,elfcorehdr", hdr_reg)
 }
 
 /// The `/chosen` property that tells the next kernel which boot attempt it is.

@@ -404,6 +404,37 @@ pub fn find_pci_host(fdt: &Fdt<'_>) -> Result<Option<PciHost>, PlatformError> {
     })
 }
 
+/// The enabled CPUs under `/cpus`, in DTB order, with their spin-table mailboxes.
+fn find_cpus(fdt: &Fdt<'_>) -> Result<Vec<CpuNode>, PlatformError> {
+    let mut cpus = Vec::new();
+    if let Some(cpus_node) = fdt.find_node("/cpus") {
+        let (ac, _) = cell_counts(&cpus_node);
+        for cpu in cpus_node.children() {
+            let is_cpu = cpu.property("device_type").and_then(|p| p.as_str()) == Some("cpu");
+            if !is_cpu || !is_enabled(&cpu) {
+                continue;
+            }
+            if let Some(reg) = cpu.property("reg") {
+                if reg.value.len() >= 4 * ac && ac > 0 {
+                    let spin = cpu.property("enable-method").and_then(|p| p.as_str())
+                        == Some("spin-table");
+                    let release = if spin {
+                        read_u32_or_u64(&cpu, "/cpus/cpu", "cpu-release-addr")?
+                    } else {
+                        None
+                    };
+                    cpus.push(CpuNode {
+                        mpidr: be(&reg.value[..4 * ac]),
+                        release_addr: release,
+                        path: alloc::format!("/cpus/{}", cpu.name),
+                    });
+                }
+            }
+        }
+    }
+    Ok(cpus)
+}
+
 /// Which kind of disk controller a DTB node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiskController {
@@ -863,32 +894,7 @@ impl Platform {
                 _ => None,
             }
         });
-        let mut cpus = Vec::new();
-        if let Some(cpus_node) = fdt.find_node("/cpus") {
-            let (ac, _) = cell_counts(&cpus_node);
-            for cpu in cpus_node.children() {
-                let is_cpu = cpu.property("device_type").and_then(|p| p.as_str()) == Some("cpu");
-                if !is_cpu || !is_enabled(&cpu) {
-                    continue;
-                }
-                if let Some(reg) = cpu.property("reg") {
-                    if reg.value.len() >= 4 * ac && ac > 0 {
-                        let spin = cpu.property("enable-method").and_then(|p| p.as_str())
-                            == Some("spin-table");
-                        let release = if spin {
-                            read_u32_or_u64(&cpu, "/cpus/cpu", "cpu-release-addr")?
-                        } else {
-                            None
-                        };
-                        cpus.push(CpuNode {
-                            mpidr: be(&reg.value[..4 * ac]),
-                            release_addr: release,
-                            path: alloc::format!("/cpus/{}", cpu.name),
-                        });
-                    }
-                }
-            }
-        }
+        let cpus = find_cpus(fdt)?;
         let mut initrd = None;
         let mut handover = None;
         let mut esp_files = None;
