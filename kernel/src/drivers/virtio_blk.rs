@@ -108,9 +108,9 @@ impl VirtioDisk {
             return self.blk.read_blocks(lba as usize, buf);
         }
         let (mut req, mut resp) = (BlkReq::default(), BlkResp::default());
-        // SAFETY: `req`, `buf` and `resp` are not touched until `complete_read_blocks`
-        // below, which this function reaches before it returns (the queue holds one request
-        // at a time).
+        // The queue holds one request at a time, and this function reaches
+        // `complete_read_blocks` below before it returns.
+        // SAFETY: `req`, `buf` and `resp` are not touched until that call.
         let token = unsafe {
             self.blk
                 .read_blocks_nb(lba as usize, &mut req, buf, &mut resp)?

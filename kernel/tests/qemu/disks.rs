@@ -536,6 +536,14 @@ fn raspi4b_sd_card_boots_debian_linux_with_all_cpus() {
     assert_eq!(run.line("LINUX-CPUS"), Some("LINUX-CPUS 4"), "{}", run.out);
 }
 
+/// The index among `run`'s `boot:` lines of the first that starts with `text` (failing,
+/// with the output, if none does).
+fn boot_line(run: &Run, text: &str) -> usize {
+    run.lines("boot: ")
+        .position(|l| l.starts_with(text))
+        .unwrap_or_else(|| panic!("no line {text:?}: {}", run.out))
+}
+
 #[test]
 fn raspi4b_pm_watchdog_resets_at_once_and_the_record_survives() {
     // QEMU's raspi4b models the PM block without a countdown: arming the watchdog resets
@@ -563,13 +571,7 @@ fn raspi4b_pm_watchdog_resets_at_once_and_the_record_survives() {
         ..Default::default()
     });
     let out = &run.out;
-    let lines: Vec<&str> = run.lines("boot: ").collect();
-    let at = |text: &str| {
-        lines
-            .iter()
-            .position(|l| l.starts_with(text))
-            .unwrap_or_else(|| panic!("no line {text:?}: {out}"))
-    };
+    let at = |text: &str| boot_line(&run, text);
     let armed = at("boot: the bcm2835-pm watchdog armed for 2 s (attempt ");
     let failed = at("boot: 'config.txt' did not come up: the bcm2835-pm watchdog reset the board");
     let none = at("boot: every entry was tried and none came up; the shell");
@@ -614,12 +616,7 @@ fn watchdog_falls_back_after_an_entry_that_hangs() {
     });
     let out = &run.out;
     let lines: Vec<&str> = run.lines("boot: ").collect();
-    let at = |text: &str| {
-        lines
-            .iter()
-            .position(|l| l.starts_with(text))
-            .unwrap_or_else(|| panic!("no line {text:?}: {out}"))
-    };
+    let at = |text: &str| boot_line(&run, text);
     // First start: entry 0 with the watchdog; second: the fallback; third: entry 1 itself.
     let armed: Vec<&&str> = lines
         .iter()

@@ -355,8 +355,9 @@ pub(crate) fn patched_image(f: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
     b
 }
 
-#[test]
-fn bad_kexec_input_is_named_and_the_shell_survives() {
+/// Files no kexec should take, by the name the script below gives them: broken Image
+/// headers and PE headers, DTBs the fuzzer found, a DTB and an initrd too large.
+fn bad_kexec_inputs() -> Vec<(&'static str, Vec<u8>)> {
     let set = |off: usize, v: u64| {
         move |b: &mut Vec<u8>| b[off..off + 8].copy_from_slice(&v.to_le_bytes())
     };
@@ -390,6 +391,27 @@ fn bad_kexec_input_is_named_and_the_shell_survives() {
     let dtb_nesting = read_reg("dtb-begin-end-mismatch.bin");
     let dtb_root = read_reg("dtb-root-named.bin");
     let dtb_cut = std::fs::read(fixture("virt-1g.dtb")).unwrap()[..1000].to_vec();
+    vec![
+        ("not-image", not_image),
+        ("truncated", truncated),
+        ("zero-size", zero),
+        ("huge", huge),
+        ("big-endian", be),
+        ("64k", k64),
+        ("big.dtb", big_dtb),
+        ("big-initrd", big_initrd),
+        ("pe-outside", pe_outside),
+        ("pe-unsigned", pe_unsigned),
+        ("dtb-nameoff", dtb_nameoff),
+        ("dtb-utf8", dtb_utf8),
+        ("dtb-nesting", dtb_nesting),
+        ("dtb-root", dtb_root),
+        ("dtb-cut", dtb_cut),
+    ]
+}
+
+#[test]
+fn bad_kexec_input_is_named_and_the_shell_survives() {
     let script = "\
 kexec -e
 kexec -l /pe-outside
@@ -413,27 +435,9 @@ kexec
 echo still alive
 poweroff
 ";
-    let rd = initramfs(
-        "bad.cpio",
-        Some(script),
-        &[
-            ("not-image", &not_image),
-            ("truncated", &truncated),
-            ("zero-size", &zero),
-            ("huge", &huge),
-            ("big-endian", &be),
-            ("64k", &k64),
-            ("big.dtb", &big_dtb),
-            ("big-initrd", &big_initrd),
-            ("pe-outside", &pe_outside),
-            ("pe-unsigned", &pe_unsigned),
-            ("dtb-nameoff", &dtb_nameoff),
-            ("dtb-utf8", &dtb_utf8),
-            ("dtb-nesting", &dtb_nesting),
-            ("dtb-root", &dtb_root),
-            ("dtb-cut", &dtb_cut),
-        ],
-    );
+    let inputs = bad_kexec_inputs();
+    let files: Vec<(&str, &[u8])> = inputs.iter().map(|(n, d)| (*n, d.as_slice())).collect();
+    let rd = initramfs("bad.cpio", Some(script), &files);
     let run = boot(Boot {
         el: 2,
         mem: "256M",
