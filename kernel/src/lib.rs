@@ -24,3 +24,4 @@ pub mod formats;
 pub mod lineedit;
 pub mod platform;
 pub mod storage;
+pub mod trust;
