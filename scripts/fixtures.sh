@@ -18,6 +18,8 @@
 #                     into FDT_NOPs and appends its own (a DTB with NOPs, as boot loaders make)
 #   raspi-firmware/   the Pi 4's VideoCore firmware (start4.elf, fixup4.dat) from Debian's
 #                     raspi-firmware (non-free-firmware), for scripts/sdcard.sh
+#   debian-uefi-ca.der  the Debian Secure Boot CA (from shim-unsigned), which Debian's
+#                     signed kernels (linux/Image) chain to: the verified-kexec tests trust it
 #   firmware/         the Raspberry Pi 4's firmware stacks as Debian ships them: TF-A's BL31
 #                     (bl31.bin, from arm-trusted-firmware) and U-Boot (u-boot.bin, from
 #                     u-boot-rpi's rpi_arm64), plus bl31-qemu.bin, the test-only copy of BL31
@@ -250,5 +252,17 @@ raspi_firmware() {
     (cd "$apt/debs" && ls ./*.deb) | sed 's|^\./||' > "$tmp/packages"
 }
 fixture raspi-firmware raspi_firmware
+
+# The Debian Secure Boot CA, as Debian's shim-unsigned ships it.
+debian_ca() {
+    local tmp=$1
+    need_arm64
+    say "downloading shim-unsigned (the Debian Secure Boot CA)"
+    download shim-unsigned:arm64
+    local x; x=$(mktemp -d); scratch+=("$x")
+    dpkg-deb -x "$debs"/shim-unsigned_*.deb "$x"
+    cp "$x/usr/share/shim/debian-uefi-ca.der" "$tmp"
+}
+fixture debian-uefi-ca.der debian_ca
 
 say "ok: $(cat "$out/linux/version") and $(cat "$out/linux-6.12/version"), $(ls "$out"/*.dtb | wc -l) DTBs and the Pi 4 firmware in $out"

@@ -6,6 +6,8 @@
 #   - g++ for libFuzzer (scripts/fuzz.sh builds it through cargo-fuzz)
 #   - Debian's EDK2 and U-Boot for QEMU virt (qemu-efi-aarch64, u-boot-qemu)
 #   - gnuplot (scripts/bench.sh draws its plot with it)
+#   - sbsigntool and openssl (scripts/sign.sh signs the Image; the verified-kexec tests sign
+#     with the snakeoil key of qemu-efi-aarch64)
 #   - dosfstools, mtools, fdisk, e2fsprogs (scripts/sdcard.sh --image; the disk tests' and
 #     the fuzzer's disk images are made by mkfs.fat, mcopy, sfdisk and mkfs.ext4; the
 #     ext4 reader's host tests find an inode with e2fsprogs' debugfs)
@@ -51,6 +53,9 @@ command -v mkfs.vfat >/dev/null || [ -x /usr/sbin/mkfs.vfat ] || [ -x /sbin/mkfs
 command -v mcopy >/dev/null || need_pkgs+=(mtools)
 command -v sfdisk >/dev/null || [ -x /usr/sbin/sfdisk ] || [ -x /sbin/sfdisk ] || need_pkgs+=(fdisk)
 command -v mkfs.ext4 >/dev/null || [ -x /usr/sbin/mkfs.ext4 ] || [ -x /sbin/mkfs.ext4 ] || need_pkgs+=(e2fsprogs)
+# sbsign for scripts/sign.sh and the verified-kexec tests; openssl to unlock their key.
+command -v sbsign >/dev/null || need_pkgs+=(sbsigntool)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
 # gnuplot for scripts/bench.sh's plot.
 command -v gnuplot >/dev/null || need_pkgs+=(gnuplot-nox)
 

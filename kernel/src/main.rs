@@ -44,7 +44,7 @@ pub use bare::*;
 #[cfg(target_os = "none")]
 mod bare {
     use crate::drivers::console;
-    use crate::kexec::{capture, crash, selftest};
+    use crate::kexec::{capture, crash, selftest, verify};
     use crate::{arch, files, irq, memory, println, random, shell, smp};
     use fdt::Fdt;
     use kernel::formats::cmdline::Cmdline;
@@ -127,6 +127,7 @@ mod bare {
             },
             None => log::info!("initramfs: none"),
         }
+        verify::init();
         let (cpus, smp_us) = start_cpus(sys);
         let now = arch::ticks();
         let since = now.wrapping_sub(entry.ticks);

@@ -13,6 +13,7 @@
 pub mod capture;
 pub mod crash;
 pub mod selftest;
+pub mod verify;
 
 use crate::memory::{self, FramePages, GunzipError, FRAMES};
 use crate::{arch, files, println, SYSTEM};
@@ -107,6 +108,8 @@ pub enum KexecError {
     Gzip(String, kernel::formats::gzip::GzipError),
     /// `kexec.from_irq` on a machine without a GIC or a timer interrupt in the DTB.
     NoTick,
+    /// The image does not verify under `kexec.verify=enforce` (or `kexec -l --verify`).
+    Verify(String, kernel::trust::VerifyError),
 }
 
 impl fmt::Display for KexecError {
@@ -117,7 +120,7 @@ impl fmt::Display for KexecError {
             Self::File(e) => write!(f, "{e}"),
             Self::UnknownOption(o) => write!(
                 f,
-                "unknown option '{o}' (kexec -l IMAGE|--self [--initrd=FILE [--initrd-sha256=HEX]] [--append=\"CMDLINE\"] [--dtb=FILE [--dtb-sha256=HEX]] [--mmu-off] [--base=ADDR], -e, -u)"
+                "unknown option '{o}' (kexec -l IMAGE|--self [--initrd=FILE [--initrd-sha256=HEX]] [--append=\"CMDLINE\"] [--dtb=FILE [--dtb-sha256=HEX]] [--verify[=off|warn|enforce]] [--mmu-off] [--base=ADDR], -e, -u)"
             ),
             Self::NotLoaded => write!(f, "nothing loaded: use kexec -l first"),
             Self::Dtb(what, e) => write!(f, "{what}: {e}"),
@@ -136,6 +139,7 @@ impl fmt::Display for KexecError {
                 sha256::hex(want)
             ),
             Self::DigestOfNothing(opt) => write!(f, "{opt}: no such file is given to check"),
+            Self::Verify(file, e) => write!(f, "{file} is refused (kexec.verify=enforce): {e}"),
             Self::NoBootRecord => write!(
                 f,
                 "the watchdog fail-safe needs the last page of the first RAM bank, which this \
@@ -220,6 +224,8 @@ pub struct LoadRequest<'a> {
     pub initrd_sha256: Option<[u8; 32]>,
     /// `--dtb-sha256=`: the `--dtb` file must have this SHA-256.
     pub dtb_sha256: Option<[u8; 32]>,
+    /// `--verify`: this load's signature policy, at least `kexec.verify=`'s.
+    pub verify: kernel::trust::Policy,
 }
 
 impl LoadRequest<'_> {
@@ -242,6 +248,7 @@ impl LoadRequest<'_> {
             boot_attempt: None,
             initrd_sha256: None,
             dtb_sha256: None,
+            verify: kernel::trust::Policy::Off,
         }
     }
 }
@@ -450,6 +457,12 @@ fn load_checked(req: &LoadRequest, usable: Vec<Region>) -> Result<(), KexecError
             }
         }
     };
+    verify::check(
+        &name,
+        image_bytes,
+        req.verify,
+        matches!(req.image, ImageSource::Itself),
+    )?;
     load_image(req, sys, &usable, &name, image_bytes)
 }
 
@@ -652,7 +665,11 @@ fn next_chosen(
         )
         // The ESP's files stay this kernel's: the next one does not keep them.
         .bytes("hobby,esp-files-start", None)
-        .bytes("hobby,esp-files-end", None)
+        .bytes("hobby,esp-files-end", None);
+    // The trust set and the policy go on to the next generation.
+    let chosen = verify::next_chosen()
+        .into_iter()
+        .fold(chosen, |c, (name, value)| c.bytes(name, value))
         .bootargs(req.append.as_ref().map(|a| a.as_bytes()));
     // A crash kernel's RAM, and its ELF core header (the region's last page), in the
     // root's cells; removed from any other next DTB.
@@ -1129,6 +1146,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
             req.base = c.base;
             req.initrd_sha256 = c.initrd_sha256;
             req.dtb_sha256 = c.dtb_sha256;
+            req.verify = c.verify;
             if crash {
                 req.crash = Some(
                     crate::kexec::crash::region()
@@ -1179,6 +1197,7 @@ struct Parsed {
     base: Option<u64>,
     initrd_sha256: Option<[u8; 32]>,
     dtb_sha256: Option<[u8; 32]>,
+    verify: kernel::trust::Policy,
 }
 
 impl Parsed {
@@ -1203,6 +1222,11 @@ impl Parsed {
                 "-u" | "--unload" => c.action = Some(Action::Unload),
                 "--mmu-off" => c.mmu_off = true,
                 "--copy-all" => c.copy_all = true,
+                "--verify" => c.verify = kernel::trust::Policy::Enforce,
+                // The IMAGE may also come after the options, as kexec-tools takes it.
+                f if !f.starts_with('-') && c.image.is_none() => {
+                    c.image = Some(ImageSource::File(f.to_string()));
+                }
                 o => c.option(o)?,
             }
         }
@@ -1221,6 +1245,9 @@ impl Parsed {
             self.initrd_sha256 = Some(digest_option(o, v)?);
         } else if let Some(v) = o.strip_prefix("--dtb-sha256=") {
             self.dtb_sha256 = Some(digest_option(o, v)?);
+        } else if let Some(v) = o.strip_prefix("--verify=") {
+            self.verify = kernel::trust::Policy::parse(v)
+                .ok_or_else(|| format!("{o}: expected off, warn or enforce"))?;
         } else if let Some(v) = o.strip_prefix("--base=") {
             let b = kernel::formats::cmdline::parse_size(v).map_err(|e| format!("{o}: {e}"))?;
             if !b.is_multiple_of(place::IMAGE_ALIGN) {

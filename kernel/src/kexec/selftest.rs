@@ -1,5 +1,5 @@
 //! The kexec-chain self-test (`kexec.chain=N`, `kexec.payload=SIZE`, `kexec.mmu=on|off|both`,
-//! `kexec.copy=auto|all`):
+//! `kexec.copy=auto|all`, `kexec.chain.image=FILE`):
 //! each generation reports itself on a `chain:` line, checks what the previous one handed over
 //! (`kernel::formats::chain`), and kexecs a fresh copy of itself at another address.
 
@@ -267,7 +267,13 @@ fn chain_next(
     chain::put_history(&mut header, &mut block, history);
     header.write(&mut block);
 
-    let mut req = LoadRequest::new(ImageSource::Itself);
+    // `kexec.chain.image=FILE`: a file (a signed copy of this kernel, say) instead of the
+    // running Image, with the running initramfs.
+    let mut req = match sys.cmdline.get("kexec.chain.image") {
+        Some(f) => LoadRequest::new(ImageSource::File(f.into())),
+        None => LoadRequest::new(ImageSource::Itself),
+    };
+    req.initrd = crate::kexec::InitrdSource::Current;
     req.mmu_off = how.mmu_off;
     req.copy_all = how.copy_all;
     req.base = next_base(hop + 1)?;

@@ -77,6 +77,25 @@ pub struct Platform {
     pub rng_seed: Vec<u8>,
     /// See `rng_seed`.
     pub kaslr_seed: Vec<u8>,
+    /// What `/chosen` says for verified kexec.
+    pub trust: ChosenTrust,
+}
+
+/// What `/chosen` holds for verified kexec (all empty when absent).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChosenTrust {
+    /// `hobby,kexec-verify`: the policy the kernel before ran with (`off`, `warn`,
+    /// `enforce`), a floor for this one's.
+    pub policy: Option<String>,
+    /// `hobby,kexec-db`: the certificates and image hashes the kernel before trusted, as
+    /// EFI signature lists.
+    pub db: Vec<u8>,
+    /// `hobby,kexec-dbx`: what the kernel before held revoked, as EFI signature lists.
+    pub dbx: Vec<u8>,
+    /// `hobby,uefi-db`: UEFI's `db` variable, as our EFI stub read it.
+    pub uefi_db: Vec<u8>,
+    /// `hobby,uefi-dbx`: UEFI's `dbx` variable, as our EFI stub read it.
+    pub uefi_dbx: Vec<u8>,
 }
 
 /// The UEFI hand-over in `/chosen`, as Linux's EFI stub writes it
@@ -899,6 +918,7 @@ impl Platform {
         let mut handover = None;
         let mut esp_files = None;
         let (mut rng_seed, mut kaslr_seed) = (Vec::new(), Vec::new());
+        let mut trust = ChosenTrust::default();
         let mut bootargs = String::new();
         let mut uefi = None;
         if let Some(chosen) = fdt.find_node("/chosen") {
@@ -930,6 +950,16 @@ impl Platform {
             };
             rng_seed = bytes("rng-seed");
             kaslr_seed = bytes("kaslr-seed");
+            trust = ChosenTrust {
+                policy: chosen
+                    .property("hobby,kexec-verify")
+                    .and_then(|p| p.as_str())
+                    .map(String::from),
+                db: bytes("hobby,kexec-db"),
+                dbx: bytes("hobby,kexec-dbx"),
+                uefi_db: bytes("hobby,uefi-db"),
+                uefi_dbx: bytes("hobby,uefi-dbx"),
+            };
             if let Some(s) = chosen.property("bootargs").and_then(|p| p.as_str()) {
                 bootargs = s.to_string();
             }
@@ -951,6 +981,7 @@ impl Platform {
             esp_files,
             rng_seed,
             kaslr_seed,
+            trust,
         })
     }
 }

@@ -61,19 +61,21 @@ impl<'a> Cert<'a> {
     }
 }
 
-/// A certificate's common name (or `"?"`), for messages. Not the whole `Name`: formatting it
+/// A certificate's subject for messages: its common name, or else its organization (as in
+/// the snakeoil certificate of Debian's EDK2), or `"?"`. Not the whole `Name`: formatting it
 /// pulls const-oid's name database (about 110 KiB).
 pub fn common_name(c: &Certificate) -> String {
-    match c.tbs_certificate().subject().common_name() {
-        Ok(Some(cn)) => String::from(cn.value()),
-        _ => String::from("?"),
-    }
+    short_name(c.tbs_certificate().subject())
 }
 
-/// The common name of a certificate's issuer.
+/// The short name of a certificate's issuer (see [`common_name`]).
 pub fn issuer_name(c: &Certificate) -> String {
-    match c.tbs_certificate().issuer().common_name() {
-        Ok(Some(cn)) => String::from(cn.value()),
+    short_name(c.tbs_certificate().issuer())
+}
+
+fn short_name(n: &x509_cert::name::Name) -> String {
+    match (n.common_name(), n.organization()) {
+        (Ok(Some(cn)), _) | (_, Ok(Some(cn))) => String::from(cn.value()),
         _ => String::from("?"),
     }
 }

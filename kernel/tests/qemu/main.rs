@@ -21,6 +21,7 @@ mod memory;
 mod rpi4_firmware;
 mod uefi;
 mod unanswering_cpu;
+mod verified;
 
 #[allow(unused_imports)]
 pub(crate) use basics::*;
@@ -50,3 +51,5 @@ pub(crate) use rpi4_firmware::*;
 pub(crate) use uefi::*;
 #[allow(unused_imports)]
 pub(crate) use unanswering_cpu::*;
+#[allow(unused_imports)]
+pub(crate) use verified::*;

@@ -1,0 +1,266 @@
+//! Verified kexec: Images signed with `scripts/sign.sh` (the snakeoil key Debian's EDK2
+//! ships for tests), chains that check every hop, Debian's signed Linux against the Debian
+//! Secure Boot CA, and each refusal with its reason.
+
+use crate::*;
+use std::sync::OnceLock;
+
+/// The snakeoil key and certificate of Debian's qemu-efi-aarch64 (key password "snakeoil"):
+/// the certificate is in `AAVMF_VARS.snakeoil.fd`'s `db`.
+pub(crate) const SNAKEOIL_KEY: &str = "/usr/share/qemu-efi-aarch64/PkKek-1-snakeoil.key";
+pub(crate) const SNAKEOIL_CERT: &str = "/usr/share/qemu-efi-aarch64/PkKek-1-snakeoil.pem";
+
+/// The Image under test signed by `scripts/sign.sh` with the snakeoil key.
+pub(crate) fn signed_image() -> &'static Path {
+    static SIGNED: OnceLock<PathBuf> = OnceLock::new();
+    SIGNED.get_or_init(|| {
+        let out = scratch("kernel.signed.Image");
+        let status = Command::new(root().join("scripts/sign.sh"))
+            .args([SNAKEOIL_KEY, SNAKEOIL_CERT])
+            .arg(image())
+            .arg(&out)
+            .env("SIGN_KEY_PASS", "snakeoil")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("scripts/sign.sh runs");
+        assert!(status.success(), "scripts/sign.sh failed");
+        out
+    })
+}
+
+/// The Authenticode SHA-256 of a PE file, computed on the host by the kernel's library.
+pub(crate) fn authenticode(pe: &[u8]) -> String {
+    fn compress(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
+        sha2::block_api::compress256(state, blocks);
+    }
+    let digest = kernel::trust::pe::Pe::parse(pe)
+        .expect("a PE file")
+        .authenticode_sha256(compress);
+    kernel::formats::sha256::hex(&digest)
+}
+
+/// The `trust: kexec.verify=` line's fields.
+fn trust_line(run: &Run) -> Vec<HashMap<String, String>> {
+    run.lines("trust: kexec.verify=").map(fields_of).collect()
+}
+
+/// A chain of signed self-kexecs under `kexec.verify=enforce` (the trust set from the
+/// initramfs at the first hop, then handed on), ending in Debian's signed Linux, which is
+/// verified against the Debian Secure Boot CA from shim-unsigned.
+#[test]
+fn signed_chain_ends_in_debians_signed_linux() {
+    let signed = std::fs::read(signed_image()).unwrap();
+    let linux = linux_image();
+    let linux_rd = linux_initramfs("echo LINUX-VERIFIED-BOOT", false, &[]);
+    let debian_ca = std::fs::read(fixture("debian-uefi-ca.der")).unwrap();
+    let snakeoil = std::fs::read(SNAKEOIL_CERT).unwrap();
+    // /init.rc runs once the chain's last hop has passed.
+    let rd = initramfs(
+        "verified-chain.cpio",
+        Some("kexec -l /linux/Image --initrd=/linux.cpio --append=\"console=ttyAMA0 panic=-1\"\nkexec -e\n"),
+        &[
+            ("signed.Image", &signed),
+            ("linux/Image", &linux),
+            ("linux.cpio", &linux_rd),
+            ("etc/kexec/trusted/snakeoil.pem", &snakeoil),
+            ("etc/kexec/trusted/debian-uefi-ca.der", &debian_ca),
+        ],
+    );
+    let run = boot(Boot {
+        el: 2,
+        initrd: Some(rd),
+        append: Some(
+            "kexec.verify=enforce kexec.chain=2 kexec.chain.image=/signed.Image kexec.payload=1M"
+                .into(),
+        ),
+        ..Default::default()
+    });
+    let out = &run.out;
+    assert!(out.contains("chain: PASS"), "{out}");
+    // Three generations: the first trusts the initramfs's two files, the others what the
+    // kernel before handed on.
+    let trust = trust_line(&run);
+    assert_eq!(trust.len(), 3, "{out}");
+    for (hop, t) in trust.iter().enumerate() {
+        assert_eq!(t["kexec.verify"], "enforce");
+        assert_eq!(t["certificates"], "2", "hop {hop}");
+    }
+    assert!(run.out.contains("(from: initramfs 2)"), "{out}");
+    assert_eq!(
+        run.lines("trust: certificate 'SnakeOil' (the kernel before)")
+            .count(),
+        2,
+        "{out}"
+    );
+    // Each hop verified the signed Image; its digest is the one the host computes.
+    let signed_digest = authenticode(&signed);
+    let verified: Vec<&str> = run.lines("kexec: verified /signed.Image: ").collect();
+    assert_eq!(verified.len(), 2, "{out}");
+    for v in verified {
+        assert_eq!(
+            v,
+            format!("kexec: verified /signed.Image: signed by 'SnakeOil', trusted through 'SnakeOil' (authenticode sha256 {signed_digest})")
+        );
+    }
+    let linux_line = format!(
+        "kexec: verified /linux/Image: signed by 'Debian Secure Boot Signer 2022 - linux', trusted through 'Debian Secure Boot CA' (authenticode sha256 {})",
+        authenticode(&linux)
+    );
+    assert!(run.line(&linux_line).is_some(), "{out}");
+    assert!(out.contains("LINUX-VERIFIED-BOOT"), "{out}");
+    assert_eq!(run.status, Some(0), "Linux powered off: {out}");
+}
+
+/// Under `kexec.verify=enforce`, each image that does not verify is refused with its reason;
+/// `--self` is the running kernel; a next kernel asked for `kexec.verify=off` keeps its
+/// predecessor's `enforce`.
+#[test]
+fn enforce_refuses_with_a_reason() {
+    let signed = std::fs::read(signed_image()).unwrap();
+    let unsigned = std::fs::read(image()).unwrap();
+    let mut changed = signed.clone();
+    changed[0x2000] ^= 1;
+    let linux = linux_image();
+    let snakeoil = std::fs::read(SNAKEOIL_CERT).unwrap();
+    // The next kernel's initramfs has no certificates: its trust is the one handed on.
+    let second = cpio::build(&[
+        (
+            "init.rc",
+            S_IFREG | 0o644,
+            b"kexec -l /unsigned.Image\npoweroff\n",
+        ),
+        ("unsigned.Image", S_IFREG | 0o644, &unsigned),
+    ]);
+    let script = "kexec -l /unsigned.Image\n\
+                  kexec -l /changed.Image\n\
+                  kexec -l /linux/Image\n\
+                  kexec -l /Image.gz\n\
+                  kexec -l --self\n\
+                  kexec -l /signed.Image --initrd=/second.cpio --append=\"kexec.verify=off\"\n\
+                  kexec -e\n";
+    let rd = initramfs(
+        "verified-refusals.cpio",
+        Some(script),
+        &[
+            ("unsigned.Image", &unsigned),
+            ("changed.Image", &changed),
+            ("signed.Image", &signed),
+            ("linux/Image", &linux),
+            ("Image.gz", &gzip(&unsigned)),
+            ("etc/kexec/trusted/snakeoil.pem", &snakeoil),
+            ("second.cpio", &second),
+        ],
+    );
+    let run = boot(Boot {
+        el: 2,
+        initrd: Some(rd),
+        append: Some("kexec.verify=enforce".into()),
+        ..Default::default()
+    });
+    let out = &run.out;
+    let refused = |file: &str, why: &str| {
+        let line = format!("{file} is refused (kexec.verify=enforce): {why}");
+        assert!(out.contains(&line), "no '{line}' in:\n{out}");
+    };
+    refused(
+        "/unsigned.Image",
+        "not signed (the PE security directory is empty)",
+    );
+    refused(
+        "/changed.Image",
+        &format!(
+            "the image's Authenticode digest is {}, the signature covers {}: the image was changed",
+            authenticode(&changed),
+            authenticode(&signed)
+        ),
+    );
+    refused(
+        "/linux/Image",
+        "signed by 'Debian Secure Boot Signer 2022 - linux' (issued by 'Debian Secure Boot CA'), which no trusted certificate is or issued",
+    );
+    // An Image.gz is verified as inflated: the PE inside it.
+    refused(
+        "/Image.gz",
+        "not signed (the PE security directory is empty)",
+    );
+    assert!(
+        out.contains("kexec: itself: the running kernel, not checked again (kexec.verify=enforce)"),
+        "{out}"
+    );
+    // The next kernel: asked for off, kept at enforce, and refuses again.
+    assert!(
+        out.contains(
+            "trust: kexec.verify=enforce from the kernel before (this command line asks off)"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("/unsigned.Image is refused (kexec.verify=enforce)")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(run.status, Some(0), "{out}");
+}
+
+/// With `kexec.verify` off, `kexec -l --verify` checks one load, `--verify=warn` reports and
+/// goes on; the trust set comes from a certificate built into the Image or the initramfs.
+#[test]
+fn verify_for_one_load_and_warn() {
+    let signed = std::fs::read(signed_image()).unwrap();
+    let unsigned = std::fs::read(image()).unwrap();
+    let snakeoil = std::fs::read(SNAKEOIL_CERT).unwrap();
+    let script = "kexec -l /unsigned.Image\n\
+                  kexec -l --verify /unsigned.Image\n\
+                  kexec -l --verify=warn /unsigned.Image\n\
+                  kexec -l --verify /signed.Image\n\
+                  kexec -l --verify=maybe /signed.Image\n\
+                  poweroff\n";
+    let rd = initramfs(
+        "verified-once.cpio",
+        Some(script),
+        &[
+            ("unsigned.Image", &unsigned),
+            ("signed.Image", &signed),
+            ("etc/kexec/trusted/snakeoil.pem", &snakeoil),
+            (
+                "etc/kexec/trusted/broken.pem",
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n",
+            ),
+        ],
+    );
+    let run = boot(Boot {
+        el: 2,
+        initrd: Some(rd),
+        ..Default::default()
+    });
+    let out = &run.out;
+    let t = &trust_line(&run)[0];
+    assert_eq!(
+        (t["kexec.verify"].as_str(), t["certificates"].as_str()),
+        ("off", "1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("trust: warning: /etc/kexec/trusted/broken.pem is ignored: PEM block 0 is unterminated or not base64"),
+        "{out}"
+    );
+    assert_eq!(out.matches("kexec: entry=").count(), 3, "{out}");
+    assert!(
+        out.contains("/unsigned.Image is refused (kexec.verify=enforce): not signed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kexec: warning: /unsigned.Image is not verified (kexec.verify=warn, loading it anyway): not signed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kexec: verified /signed.Image: signed by 'SnakeOil'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--verify=maybe: expected off, warn or enforce"),
+        "{out}"
+    );
+    assert_eq!(run.status, Some(0), "{out}");
+}
