@@ -16,6 +16,7 @@
 
 mod esp;
 
+use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::ptr::null_mut;
 use kexec::place::IMAGE_ALIGN;
@@ -145,7 +146,9 @@ fn run(
 
     // The next DTB, edited once now (to find out that it can be) with the properties it
     // will get, and again after ExitBootServices with their values.
-    let dtb_pages = (fw_dtb.len() + DTB_SLACK)
+    let (db, dbx) = signature_databases(st, con);
+    let db_len = db.as_ref().map_or(0, Vec::len) + dbx.as_ref().map_or(0, Vec::len);
+    let dtb_pages = (fw_dtb.len() + DTB_SLACK + db_len)
         .min(kernel::formats::dtb::MAX_SIZE)
         .div_ceil(PAGE as usize);
     let dtb_buf = allocate(bs, dtb_pages)?;
@@ -157,6 +160,8 @@ fn run(
         esp_files,
         system_table: st_pa,
         secure_boot,
+        db: db.as_deref(),
+        dbx: dbx.as_deref(),
     };
     let chosen = |mmap: (u64, u32, u32, u32)| next_dtb(fw_dtb, &cmdline, &handed, mmap);
     match chosen((0, 0, 0, 0)) {
@@ -553,6 +558,70 @@ fn secure_boot_mode(st: &SystemTable) -> u32 {
     }
 }
 
+/// UEFI's `db` and `dbx` (signature databases), to hand to the kernel for verified kexec:
+/// a Secure Boot machine's own keys decide what it kexecs. Either may be absent (no Secure
+/// Boot keys enrolled); one that cannot be read is reported and left out.
+fn signature_databases(st: &SystemTable, con: &Console) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    let read = |name: &[u16]| -> Result<Option<Vec<u8>>, Status> {
+        if st.runtime_services.is_null() {
+            return Ok(None);
+        }
+        let vendor = &uefi_raw::table::runtime::VariableVendor::IMAGE_SECURITY_DATABASE.0;
+        let mut size = 0usize;
+        let mut buf: Vec<u8> = Vec::new();
+        for _ in 0..2 {
+            // SAFETY: the firmware's runtime services (usable before ExitBootServices), a
+            // NUL-terminated name and a buffer of `size` bytes.
+            let s = unsafe {
+                ((*st.runtime_services).get_variable)(
+                    name.as_ptr(),
+                    vendor,
+                    null_mut(),
+                    &mut size,
+                    buf.as_mut_ptr(),
+                )
+            };
+            match s {
+                Status::SUCCESS => {
+                    buf.truncate(size);
+                    return Ok(Some(buf));
+                }
+                Status::NOT_FOUND => return Ok(None),
+                // The first call learns the size; the second has room for it.
+                Status::BUFFER_TOO_SMALL if buf.is_empty() => buf.resize(size, 0),
+                other => return Err(other),
+            }
+        }
+        Err(Status::BUFFER_TOO_SMALL)
+    };
+    let report = |what: &str, r: Result<Option<Vec<u8>>, Status>| match r {
+        Ok(Some(v)) => {
+            let mut h = [0u8; 18];
+            con.line(&[
+                what,
+                ": ",
+                hex(v.len() as u64, &mut h),
+                " bytes, for verified kexec",
+            ]);
+            Some(v)
+        }
+        Ok(None) => None,
+        Err(s) => {
+            let mut h = [0u8; 18];
+            con.line(&[
+                what,
+                " cannot be read (EFI status ",
+                hex(s.0 as u64, &mut h),
+                "): left out",
+            ]);
+            None
+        }
+    };
+    let db = report("UEFI db", read(&utf16::<3>("db")));
+    let dbx = report("UEFI dbx", read(&utf16::<4>("dbx")));
+    (db, dbx)
+}
+
 /// An ASCII name as a NUL-terminated UCS-2 array of `N` units (the name and its NUL).
 fn utf16<const N: usize>(s: &str) -> [u16; N] {
     let mut out = [0u16; N];
@@ -627,12 +696,15 @@ fn image_size(base: u64) -> u64 {
 }
 
 /// What the stub hands the kernel in `/chosen`, besides the memory map.
-struct Handed {
+struct Handed<'a> {
     initrd: Option<(u64, u64)>,
     /// The ESP's boot entries and their files, as a cpio archive.
     esp_files: Option<(u64, u64)>,
     system_table: u64,
     secure_boot: u32,
+    /// UEFI's `db` and `dbx` variables (EFI signature lists), for verified kexec.
+    db: Option<&'a [u8]>,
+    dbx: Option<&'a [u8]>,
 }
 
 /// The ESP's boot entries and the files they name ([`esp::read_entries`]); on any failure
@@ -669,6 +741,8 @@ fn next_dtb(
         esp_files,
         system_table,
         secure_boot,
+        db,
+        dbx,
     } = *handed;
     // No load options (a boot from the ESP): the DTB's own bootargs stay.
     kernel::formats::dtb::Chosen::default()
@@ -684,6 +758,8 @@ fn next_dtb(
         .u32("linux,uefi-mmap-desc-size", desc_size)
         .u32("linux,uefi-mmap-desc-ver", desc_ver)
         .u32("linux,uefi-secure-boot", secure_boot)
+        .bytes("hobby,uefi-db", db.map(<[u8]>::to_vec))
+        .bytes("hobby,uefi-dbx", dbx.map(<[u8]>::to_vec))
         .bootargs((!cmdline.is_empty()).then_some(cmdline))
         .apply(fw)
         .ok()

@@ -264,3 +264,109 @@ fn verify_for_one_load_and_warn() {
     );
     assert_eq!(run.status, Some(0), "{out}");
 }
+
+/// UEFI Secure Boot with Debian's EDK2 and its snakeoil keys: a writable copy of
+/// `AAVMF_VARS.snakeoil.fd` as the variable store, its boot-manager wait off.
+fn secure_boot_args(name: &str) -> Vec<String> {
+    let vars = scratch(name);
+    std::fs::copy("/usr/share/AAVMF/AAVMF_VARS.snakeoil.fd", &vars).unwrap();
+    vec![
+        "-drive".into(),
+        format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+        "-boot".into(),
+        "menu=on,splash-time=0".into(),
+    ]
+}
+
+/// Under Secure Boot the firmware refuses the unsigned Image and starts the signed one;
+/// its EFI stub hands UEFI's `db` and `dbx` on, and under `kexec.verify=enforce` a chain of
+/// signed self-kexecs trusts the firmware's key (the initramfs adds only the Debian CA) and
+/// ends in Debian's signed Linux.
+#[test]
+fn secure_boot_db_decides_the_chain() {
+    let refused = boot(Boot {
+        el: 2,
+        load: Load::Uefi { acpi: false },
+        qemu_args: secure_boot_args("sb-unsigned-vars.fd"),
+        until: Some("No bootable option or device was found"),
+        ..Default::default()
+    });
+    assert!(
+        refused
+            .out
+            .contains("No bootable option or device was found")
+            && !refused.out.contains("efistub:"),
+        "the unsigned Image must not start: {}",
+        refused.out
+    );
+
+    let signed = std::fs::read(signed_image()).unwrap();
+    let linux = linux_image();
+    let linux_rd = linux_initramfs("echo LINUX-AFTER-SECURE-BOOT", false, &[]);
+    let debian_ca = std::fs::read(fixture("debian-uefi-ca.der")).unwrap();
+    let rd = initramfs(
+        "secure-boot-chain.cpio",
+        Some("kexec -l /linux/Image --initrd=/linux.cpio --append=\"console=ttyAMA0 panic=-1\"\nkexec -e\n"),
+        &[
+            ("signed.Image", &signed),
+            ("linux/Image", &linux),
+            ("linux.cpio", &linux_rd),
+            ("etc/kexec/trusted/debian-uefi-ca.der", &debian_ca),
+        ],
+    );
+    let run = boot(Boot {
+        el: 2,
+        load: Load::Uefi { acpi: false },
+        image: Some(signed_image().to_path_buf()),
+        initrd: Some(rd),
+        append: Some(
+            "kexec.verify=enforce kexec.chain=2 kexec.chain.image=/signed.Image kexec.payload=1M"
+                .into(),
+        ),
+        qemu_args: secure_boot_args("sb-signed-vars.fd"),
+        ..Default::default()
+    });
+    let out = &run.out;
+    // db holds the snakeoil certificate, dbx one placeholder hash (of nothing).
+    assert!(
+        out.contains("efistub: UEFI db: 0x00000000000003a7 bytes, for verified kexec"),
+        "{out}"
+    );
+    assert!(
+        out.contains("efistub: UEFI dbx: 0x000000000000004c bytes, for verified kexec"),
+        "{out}"
+    );
+    let trust = trust_line(&run);
+    assert_eq!(trust.len(), 3, "{out}");
+    assert_eq!(
+        (
+            trust[0]["certificates"].as_str(),
+            trust[0]["revoked"].as_str()
+        ),
+        ("2", "1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("trust: certificate 'SnakeOil' (UEFI db/dbx)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("trust: certificate 'Debian Secure Boot CA' (initramfs)"),
+        "{out}"
+    );
+    assert!(out.contains("chain: PASS"), "{out}");
+    assert_eq!(
+        run.lines(
+            "kexec: verified /signed.Image: signed by 'SnakeOil', trusted through 'SnakeOil'"
+        )
+        .count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains("kexec: verified /linux/Image: signed by 'Debian Secure Boot Signer 2022 - linux', trusted through 'Debian Secure Boot CA'"),
+        "{out}"
+    );
+    assert!(out.contains("LINUX-AFTER-SECURE-BOOT"), "{out}");
+    assert_eq!(run.status, Some(0), "Linux powered off: {out}");
+}
