@@ -370,3 +370,55 @@ fn secure_boot_db_decides_the_chain() {
     assert!(out.contains("LINUX-AFTER-SECURE-BOOT"), "{out}");
     assert_eq!(run.status, Some(0), "Linux powered off: {out}");
 }
+
+/// `scripts/build.sh --trust CERT` builds a certificate into the Image (in a target
+/// directory of its own, so as not to replace the Image under test): with nothing in the
+/// initramfs, the Image trusts what it was built with.
+#[test]
+fn built_in_certificate() {
+    let out = Command::new(root().join("scripts/build.sh"))
+        .args(["--trust", SNAKEOIL_CERT])
+        .env("CARGO_TARGET_DIR", root().join("target/trusted-build"))
+        .output()
+        .expect("scripts/build.sh runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = PathBuf::from(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    );
+    let signed = std::fs::read(signed_image()).unwrap();
+    let rd = initramfs(
+        "built-in-trust.cpio",
+        Some("kexec -l --verify /signed.Image\npoweroff\n"),
+        &[("signed.Image", &signed)],
+    );
+    let run = boot(Boot {
+        el: 2,
+        image: Some(built),
+        initrd: Some(rd),
+        ..Default::default()
+    });
+    let out = &run.out;
+    assert!(
+        out.contains(
+            "trust: kexec.verify=off certificates=1 image-hashes=0 revoked=0 (from: built in 1)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("trust: certificate 'SnakeOil' (built in)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kexec: verified /signed.Image: signed by 'SnakeOil'"),
+        "{out}"
+    );
+    assert_eq!(run.status, Some(0), "{out}");
+}
