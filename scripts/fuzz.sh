@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
-all=(image gzip cpio dtb uefi efi cmdline chain gicv3 elfcore partition fat ext4 bootentry)
+all=(image gzip cpio dtb uefi efi cmdline chain gicv3 elfcore partition fat ext4 bootentry authenticode pkcs7)
 targets=("${@:-${all[@]}}")
 for t in "${targets[@]}"; do
     [[ " ${all[*]} " == *" $t "* ]] || { echo "fuzz: no target $t (targets: ${all[*]})" >&2; exit 2; }

@@ -24,6 +24,8 @@ pub const ALL: &[(&str, Target, Seeds)] = &[
     ("fat", fat_target, no_seeds),
     ("ext4", ext4_target, no_seeds),
     ("bootentry", bootentry_target, bootentry_seeds),
+    ("authenticode", authenticode_target, authenticode_seeds),
+    ("pkcs7", pkcs7_target, pkcs7_seeds),
 ];
 
 fn no_seeds() -> Vec<Vec<u8>> {
@@ -435,4 +437,61 @@ fn bootentry_seeds() -> Vec<Vec<u8>> {
         b"title Debian\nversion 6.12.1\nsort-key debian\nlinux /6.12/linux\ninitrd /6.12/initrd\noptions root=/dev/vda2\ndefault deb*\ntimeout 3\n".to_vec(),
         b"arm_64bit=1\n[pi4]\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n[all]\ndevice_tree=bcm2711-rpi-4-b.dtb\ncmdline=cmdline.txt\n".to_vec(),
     ]
+}
+
+/// The verified-kexec test data (scripts/trust-testdata.sh): a CA, and a small PE file signed
+/// through an intermediate.
+const TRUST_ROOT: &[u8] = include_bytes!("../../kernel/src/trust/testdata/root.der");
+const TRUST_SIGNED: &[u8] = include_bytes!("../../kernel/src/trust/testdata/tiny.signed.efi");
+const TRUST_DEEP: &[u8] = include_bytes!("../../kernel/src/trust/testdata/tiny.deep.efi");
+const TRUST_INTERMEDIATE: &[u8] = include_bytes!("../../kernel/src/trust/testdata/int.pem");
+
+fn compress(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
+    sha2::block_api::compress256(state, blocks);
+}
+
+fn test_trust() -> kernel::trust::TrustSet {
+    let mut t = kernel::trust::TrustSet::default();
+    t.add_anchor(kernel::trust::Anchor::from_der(TRUST_ROOT).expect("the test CA"));
+    t
+}
+
+/// A PE file at `kexec -l` under `kexec.verify=enforce`: the PE headers, the certificate
+/// table, the Authenticode digest, each PKCS#7 and the chain to a trusted CA.
+pub fn authenticode_target(data: &[u8]) -> Result<(), String> {
+    kernel::trust::verify_image(data, &test_trust(), compress)
+        .map(|_| ())
+        .map_err(text)
+}
+
+fn authenticode_seeds() -> Vec<Vec<u8>> {
+    vec![TRUST_SIGNED.to_vec(), TRUST_DEEP.to_vec()]
+}
+
+/// Bytes as each thing verified kexec decodes from outside: a PKCS#7 SignedData checked
+/// against the test image's digest, a certificate file (`/etc/kexec/trusted/`), and UEFI
+/// `db`/`dbx` signature lists.
+pub fn pkcs7_target(data: &[u8]) -> Result<(), String> {
+    let mut trust = test_trust();
+    let digest = [0x5a; 32];
+    let a = kernel::trust::signed_data::verify(data, &digest, &trust, compress).map(|_| ());
+    let b = kernel::trust::Anchor::parse_file(data).map(|_| ());
+    let c = trust.add_db(data).map(|_| ());
+    let d = trust.add_dbx(data).map(|_| ());
+    a.map_err(text)
+        .and(b.map_err(text))
+        .and(c.map_err(text))
+        .and(d.map_err(text))
+}
+
+fn pkcs7_seeds() -> Vec<Vec<u8>> {
+    // The signed file's PKCS#7: after the WIN_CERTIFICATE header at the security
+    // directory's offset.
+    let secdir = 0x40 + 4 + 20 + 112 + 8 * 4;
+    let at = u32::from_le_bytes(TRUST_SIGNED[secdir..secdir + 4].try_into().unwrap()) as usize;
+    let p7 = TRUST_SIGNED[at + 8..].to_vec();
+    let mut t = test_trust();
+    t.allowed_images.push([1; 32]);
+    t.revoked_tbs.push([2; 32]);
+    vec![p7, TRUST_ROOT.to_vec(), TRUST_INTERMEDIATE.to_vec(), t.db_lists(), t.dbx_lists()]
 }
