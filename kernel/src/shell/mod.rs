@@ -33,6 +33,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "ipi", usage: "ipi", help: "ping every other CPU with an SGI and print the round trip", run: |_| crate::irq::ping() },
     Command { name: "kexec", usage: "kexec -l|-p IMAGE|--self [--initrd=FILE [--initrd-sha256=HEX]] [--append=\"CMDLINE\"] [--dtb=FILE [--dtb-sha256=HEX]] [--mmu-off] [--copy-all] [--base=ADDR] | -e | -u", help: "load, execute or unload a new kernel; alone: show what is loaded", run: crate::kexec::command },
     Command { name: "sha256", usage: "sha256 [--portable] FILE...", help: "SHA-256 of files (initramfs or disk), with the rate (the CPU's SHA-2 instructions when it has them)", run: cmd_sha256 },
+    Command { name: "trust", usage: "trust [verify FILE...]", help: "verified kexec: the policy and trusted certificates; with verify, check files as kexec -l would, timed against a plain SHA-256", run: crate::kexec::verify::command },
     Command { name: "dmesg", usage: "dmesg", help: "as a crash kernel: the crashed Linux's whole log", run: |_| crate::kexec::capture::dmesg() },
     Command { name: "vmcore", usage: "vmcore", help: "as a crash kernel: the crashed kernel's memory ranges, notes and CPUs' registers", run: |_| crate::kexec::capture::vmcore() },
     Command { name: "memcheck", usage: "memcheck", help: "check memcpy, memmove, memset and memcmp against byte-at-a-time references", run: |_| crate::shell::memcheck::command() },
