@@ -375,8 +375,10 @@ fn bad_kexec_inputs() -> Vec<(&'static str, Vec<u8>)> {
         kernel::formats::dtb::edit_chosen(&base, &[("filler", Some(&filler))]).unwrap()
     };
     // More than free memory once the initramfs holding it (in 256 MiB) is reserved; small
-    // enough that QEMU still finds room for its DTB after that initramfs.
-    let big_initrd = vec![7u8; 118 << 20];
+    // enough that QEMU still finds room for its DTB after that initramfs (QEMU puts the
+    // initrd 128 MiB into RAM: this and the archive's patched Image copies, about 1 MiB
+    // each, must stay under 128 MiB together).
+    let big_initrd = vec![7u8; 114 << 20];
     // PE/COFF: the offset at 0x3c past the end, and pointing at no PE signature.
     let pe_outside = patched_image(|b| {
         let len = b.len() as u32;
