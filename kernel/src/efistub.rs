@@ -147,6 +147,7 @@ fn run(
     // The next DTB, edited once now (to find out that it can be) with the properties it
     // will get, and again after ExitBootServices with their values.
     let (db, dbx) = signature_databases(st, con);
+    let rng = efi_rng(bs, con);
     let db_len = db.as_ref().map_or(0, Vec::len) + dbx.as_ref().map_or(0, Vec::len);
     let dtb_pages = (fw_dtb.len() + DTB_SLACK + db_len)
         .min(kernel::formats::dtb::MAX_SIZE)
@@ -162,6 +163,7 @@ fn run(
         secure_boot,
         db: db.as_deref(),
         dbx: dbx.as_deref(),
+        rng,
     };
     let chosen = |mmap: (u64, u32, u32, u32)| next_dtb(fw_dtb, &cmdline, &handed, mmap);
     match chosen((0, 0, 0, 0)) {
@@ -558,6 +560,42 @@ fn secure_boot_mode(st: &SystemTable) -> u32 {
     }
 }
 
+/// Bytes asked of the firmware's EFI_RNG_PROTOCOL.
+const EFI_RNG_BYTES: usize = 64;
+
+/// Entropy from the firmware's EFI_RNG_PROTOCOL (default algorithm), if it has one (EDK2
+/// with a virtio-rng device, or on a CPU with `RNDR`): the kernel's pool takes it, as Linux's
+/// stub hands its seed on.
+fn efi_rng(bs: &BootServices, con: &Console) -> Option<[u8; EFI_RNG_BYTES]> {
+    use uefi_raw::protocol::rng::RngProtocol;
+    let mut rng: *mut c_void = null_mut();
+    // SAFETY: LocateProtocol with a valid GUID and out-pointer, before ExitBootServices.
+    let s = unsafe { (bs.locate_protocol)(&RngProtocol::GUID, null_mut(), &mut rng) };
+    if s != Status::SUCCESS || rng.is_null() {
+        return None;
+    }
+    let rng = rng as *mut RngProtocol;
+    let mut buf = [0u8; EFI_RNG_BYTES];
+    // SAFETY: the firmware's protocol instance; the default algorithm (null); a buffer of
+    // EFI_RNG_BYTES bytes.
+    let s = unsafe { ((*rng).get_rng)(rng, core::ptr::null(), buf.len(), buf.as_mut_ptr()) };
+    let mut h = [0u8; 18];
+    if s != Status::SUCCESS {
+        con.line(&[
+            "EFI_RNG_PROTOCOL failed (EFI status ",
+            hex(s.0 as u64, &mut h),
+            "): no seed from it",
+        ]);
+        return None;
+    }
+    con.line(&[
+        "EFI_RNG_PROTOCOL: ",
+        hex(buf.len() as u64, &mut h),
+        " bytes for the kernel's entropy pool",
+    ]);
+    Some(buf)
+}
+
 /// UEFI's `db` and `dbx` (signature databases), to hand to the kernel for verified kexec:
 /// a Secure Boot machine's own keys decide what it kexecs. Either may be absent (no Secure
 /// Boot keys enrolled); one that cannot be read is reported and left out.
@@ -705,6 +743,8 @@ struct Handed<'a> {
     /// UEFI's `db` and `dbx` variables (EFI signature lists), for verified kexec.
     db: Option<&'a [u8]>,
     dbx: Option<&'a [u8]>,
+    /// Bytes from the firmware's EFI_RNG_PROTOCOL, for the kernel's entropy pool.
+    rng: Option<[u8; EFI_RNG_BYTES]>,
 }
 
 /// The ESP's boot entries and the files they name ([`esp::read_entries`]); on any failure
@@ -743,6 +783,7 @@ fn next_dtb(
         secure_boot,
         db,
         dbx,
+        rng,
     } = *handed;
     // No load options (a boot from the ESP): the DTB's own bootargs stay.
     kernel::formats::dtb::Chosen::default()
@@ -760,6 +801,7 @@ fn next_dtb(
         .u32("linux,uefi-secure-boot", secure_boot)
         .bytes("hobby,uefi-db", db.map(<[u8]>::to_vec))
         .bytes("hobby,uefi-dbx", dbx.map(<[u8]>::to_vec))
+        .bytes(kernel::platform::EFI_RNG_SEED, rng.map(|r| r.to_vec()))
         .bootargs((!cmdline.is_empty()).then_some(cmdline))
         .apply(fw)
         .ok()

@@ -1,5 +1,6 @@
 //! The entropy pool ([`kernel::entropy::Pool`]) as this kernel feeds it: at boot what the
-//! boot loader gave (`/chosen/rng-seed`, `/chosen/kaslr-seed`), `RNDR` where the CPU has
+//! boot loader gave (`/chosen/rng-seed`, `/chosen/kaslr-seed`, and what our EFI stub got
+//! from the firmware's EFI_RNG_PROTOCOL), `RNDR` where the CPU has
 //! it, the counter (without credit); at each kexec load a hardware RNG if the board has one
 //! this kernel drives (virtio-rng), asked then rather than at boot because finding it walks
 //! the whole DTB. Every next kernel's `kaslr-seed` and `rng-seed` come out of it, new each
@@ -24,6 +25,7 @@ pub fn init() {
     pool.add("counter", &arch::ticks().to_le_bytes(), false);
     pool.add("rng-seed", &sys.platform.rng_seed, true);
     pool.add("kaslr-seed", &sys.platform.kaslr_seed, true);
+    pool.add("efi-rng", &sys.platform.efi_rng_seed, true);
     let mut rndr = [0u8; RNDR_BYTES];
     if rndr.chunks_mut(8).all(|c| {
         arch::rndr()

@@ -659,6 +659,8 @@ fn next_chosen(
         // ones again).
         .bytes("kaslr-seed", seeds.map(|s| s.0.to_vec()))
         .bytes("rng-seed", seeds.map(|s| s.1.to_vec()))
+        // The firmware's entropy was this kernel's: never handed on.
+        .bytes(kernel::platform::EFI_RNG_SEED, None)
         .bytes(
             BOOT_ATTEMPT,
             req.boot_attempt.map(|a| a.to_be_bytes().to_vec()),

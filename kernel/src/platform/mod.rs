@@ -77,9 +77,16 @@ pub struct Platform {
     pub rng_seed: Vec<u8>,
     /// See `rng_seed`.
     pub kaslr_seed: Vec<u8>,
+    /// Entropy our EFI stub got from the firmware's EFI_RNG_PROTOCOL
+    /// (`/chosen/hobby,efi-rng-seed`).
+    pub efi_rng_seed: Vec<u8>,
     /// What `/chosen` says for verified kexec.
     pub trust: ChosenTrust,
 }
+
+/// The `/chosen` property our EFI stub puts the firmware's EFI_RNG_PROTOCOL bytes in (the
+/// next kernel never gets it again).
+pub const EFI_RNG_SEED: &str = "hobby,efi-rng-seed";
 
 /// What `/chosen` holds for verified kexec (all empty when absent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -917,7 +924,7 @@ impl Platform {
         let mut initrd = None;
         let mut handover = None;
         let mut esp_files = None;
-        let (mut rng_seed, mut kaslr_seed) = (Vec::new(), Vec::new());
+        let (mut rng_seed, mut kaslr_seed, mut efi_rng_seed) = (Vec::new(), Vec::new(), Vec::new());
         let mut trust = ChosenTrust::default();
         let mut bootargs = String::new();
         let mut uefi = None;
@@ -950,6 +957,7 @@ impl Platform {
             };
             rng_seed = bytes("rng-seed");
             kaslr_seed = bytes("kaslr-seed");
+            efi_rng_seed = bytes(EFI_RNG_SEED);
             trust = ChosenTrust {
                 policy: chosen
                     .property("hobby,kexec-verify")
@@ -981,6 +989,7 @@ impl Platform {
             esp_files,
             rng_seed,
             kaslr_seed,
+            efi_rng_seed,
             trust,
         })
     }

@@ -524,3 +524,36 @@ fn a_bad_uefi_memory_map_is_named_and_the_kernel_boots() {
         assert_ready(&run, "2", "1024");
     }
 }
+
+/// The EFI stub asks the firmware's EFI_RNG_PROTOCOL (EDK2 has one with a virtio-rng device)
+/// for 64 bytes, and the kernel's entropy pool takes them; the next kernel does not get them
+/// again (only fresh seeds from the pool).
+#[test]
+fn efi_rng_protocol_feeds_the_pool_once() {
+    let rd = initramfs("efi-rng.cpio", Some("poweroff\n"), &[]);
+    let run = boot(Boot {
+        el: 2,
+        load: Load::Uefi { acpi: false },
+        initrd: Some(rd),
+        append: Some("kexec.chain=1 kexec.payload=1M".into()),
+        qemu_args: vec!["-device".into(), "virtio-rng-pci".into()],
+        ..Default::default()
+    });
+    let out = &run.out;
+    assert!(
+        out.contains(
+            "efistub: EFI_RNG_PROTOCOL: 0x0000000000000040 bytes for the kernel's entropy pool"
+        ),
+        "{out}"
+    );
+    let random: Vec<&str> = run.lines("random: ").collect();
+    assert_eq!(
+        random,
+        [
+            "random: seeded from rng-seed (32 bytes), kaslr-seed (8 bytes), efi-rng (64 bytes)",
+            "random: seeded from rng-seed (64 bytes), kaslr-seed (8 bytes)"
+        ],
+        "{out}"
+    );
+    assert!(out.contains("chain: PASS"), "{out}");
+}
