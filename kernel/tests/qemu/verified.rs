@@ -422,3 +422,56 @@ fn built_in_certificate() {
     );
     assert_eq!(run.status, Some(0), "{out}");
 }
+
+/// `boot` loads through the same check: under `kexec.verify=enforce` an extlinux entry with
+/// an unsigned kernel is refused with the reason, and the one with Debian's signed kernel
+/// boots, verified against the Debian CA from the initramfs.
+#[test]
+fn boot_entries_are_verified() {
+    let linux = linux_image();
+    let unsigned = std::fs::read(image()).unwrap();
+    let rd = linux_initramfs("echo LINUX-FROM-A-VERIFIED-ENTRY", false, &[]);
+    let disk = disk_image(
+        "verified-entries",
+        true,
+        &[Part::Ext4 {
+            mib: 48,
+            files: &[
+                ("/boot/vmlinuz-6", &linux),
+                ("/boot/hobby.Image", &unsigned),
+                ("/boot/initrd.img-6", &rd),
+                (
+                    "/boot/extlinux/extlinux.conf",
+                    b"default hobby\n\nlabel hobby\n\tlinux /boot/hobby.Image\n\nlabel debian\n\tlinux /boot/vmlinuz-6\n\tinitrd /boot/initrd.img-6\n\tappend console=ttyAMA0 panic=-1\n",
+                ),
+            ],
+        }],
+    );
+    let debian_ca = std::fs::read(fixture("debian-uefi-ca.der")).unwrap();
+    let init = initramfs(
+        "verified-entries.cpio",
+        Some("boot hobby\nboot debian\n"),
+        &[("etc/kexec/trusted/debian-uefi-ca.der", &debian_ca)],
+    );
+    let run = boot(Boot {
+        el: 2,
+        disks: vec![disk],
+        initrd: Some(init),
+        append: Some("kexec.verify=enforce".into()),
+        ..Default::default()
+    });
+    let out = &run.out;
+    assert!(
+        out.contains("virtio0p1:/boot/hobby.Image is refused (kexec.verify=enforce): not signed (the PE security directory is empty)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "kexec: verified virtio0p1:/boot/vmlinuz-6: signed by 'Debian Secure Boot Signer 2022 - linux', trusted through 'Debian Secure Boot CA' (authenticode sha256 {})",
+            authenticode(&linux)
+        )),
+        "{out}"
+    );
+    assert!(out.contains("LINUX-FROM-A-VERIFIED-ENTRY"), "{out}");
+    assert_eq!(run.status, Some(0), "Linux powered off: {out}");
+}
