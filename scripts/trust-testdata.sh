@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the unit tests' signed PE files and certificates (kernel/src/trust/testdata/):
 # a throw-away CA "Hobby Test Root", an intermediate, a signer, an unrelated certificate, a
-# chain longer than the verifier's bound, and a small PE32+ file signed with sbsign.
+# chain longer than the verifier's bound, a signer under a certificate that is no CA, and a
+# small PE32+ file signed with sbsign.
 # The keys live only in a temporary directory. Needs openssl, sbsign (sbsigntool), python3.
 # Run it again only to change the test data; the unit tests read what it wrote.
 set -euo pipefail
@@ -35,6 +36,8 @@ cert other "Hobby Test Other"
 prev=root
 for i in $(seq 1 10); do cert "d$i" "Hobby Test Deep $i" "$prev"; prev="d$i"; done
 cert deep "Hobby Test Deep Signer" "$prev" CA:FALSE
+# A certificate issued by the signer, which is no CA: the chain must not go through it.
+cert sub "Hobby Test Sub Signer" signer CA:FALSE
 
 # A PE32+ EFI application for arm64 with two 512-byte sections (never run, only signed).
 python3 - tiny.efi <<'PY'
@@ -58,10 +61,12 @@ PY
 sbsign --key signer.key --cert signer.pem --addcert int.pem --output tiny.signed.efi tiny.efi
 sbsign --key other.key --cert other.pem --output tiny.other.efi tiny.efi
 cat d*.pem > deep-chain.pem
+cat signer.pem int.pem > sub-chain.pem
+sbsign --key sub.key --cert sub.pem --addcert sub-chain.pem --output tiny.sub.efi tiny.efi
 sbsign --key deep.key --cert deep.pem --addcert deep-chain.pem --output tiny.deep.efi tiny.efi
 
 mkdir -p "$out"
-cp tiny.efi tiny.signed.efi tiny.other.efi tiny.deep.efi "$out/"
+cp tiny.efi tiny.signed.efi tiny.other.efi tiny.deep.efi tiny.sub.efi "$out/"
 openssl x509 -in root.pem -outform der -out "$out/root.der"
 openssl x509 -in other.pem -outform der -out "$out/other.der"
 # PEM with openssl's text before it, as users paste certificates.

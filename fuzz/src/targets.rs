@@ -477,7 +477,7 @@ pub fn pkcs7_target(data: &[u8]) -> Result<(), String> {
     let a = kernel::trust::signed_data::verify(data, &digest, &trust, compress).map(|_| ());
     let b = kernel::trust::Anchor::parse_file(data).map(|_| ());
     let c = trust.add_db(data).map(|_| ());
-    let d = trust.add_dbx(data).map(|_| ());
+    let d = trust.add_dbx(data, compress).map(|_| ());
     a.map_err(text)
         .and(b.map_err(text))
         .and(c.map_err(text))
@@ -493,5 +493,11 @@ fn pkcs7_seeds() -> Vec<Vec<u8>> {
     let mut t = test_trust();
     t.allowed_images.push([1; 32]);
     t.revoked_tbs.push([2; 32]);
-    vec![p7, TRUST_ROOT.to_vec(), TRUST_INTERMEDIATE.to_vec(), t.db_lists(), t.dbx_lists()]
+    vec![
+        p7,
+        TRUST_ROOT.to_vec(),
+        TRUST_INTERMEDIATE.to_vec(),
+        t.db_lists(),
+        t.dbx_lists(),
+    ]
 }

@@ -146,7 +146,8 @@ fn run(
 
     // The next DTB, edited once now (to find out that it can be) with the properties it
     // will get, and again after ExitBootServices with their values.
-    let (db, dbx) = signature_databases(st, con);
+    let secure_boot = secure_boot_mode(st);
+    let (db, dbx) = signature_databases(st, con, secure_boot == secureboot::ENABLED);
     let rng = efi_rng(bs, con);
     let db_len = db.as_ref().map_or(0, Vec::len) + dbx.as_ref().map_or(0, Vec::len);
     let dtb_pages = (fw_dtb.len() + DTB_SLACK + db_len)
@@ -154,7 +155,6 @@ fn run(
         .div_ceil(PAGE as usize);
     let dtb_buf = allocate(bs, dtb_pages)?;
     let dtb_cap = dtb_pages * PAGE as usize;
-    let secure_boot = secure_boot_mode(st);
     let st_pa = st as *const SystemTable as u64;
     let handed = Handed {
         initrd,
@@ -597,9 +597,14 @@ fn efi_rng(bs: &BootServices, con: &Console) -> Option<[u8; EFI_RNG_BYTES]> {
 }
 
 /// UEFI's `db` and `dbx` (signature databases), to hand to the kernel for verified kexec:
-/// a Secure Boot machine's own keys decide what it kexecs. Either may be absent (no Secure
-/// Boot keys enrolled); one that cannot be read is reported and left out.
-fn signature_databases(st: &SystemTable, con: &Console) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+/// a Secure Boot machine's own keys decide what it kexecs. `db` only with Secure Boot
+/// enabled (in setup mode anyone may write it); `dbx` always (it only takes trust away).
+/// Either may be absent; one that cannot be read is reported and left out.
+fn signature_databases(
+    st: &SystemTable,
+    con: &Console,
+    secure_boot: bool,
+) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     let read = |name: &[u16]| -> Result<Option<Vec<u8>>, Status> {
         if st.runtime_services.is_null() {
             return Ok(None);
@@ -607,6 +612,8 @@ fn signature_databases(st: &SystemTable, con: &Console) -> (Option<Vec<u8>>, Opt
         let vendor = &uefi_raw::table::runtime::VariableVendor::IMAGE_SECURITY_DATABASE.0;
         let mut size = 0usize;
         let mut buf: Vec<u8> = Vec::new();
+        // The first call asks the size: no buffer (NULL, as the specification has it).
+        let mut data = null_mut();
         for _ in 0..2 {
             // SAFETY: the firmware's runtime services (usable before ExitBootServices), a
             // NUL-terminated name and a buffer of `size` bytes.
@@ -616,7 +623,7 @@ fn signature_databases(st: &SystemTable, con: &Console) -> (Option<Vec<u8>>, Opt
                     vendor,
                     null_mut(),
                     &mut size,
-                    buf.as_mut_ptr(),
+                    data,
                 )
             };
             match s {
@@ -626,7 +633,10 @@ fn signature_databases(st: &SystemTable, con: &Console) -> (Option<Vec<u8>>, Opt
                 }
                 Status::NOT_FOUND => return Ok(None),
                 // The first call learns the size; the second has room for it.
-                Status::BUFFER_TOO_SMALL if buf.is_empty() => buf.resize(size, 0),
+                Status::BUFFER_TOO_SMALL if buf.is_empty() => {
+                    buf.resize(size, 0);
+                    data = buf.as_mut_ptr();
+                }
                 other => return Err(other),
             }
         }
@@ -655,7 +665,11 @@ fn signature_databases(st: &SystemTable, con: &Console) -> (Option<Vec<u8>>, Opt
             None
         }
     };
-    let db = report("UEFI db", read(&utf16::<3>("db")));
+    let db = if secure_boot {
+        report("UEFI db", read(&utf16::<3>("db")))
+    } else {
+        None
+    };
     let dbx = report("UEFI dbx", read(&utf16::<4>("dbx")));
     (db, dbx)
 }

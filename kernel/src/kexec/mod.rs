@@ -457,13 +457,13 @@ fn load_checked(req: &LoadRequest, usable: Vec<Region>) -> Result<(), KexecError
             }
         }
     };
-    verify::check(
+    let signed = verify::check(
         &name,
         image_bytes,
         req.verify,
         matches!(req.image, ImageSource::Itself),
     )?;
-    load_image(req, sys, &usable, &name, image_bytes)
+    load_image(req, sys, &usable, &name, &image_bytes[..signed])
 }
 
 /// A load, step by step: check the Image, [`place_segments`], [`next_dtb`] (with the pen for

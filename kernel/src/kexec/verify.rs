@@ -49,6 +49,7 @@ pub fn get() -> &'static Trust {
 pub fn init() {
     let sys = SYSTEM.get().expect("booted");
     let chosen = &sys.platform.trust;
+    let compress = arch::sha2::compress().0;
     let mut set = TrustSet::default();
     let mut counts: Vec<(&str, usize)> = Vec::new();
     let mut sources: Vec<(String, &str)> = Vec::new();
@@ -62,7 +63,7 @@ pub fn init() {
             println!("trust: warning: {what}'s trusted list is ignored: {e}");
             0
         });
-        let r = set.add_dbx(dbx).unwrap_or_else(|e| {
+        let r = set.add_dbx(dbx, compress).unwrap_or_else(|e| {
             println!("trust: warning: {what}'s revoked list is ignored: {e}");
             0
         });
@@ -91,7 +92,17 @@ pub fn init() {
         counts.push((what, n));
     };
     add_files("built in", built_in(), &mut set);
-    add_files("initramfs", initramfs_files(), &mut set);
+    match initramfs_untrusted(chosen) {
+        None => add_files("initramfs", initramfs_files(), &mut set),
+        Some(why) if !initramfs_files().is_empty() => {
+            println!("trust: {TRUSTED_DIR} is not read: {why}");
+        }
+        Some(_) => {}
+    }
+    for name in set.drop_revoked_anchors(compress) {
+        println!("trust: certificate '{name}' is revoked (dbx): not trusted");
+        sources.retain(|(n, _)| *n != name);
+    }
 
     let asked = sys.cmdline.get("kexec.verify");
     let mut policy = match asked.map(|v| (v, Policy::parse(v))) {
@@ -148,6 +159,24 @@ fn report(set: &TrustSet, policy: Policy, counts: &[(&str, usize)], sources: &[(
     }
 }
 
+/// Why the initramfs may not add trusted certificates, if it may not: nothing signs an
+/// initramfs, so once something vouched for this kernel (the kernel before verified it, or
+/// UEFI Secure Boot started it), certificates come only from what that covered: the Image,
+/// the firmware's `db`, the kernel before. Only the first kernel of a chain that nothing
+/// checked takes them from its initramfs (it is as trustworthy as its boot medium).
+fn initramfs_untrusted(chosen: &kernel::platform::ChosenTrust) -> Option<String> {
+    if let Some(p) = chosen.policy.as_deref() {
+        if Policy::parse(p) != Some(Policy::Off) {
+            return Some(format!(
+                "the kernel before verified kexec (kexec.verify={p}), and an initramfs is not signed"
+            ));
+        }
+    }
+    chosen.uefi_secure_boot.then(|| {
+        "UEFI Secure Boot started this kernel, and an initramfs is not signed: build certificates in (scripts/build.sh --trust) or enroll them in db".to_string()
+    })
+}
+
 /// The certificate files built into the Image.
 fn built_in() -> Vec<(String, &'static [u8])> {
     let mut out = Vec::new();
@@ -174,12 +203,13 @@ fn initramfs_files() -> Vec<(String, &'static [u8])> {
 
 /// Checks the image a load is about to place, under the running policy raised to `asked`
 /// (`kexec -l --verify`): reports what was verified, or, under `warn`, why not; under
-/// `enforce` an image that does not verify is refused.
-pub fn check(name: &str, image: &[u8], asked: Policy, itself: bool) -> Result<(), KexecError> {
+/// `enforce` an image that does not verify is refused. Returns how many of the image's bytes
+/// to load: a verified image without its certificate table (nothing unsigned is loaded).
+pub fn check(name: &str, image: &[u8], asked: Policy, itself: bool) -> Result<usize, KexecError> {
     let t = get();
     let policy = t.policy.max(asked);
     if policy == Policy::Off {
-        return Ok(());
+        return Ok(image.len());
     }
     if itself {
         // The running kernel's bytes: whatever checked them is this code itself.
@@ -187,24 +217,23 @@ pub fn check(name: &str, image: &[u8], asked: Policy, itself: bool) -> Result<()
             "kexec: itself: the running kernel, not checked again (kexec.verify={})",
             policy.name()
         );
-        return Ok(());
+        return Ok(image.len());
     }
     match trust::verify_image(image, &t.set, arch::sha2::compress().0) {
-        Ok(Verified { digest, signer }) => {
-            match signer {
+        Ok(v) => {
+            let digest = sha256::hex(&v.digest);
+            match v.signer {
                 Some(s) => println!(
-                    "kexec: verified {name}: signed by '{}', trusted through '{}' (authenticode sha256 {})",
-                    s.signer,
-                    s.anchor,
-                    sha256::hex(&digest)
+                    "kexec: verified {name}: signed by '{}', trusted through '{}' (authenticode sha256 {digest})",
+                    s.signer, s.anchor
                 ),
-                None => println!("kexec: verified {name}: its authenticode sha256 {} is trusted", sha256::hex(&digest)),
+                None => println!("kexec: verified {name}: its authenticode sha256 {digest} is trusted"),
             }
-            Ok(())
+            Ok(v.signed_len)
         }
         Err(e) if policy == Policy::Warn => {
             println!("kexec: warning: {name} is not verified (kexec.verify=warn, loading it anyway): {e}");
-            Ok(())
+            Ok(image.len())
         }
         Err(e) => Err(KexecError::Verify(name.to_string(), e)),
     }

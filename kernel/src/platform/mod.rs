@@ -103,7 +103,12 @@ pub struct ChosenTrust {
     pub uefi_db: Vec<u8>,
     /// `hobby,uefi-dbx`: UEFI's `dbx` variable, as our EFI stub read it.
     pub uefi_dbx: Vec<u8>,
+    /// `linux,uefi-secure-boot` is 3 (enabled): the firmware checked the Image it started.
+    pub uefi_secure_boot: bool,
 }
+
+/// `linux,uefi-secure-boot`'s value for "enabled" (Linux's `efi_secureboot_mode_enabled`).
+pub const UEFI_SECURE_BOOT_ENABLED: u32 = 3;
 
 /// The UEFI hand-over in `/chosen`, as Linux's EFI stub writes it
 /// (`drivers/firmware/efi/libstub/fdt.c`): passed on unchanged at every kexec.
@@ -959,14 +964,21 @@ impl Platform {
             kaslr_seed = bytes("kaslr-seed");
             efi_rng_seed = bytes(EFI_RNG_SEED);
             trust = ChosenTrust {
-                policy: chosen
-                    .property("hobby,kexec-verify")
-                    .and_then(|p| p.as_str())
-                    .map(String::from),
+                // Any bytes count: one that is not a known policy (not even UTF-8) is taken
+                // as the strictest, never as absent.
+                policy: chosen.property("hobby,kexec-verify").map(|p| {
+                    String::from_utf8_lossy(p.value)
+                        .trim_end_matches('\0')
+                        .to_string()
+                }),
                 db: bytes("hobby,kexec-db"),
                 dbx: bytes("hobby,kexec-dbx"),
                 uefi_db: bytes("hobby,uefi-db"),
                 uefi_dbx: bytes("hobby,uefi-dbx"),
+                uefi_secure_boot: chosen
+                    .property("linux,uefi-secure-boot")
+                    .and_then(|p| p.as_usize())
+                    == Some(UEFI_SECURE_BOOT_ENABLED as usize),
             };
             if let Some(s) = chosen.property("bootargs").and_then(|p| p.as_str()) {
                 bootargs = s.to_string();

@@ -128,6 +128,22 @@ pub enum VerifyError {
     RevokedCertificate(String),
     /// The trust set is empty: nothing can be verified.
     NoTrust,
+    /// A certificate on the chain issued another but is not a CA (`basicConstraints`
+    /// without `cA`, or `keyUsage` without `keyCertSign`).
+    NotACa(String),
+    /// An RSA key larger than [`signed_data::RSA_BITS_MAX`].
+    KeyTooLarge {
+        /// The certificate's common name.
+        cert: String,
+        /// Its key's size.
+        bits: usize,
+    },
+    /// More than [`signed_data::CERTIFICATES_MAX`] certificates in one signature.
+    TooManyCertificates,
+    /// More than [`SIGNATURES_MAX`] signatures in one image.
+    TooManySignatures(usize),
+    /// The signer's `contentType` attribute is missing or is not Authenticode's.
+    ContentTypeAttribute,
 }
 
 impl fmt::Display for VerifyError {
@@ -155,6 +171,11 @@ impl fmt::Display for VerifyError {
             Self::RevokedImage(d) => write!(f, "the revoked hashes (dbx) name this image ({})", hex(d)),
             Self::RevokedCertificate(cert) => write!(f, "certificate '{cert}' is revoked (dbx)"),
             Self::NoTrust => write!(f, "no trusted certificate or hash: nothing can be verified"),
+            Self::NotACa(cert) => write!(f, "certificate '{cert}' issued another but is not a CA"),
+            Self::KeyTooLarge { cert, bits } => write!(f, "certificate '{cert}' has a {bits}-bit RSA key; at most {} bits are accepted", signed_data::RSA_BITS_MAX),
+            Self::TooManyCertificates => write!(f, "more than {} certificates in the signature", signed_data::CERTIFICATES_MAX),
+            Self::TooManySignatures(n) => write!(f, "{n} signatures; at most {SIGNATURES_MAX} are checked"),
+            Self::ContentTypeAttribute => write!(f, "the signer's contentType attribute is missing or not Authenticode's"),
         }
     }
 }
@@ -274,6 +295,9 @@ pub struct Verified {
     pub digest: [u8; 32],
     /// The signer and the trusted certificate, or `None` when `db` names the image's hash.
     pub signer: Option<signed_data::Signer>,
+    /// The bytes of the image the digest covers (all but the certificate table): what is
+    /// to be loaded.
+    pub signed_len: usize,
 }
 
 impl TrustSet {
@@ -314,19 +338,31 @@ impl TrustSet {
         Ok(added)
     }
 
-    /// Adds what a `dbx`-style list revokes: image hashes, certificates, certificates' TBS
-    /// hashes. Returns how many entries were added.
-    pub fn add_dbx(&mut self, lists: &[u8]) -> Result<usize, DbError> {
+    /// Adds what a `dbx`-style list revokes: image hashes, certificates (kept as DER, and
+    /// as their TBS hash when they decode), certificates' TBS hashes. Returns how many new
+    /// entries were added (one seen before is not added again).
+    pub fn add_dbx(&mut self, lists: &[u8], compress: Compress) -> Result<usize, DbError> {
+        fn push<T: PartialEq>(v: &mut Vec<T>, x: T) -> usize {
+            if v.contains(&x) {
+                return 0;
+            }
+            v.push(x);
+            1
+        }
         let mut added = 0;
         for e in esl::entries(lists).map_err(DbError::List)? {
             let hash = e.data.get(..32).and_then(|h| <[u8; 32]>::try_from(h).ok());
-            match (e.kind, hash) {
-                (esl::SHA256, Some(h)) => self.revoked_images.push(h),
-                (esl::X509_SHA256, Some(h)) => self.revoked_tbs.push(h),
-                (esl::X509, _) => self.revoked_certs.push(e.data.into()),
-                _ => continue,
-            }
-            added += 1;
+            added += match (e.kind, hash) {
+                (esl::SHA256, Some(h)) => push(&mut self.revoked_images, h),
+                (esl::X509_SHA256, Some(h)) => push(&mut self.revoked_tbs, h),
+                (esl::X509, _) => {
+                    if let Ok(c) = Cert::parse(e.data) {
+                        push(&mut self.revoked_tbs, Sha256::digest(compress, c.tbs));
+                    }
+                    push(&mut self.revoked_certs, e.data.to_vec())
+                }
+                _ => 0,
+            };
         }
         Ok(added)
     }
@@ -369,17 +405,37 @@ impl TrustSet {
         self.anchors.is_empty() && self.allowed_images.is_empty()
     }
 
-    /// Refuses a certificate that is revoked.
-    fn check_revoked(&self, c: &Cert<'_>, compress: Compress) -> Result<(), VerifyError> {
-        let revoked = self.revoked_certs.iter().any(|r| r == c.raw)
+    /// Refuses a certificate (its DER, its TBS bytes) that is revoked. Revoked certificates
+    /// are compared by their TBS hash too: the part outside the TBS (the outer algorithm's
+    /// parameters) can be re-encoded without breaking the issuer's signature.
+    fn check_revoked(
+        &self,
+        raw: &[u8],
+        tbs: &[u8],
+        cert: &Certificate,
+        compress: Compress,
+    ) -> Result<(), VerifyError> {
+        let revoked = self.revoked_certs.iter().any(|r| r == raw)
             || (!self.revoked_tbs.is_empty()
-                && self.revoked_tbs.contains(&Sha256::digest(compress, c.tbs)));
+                && self.revoked_tbs.contains(&Sha256::digest(compress, tbs)));
         if revoked {
             return Err(VerifyError::RevokedCertificate(signed_data::common_name(
-                &c.cert,
+                cert,
             )));
         }
         Ok(())
+    }
+
+    /// Drops the trusted certificates that the revoked ones name; returns their names.
+    pub fn drop_revoked_anchors(&mut self, compress: Compress) -> Vec<String> {
+        let (keep, dropped): (Vec<Anchor>, Vec<Anchor>) = core::mem::take(&mut self.anchors)
+            .into_iter()
+            .partition(|a| {
+                let tbs = Cert::parse(&a.der).map(|c| c.tbs).unwrap_or(&[]);
+                self.check_revoked(&a.der, tbs, &a.cert, compress).is_ok()
+            });
+        self.anchors = keep;
+        dropped.into_iter().map(|a| a.name).collect()
     }
 }
 
@@ -408,6 +464,9 @@ impl fmt::Display for DbError {
     }
 }
 
+/// How many signatures of one image are checked (each costs RSA verifications).
+pub const SIGNATURES_MAX: usize = 4;
+
 /// Verifies `image` (a PE/COFF file, as it will be loaded) against `trust`: its digest is
 /// not revoked, and `db` names it or one of its signatures verifies.
 pub fn verify_image(
@@ -420,15 +479,20 @@ pub fn verify_image(
     if trust.revoked_images.contains(&digest) {
         return Err(VerifyError::RevokedImage(digest));
     }
+    let signed_len = pe.signed_len();
     if trust.allowed_images.contains(&digest) {
         return Ok(Verified {
             digest,
             signer: None,
+            signed_len,
         });
     }
     let signatures = pe.signatures()?;
     if signatures.is_empty() {
         return Err(VerifyError::Unsigned);
+    }
+    if signatures.len() > SIGNATURES_MAX {
+        return Err(VerifyError::TooManySignatures(signatures.len()));
     }
     if trust.is_empty() {
         return Err(VerifyError::NoTrust);
@@ -440,6 +504,7 @@ pub fn verify_image(
                 return Ok(Verified {
                     digest,
                     signer: Some(s),
+                    signed_len,
                 })
             }
             Err(e) => last = e,

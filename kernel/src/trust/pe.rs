@@ -65,6 +65,14 @@ pub enum PeError {
         /// The file's size.
         file: u64,
     },
+    /// Bytes between the headers and the first section, or between two sections: they would
+    /// be loaded but no signature covers them (no Image has such gaps).
+    Gap {
+        /// Where the gap starts.
+        start: u64,
+        /// Where it ends.
+        end: u64,
+    },
     /// A `WIN_CERTIFICATE` in the table has a length shorter than its header or past the
     /// table's end.
     WinCertificate {
@@ -94,6 +102,10 @@ impl fmt::Display for PeError {
             Self::CertificateTable { offset, size, file } => write!(
                 f,
                 "the security directory ({size:#x} bytes at {offset:#x}) is not the 8-byte aligned end of the file ({file:#x} bytes)"
+            ),
+            Self::Gap { start, end } => write!(
+                f,
+                "bytes [{start:#x}, {end:#x}) lie outside every section: no signature covers them"
             ),
             Self::WinCertificate { offset, length } => write!(
                 f,
@@ -192,6 +204,18 @@ impl<'a> Pe<'a> {
                 end: r.end as u64,
             });
         }
+        // The sections follow the headers and each other without a gap: the Authenticode
+        // digest skips gaps, and kexec loads the file whole.
+        let mut at = headers;
+        for (_, r) in &raw {
+            if r.start != at {
+                return Err(PeError::Gap {
+                    start: at as u64,
+                    end: r.start as u64,
+                });
+            }
+            at = r.end;
+        }
         Ok(Pe {
             data,
             checksum: opt + 64,
@@ -227,6 +251,15 @@ impl<'a> Pe<'a> {
     /// Whether the file has a certificate table.
     pub fn is_signed(&self) -> bool {
         self.cert_table.is_some()
+    }
+
+    /// The bytes the digest covers: the file up to its certificate table. A verified image
+    /// is loaded without the table, so that nothing unsigned lands in the next kernel's
+    /// memory (past `_edata`, where a kernel's BSS or heap goes).
+    pub fn signed_len(&self) -> usize {
+        self.cert_table
+            .as_ref()
+            .map_or(self.data.len(), |t| t.start)
     }
 
     /// The Authenticode SHA-256 digest, blocks folded by `compress`.

@@ -19,11 +19,18 @@ use cms::signed_data::{SignedData, SignerIdentifier};
 use der::asn1::{ObjectIdentifier as Oid, OctetString};
 use der::Decode;
 use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::traits::PublicKeyParts;
 use rsa::Pkcs1v15Sign;
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 use x509_cert::Certificate;
 
 /// How many certificates a chain may have between the signer and a trusted one.
 pub const CHAIN_MAX: usize = 8;
+/// How many certificates a SignedData may carry (Debian's carry 1, sbsign with
+/// intermediates a few): each is a candidate issuer, an RSA verification per step.
+pub const CERTIFICATES_MAX: usize = 32;
+/// The largest RSA key accepted, in bits (rsa's own limit is 8192; UEFI keys are 2048-4096).
+pub const RSA_BITS_MAX: usize = 4096;
 
 /// `id-signedData` (RFC 5652).
 const ID_SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
@@ -31,6 +38,12 @@ const ID_SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
 const SPC_INDIRECT_DATA: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.4");
 /// `id-messageDigest` (RFC 5652).
 const ID_MESSAGE_DIGEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.4");
+/// `id-contentType` (RFC 5652): the signed attribute that binds the signature to the
+/// content's type.
+const ID_CONTENT_TYPE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.3");
+/// `SPC_PE_IMAGE_DATAOBJ` (Authenticode): what an `SpcIndirectDataContent` for a PE image
+/// names as its data.
+const SPC_PE_IMAGE_DATA: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.15");
 /// `id-sha256` (RFC 5754).
 const ID_SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
 /// `rsaEncryption` (RFC 8017): what OpenSSL and `sbsign` write as the signature algorithm.
@@ -95,15 +108,38 @@ pub fn rsa_sha256(signer: &Certificate, hashed: &[u8; 32], sig: &[u8]) -> Result
         .as_bytes()
         .and_then(|k| rsa::PublicKey::from_pkcs1_der(k).ok())
         .ok_or_else(|| VerifyError::Key(common_name(signer)))?;
+    if key.size() * 8 > RSA_BITS_MAX {
+        return Err(VerifyError::KeyTooLarge {
+            cert: common_name(signer),
+            bits: key.size() * 8,
+        });
+    }
     key.verify(Pkcs1v15Sign::new::<sha2::Sha256>(), hashed, sig)
         .map_err(|_| VerifyError::BadSignature(common_name(signer)))
 }
 
-/// Whether `issuer` signed `cert`: its name is `cert`'s issuer and its key verifies the
-/// signature over `cert`'s TBS bytes.
+/// Whether `c` may issue certificates: `basicConstraints` says `cA`, and `keyUsage`, if
+/// present, allows `keyCertSign` (RFC 5280 4.2.1.9, 4.2.1.3; what OpenSSL, and so EDK2,
+/// requires of every issuer on a chain).
+pub fn is_ca(c: &Certificate) -> bool {
+    let tbs = c.tbs_certificate();
+    let ca = matches!(tbs.get_extension::<BasicConstraints>(), Ok(Some((_, b))) if b.ca);
+    let usage = match tbs.get_extension::<KeyUsage>() {
+        Ok(None) => true,
+        Ok(Some((_, u))) => u.key_cert_sign(),
+        Err(_) => false,
+    };
+    ca && usage
+}
+
+/// Whether `issuer` signed `cert`: its name is `cert`'s issuer, it is a CA, and its key
+/// verifies the signature over `cert`'s TBS bytes.
 fn issued_by(cert: &Cert<'_>, issuer: &Certificate, compress: Compress) -> Result<(), VerifyError> {
     if cert.cert.tbs_certificate().issuer() != issuer.tbs_certificate().subject() {
         return Err(VerifyError::BadSignature(common_name(&cert.cert)));
+    }
+    if !is_ca(issuer) {
+        return Err(VerifyError::NotACa(common_name(issuer)));
     }
     let alg = cert.cert.signature_algorithm().oid;
     if alg != SHA256_WITH_RSA {
@@ -162,6 +198,19 @@ pub fn verify(
     trust: &TrustSet,
     compress: Compress,
 ) -> Result<Signer, VerifyError> {
+    // A WIN_CERTIFICATE's length may include the padding to 8 bytes (signtool counts it):
+    // the SignedData is the first DER element, zeros may follow.
+    let (whole, padding) = tlv::read(p7).map_err(VerifyError::Pkcs7)?;
+    if padding.iter().any(|&b| b != 0) {
+        return Err(VerifyError::Pkcs7(
+            der::ErrorKind::TrailingData {
+                decoded: der::Length::try_from(whole.raw.len()).unwrap_or_default(),
+                remaining: der::Length::try_from(padding.len()).unwrap_or_default(),
+            }
+            .into(),
+        ));
+    }
+    let p7 = whole.raw;
     let content_info = ContentInfo::from_der(p7).map_err(VerifyError::Pkcs7)?;
     if content_info.content_type != ID_SIGNED_DATA {
         return Err(VerifyError::NotAuthenticode(content_info.content_type));
@@ -179,6 +228,9 @@ pub fn verify(
     };
     let spc = content.value();
     check_image_digest(spc, digest)?;
+    if sd.certificates.as_ref().map_or(0, |c| c.0.len()) > CERTIFICATES_MAX {
+        return Err(VerifyError::TooManyCertificates);
+    }
     let [si] = sd.signer_infos.0.as_slice() else {
         return Err(VerifyError::SignerCount(sd.signer_infos.0.len()));
     };
@@ -201,6 +253,18 @@ pub fn verify(
         .map_err(VerifyError::Pkcs7)?;
     if message_digest.as_bytes() != Sha256::digest(compress, spc) {
         return Err(VerifyError::MessageDigest);
+    }
+    // The signed contentType attribute binds the signature to Authenticode's content (a
+    // signature its key made over other CMS content cannot stand in).
+    let content_type = si
+        .signed_attrs
+        .iter()
+        .flat_map(|a| a.iter())
+        .find(|a| a.oid == ID_CONTENT_TYPE)
+        .and_then(|a| a.values.get(0))
+        .and_then(|v| v.decode_as::<Oid>().ok());
+    if content_type != Some(SPC_INDIRECT_DATA) {
+        return Err(VerifyError::ContentTypeAttribute);
     }
 
     let (raw_certs, raw_attrs) = raw_parts(p7).map_err(VerifyError::Pkcs7)?;
@@ -239,6 +303,13 @@ pub fn verify(
 /// SpcIndirectDataContent ::= SEQUENCE { data SpcAttributeTypeAndOptionalValue,
 /// messageDigest DigestInfo }, DigestInfo ::= SEQUENCE { AlgorithmIdentifier, OCTET STRING }.
 fn check_image_digest(spc: &[u8], digest: &[u8; 32]) -> Result<(), VerifyError> {
+    // SpcAttributeTypeAndOptionalValue ::= SEQUENCE { type OBJECT IDENTIFIER, value ANY }
+    let data = tlv::nth(spc, 0).map_err(VerifyError::Pkcs7)?;
+    let data_type = tlv::nth(data.value, 0).map_err(VerifyError::Pkcs7)?;
+    let data_type = Oid::from_der(data_type.raw).map_err(VerifyError::Pkcs7)?;
+    if data_type != SPC_PE_IMAGE_DATA {
+        return Err(VerifyError::NotAuthenticode(data_type));
+    }
     let digest_info = tlv::nth(spc, 1).map_err(VerifyError::Pkcs7)?;
     let algorithm = tlv::nth(digest_info.value, 0).map_err(VerifyError::Pkcs7)?;
     let oid = tlv::nth(algorithm.value, 0).map_err(VerifyError::Pkcs7)?;
@@ -304,15 +375,17 @@ fn chain(
     let mut at = signer;
     for _ in 0..=CHAIN_MAX {
         let c = &certs[at];
-        trust.check_revoked(c, compress)?;
-        if let Some(a) = trust.anchors.iter().find(|a| a.der == c.raw) {
-            return Ok(found(&a.name));
-        }
-        if let Some(a) = trust
-            .anchors
-            .iter()
-            .find(|a| issued_by(c, &a.cert, compress).is_ok())
-        {
+        trust.check_revoked(c.raw, c.tbs, &c.cert, compress)?;
+        let anchor = trust.anchors.iter().find(|a| a.der == c.raw).or_else(|| {
+            trust
+                .anchors
+                .iter()
+                .find(|a| issued_by(c, &a.cert, compress).is_ok())
+        });
+        if let Some(a) = anchor {
+            // The trusted certificate itself may be revoked (a CA in db and in dbx).
+            let tbs = Cert::parse(&a.der).map(|p| p.tbs).unwrap_or(&[]);
+            trust.check_revoked(&a.der, tbs, &a.cert, compress)?;
             return Ok(found(&a.name));
         }
         match certs

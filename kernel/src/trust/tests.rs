@@ -8,6 +8,7 @@ const TINY: &[u8] = include_bytes!("testdata/tiny.efi");
 const SIGNED: &[u8] = include_bytes!("testdata/tiny.signed.efi");
 const BY_OTHER: &[u8] = include_bytes!("testdata/tiny.other.efi");
 const DEEP: &[u8] = include_bytes!("testdata/tiny.deep.efi");
+const UNDER_A_LEAF: &[u8] = include_bytes!("testdata/tiny.sub.efi");
 const ROOT: &[u8] = include_bytes!("testdata/root.der");
 const OTHER: &[u8] = include_bytes!("testdata/other.der");
 const SIGNER: &[u8] = include_bytes!("testdata/signer.der");
@@ -221,14 +222,14 @@ fn revoked_hashes_and_certificates() {
     let digest = verify(SIGNED, &t).unwrap().digest;
     let mut dbx = TrustSet::default();
     dbx.revoked_images.push(digest);
-    t.add_dbx(&dbx.dbx_lists()).unwrap();
+    t.add_dbx(&dbx.dbx_lists(), compress).unwrap();
     assert_eq!(verify(SIGNED, &t), Err(VerifyError::RevokedImage(digest)));
 
     let mut t = trusting(&[ROOT]);
     let mut dbx = TrustSet::default();
     let intermediate = Anchor::parse_file(INTERMEDIATE_PEM).unwrap().remove(0);
     dbx.revoked_certs.push(intermediate.der.clone());
-    assert_eq!(t.add_dbx(&dbx.dbx_lists()).unwrap(), 1);
+    assert_eq!(t.add_dbx(&dbx.dbx_lists(), compress).unwrap(), 1);
     assert_eq!(
         verify(SIGNED, &t),
         Err(VerifyError::RevokedCertificate(
@@ -240,7 +241,7 @@ fn revoked_hashes_and_certificates() {
     let signer = signed_data::Cert::parse(SIGNER).unwrap();
     t.revoked_tbs.push(Sha256::digest(compress, signer.tbs));
     let mut again = trusting(&[ROOT]);
-    again.add_dbx(&t.dbx_lists()).unwrap();
+    again.add_dbx(&t.dbx_lists(), compress).unwrap();
     assert_eq!(
         verify(SIGNED, &again),
         Err(VerifyError::RevokedCertificate("Hobby Test Signer".into()))
@@ -292,4 +293,76 @@ fn policies() {
     }
     assert_eq!(Policy::parse("on"), None);
     assert!(Policy::Enforce > Policy::Warn && Policy::Warn > Policy::Off);
+}
+
+#[test]
+fn a_certificate_that_is_no_ca_issues_nothing() {
+    // Signed by "Sub Signer", issued by "Signer" (CA:FALSE), issued by the intermediate.
+    let e = verify(UNDER_A_LEAF, &trusting(&[ROOT])).unwrap_err();
+    assert_eq!(
+        e,
+        VerifyError::Untrusted {
+            signer: "Hobby Test Sub Signer".into(),
+            last: "Hobby Test Sub Signer".into(),
+            issuer: "Hobby Test Signer".into()
+        }
+    );
+    // Trusting the leaf itself does not make it a CA either.
+    assert!(verify(UNDER_A_LEAF, &trusting(&[SIGNER])).is_err());
+    assert!(signed_data::is_ca(&Anchor::from_der(ROOT).unwrap().cert));
+    assert!(!signed_data::is_ca(&Anchor::from_der(SIGNER).unwrap().cert));
+}
+
+#[test]
+fn a_revoked_trusted_certificate_vouches_for_nothing() {
+    for by_tbs in [false, true] {
+        let mut t = trusting(&[ROOT]);
+        let root = signed_data::Cert::parse(ROOT).unwrap();
+        let mut dbx = TrustSet::default();
+        if by_tbs {
+            dbx.revoked_tbs.push(Sha256::digest(compress, root.tbs));
+        } else {
+            dbx.revoked_certs.push(ROOT.to_vec());
+        }
+        t.add_dbx(&dbx.dbx_lists(), compress).unwrap();
+        assert_eq!(
+            verify(SIGNED, &t),
+            Err(VerifyError::RevokedCertificate("Hobby Test Root".into())),
+            "by TBS: {by_tbs}"
+        );
+        assert_eq!(t.drop_revoked_anchors(compress), ["Hobby Test Root"]);
+        assert!(t.anchors.is_empty());
+    }
+    // A certificate revoked as DER is also revoked in another encoding of the same TBS.
+    let mut t = TrustSet::default();
+    let mut dbx = TrustSet::default();
+    dbx.revoked_certs.push(ROOT.to_vec());
+    t.add_dbx(&dbx.dbx_lists(), compress).unwrap();
+    assert_eq!(t.revoked_tbs.len(), 1);
+    // The same lists again add nothing.
+    assert_eq!(t.add_dbx(&dbx.dbx_lists(), compress).unwrap(), 0);
+}
+
+#[test]
+fn padding_gaps_and_what_is_loaded() {
+    let root = trusting(&[ROOT]);
+    // A WIN_CERTIFICATE length that counts the padding to 8 bytes (as signtool writes it).
+    let at = pkcs7_at(SIGNED) - 8;
+    let table = SIGNED.len() - at;
+    let mut padded = SIGNED.to_vec();
+    padded[at..at + 4].copy_from_slice(&(table as u32).to_le_bytes());
+    let v = verify(&padded, &root).unwrap();
+    assert_eq!(v.signed_len, TINY.len(), "the table is not loaded");
+    // A section starting past the headers' end leaves a gap no signature covers.
+    let mut gap = SIGNED.to_vec();
+    let raw_data = 0x40 + 4 + 20 + 240 + 20;
+    gap[raw_data..raw_data + 4].copy_from_slice(&0x208u32.to_le_bytes());
+    gap[raw_data - 4..raw_data].copy_from_slice(&0x1f8u32.to_le_bytes());
+    assert!(matches!(
+        verify(&gap, &root),
+        Err(VerifyError::Pe(PeError::Gap {
+            start: 0x200,
+            end: 0x208
+        }))
+    ));
 }

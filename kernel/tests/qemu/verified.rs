@@ -10,21 +10,44 @@ use std::sync::OnceLock;
 pub(crate) const SNAKEOIL_KEY: &str = "/usr/share/qemu-efi-aarch64/PkKek-1-snakeoil.key";
 pub(crate) const SNAKEOIL_CERT: &str = "/usr/share/qemu-efi-aarch64/PkKek-1-snakeoil.pem";
 
+/// `image` signed by `scripts/sign.sh` with the snakeoil key, as `out`.
+fn sign(image: &Path, out: PathBuf) -> PathBuf {
+    let status = Command::new(root().join("scripts/sign.sh"))
+        .args([SNAKEOIL_KEY, SNAKEOIL_CERT])
+        .arg(image)
+        .arg(&out)
+        .env("SIGN_KEY_PASS", "snakeoil")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("scripts/sign.sh runs");
+    assert!(status.success(), "scripts/sign.sh failed");
+    out
+}
+
 /// The Image under test signed by `scripts/sign.sh` with the snakeoil key.
 pub(crate) fn signed_image() -> &'static Path {
     static SIGNED: OnceLock<PathBuf> = OnceLock::new();
-    SIGNED.get_or_init(|| {
-        let out = scratch("kernel.signed.Image");
-        let status = Command::new(root().join("scripts/sign.sh"))
-            .args([SNAKEOIL_KEY, SNAKEOIL_CERT])
-            .arg(image())
-            .arg(&out)
-            .env("SIGN_KEY_PASS", "snakeoil")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("scripts/sign.sh runs");
-        assert!(status.success(), "scripts/sign.sh failed");
-        out
+    SIGNED.get_or_init(|| sign(image(), scratch("kernel.signed.Image")))
+}
+
+/// This kernel built with the Debian Secure Boot CA in it (`scripts/build.sh --trust`, in a
+/// target directory of its own so as not to replace the Image under test), and that Image
+/// signed with the snakeoil key.
+pub(crate) fn debian_trusting_images() -> &'static (PathBuf, PathBuf) {
+    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new(root().join("scripts/build.sh"))
+            .arg("--trust")
+            .arg(fixture("debian-uefi-ca.der"))
+            .env("CARGO_TARGET_DIR", root().join("target/trusted-build"))
+            .output()
+            .expect("scripts/build.sh runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let built = PathBuf::from(stdout.lines().last().unwrap());
+        let signed = sign(&built, scratch("kernel.debian-trusting.signed.Image"));
+        (built, signed)
     })
 }
 
@@ -122,14 +145,22 @@ fn enforce_refuses_with_a_reason() {
     changed[0x2000] ^= 1;
     let linux = linux_image();
     let snakeoil = std::fs::read(SNAKEOIL_CERT).unwrap();
-    // The next kernel's initramfs has no certificates: its trust is the one handed on.
+    let debian_ca = std::fs::read(fixture("debian-uefi-ca.der")).unwrap();
+    // The next kernel's initramfs (unsigned, like any) tries to add the Debian CA: the
+    // kernel before verified this one, so it is not read, and Debian's Linux stays refused.
     let second = cpio::build(&[
         (
             "init.rc",
             S_IFREG | 0o644,
-            b"kexec -l /unsigned.Image\npoweroff\n",
+            b"kexec -l /unsigned.Image\nkexec -l /linux/Image\npoweroff\n",
         ),
         ("unsigned.Image", S_IFREG | 0o644, &unsigned),
+        ("linux/Image", S_IFREG | 0o644, &linux),
+        (
+            "etc/kexec/trusted/debian-uefi-ca.der",
+            S_IFREG | 0o644,
+            &debian_ca,
+        ),
     ]);
     let script = "kexec -l /unsigned.Image\n\
                   kexec -l /changed.Image\n\
@@ -197,6 +228,15 @@ fn enforce_refuses_with_a_reason() {
     assert_eq!(
         out.matches("/unsigned.Image is refused (kexec.verify=enforce)")
             .count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains("trust: /etc/kexec/trusted/ is not read: the kernel before verified kexec (kexec.verify=enforce), and an initramfs is not signed"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("/linux/Image is refused (kexec.verify=enforce): signed by 'Debian Secure Boot Signer 2022 - linux'").count(),
         2,
         "{out}"
     );
@@ -300,7 +340,10 @@ fn secure_boot_db_decides_the_chain() {
         refused.out
     );
 
-    let signed = std::fs::read(signed_image()).unwrap();
+    // The Debian CA is built into the signed Image (what the firmware checked); the copy in
+    // the initramfs is not read under Secure Boot.
+    let (_, signed_path) = debian_trusting_images();
+    let signed = std::fs::read(signed_path).unwrap();
     let linux = linux_image();
     let linux_rd = linux_initramfs("echo LINUX-AFTER-SECURE-BOOT", false, &[]);
     let debian_ca = std::fs::read(fixture("debian-uefi-ca.der")).unwrap();
@@ -317,7 +360,7 @@ fn secure_boot_db_decides_the_chain() {
     let run = boot(Boot {
         el: 2,
         load: Load::Uefi { acpi: false },
-        image: Some(signed_image().to_path_buf()),
+        image: Some(signed_path.clone()),
         initrd: Some(rd),
         append: Some(
             "kexec.verify=enforce kexec.chain=2 kexec.chain.image=/signed.Image kexec.payload=1M"
@@ -351,7 +394,11 @@ fn secure_boot_db_decides_the_chain() {
         "{out}"
     );
     assert!(
-        out.contains("trust: certificate 'Debian Secure Boot CA' (initramfs)"),
+        out.contains("trust: certificate 'Debian Secure Boot CA' (built in)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("trust: /etc/kexec/trusted/ is not read: UEFI Secure Boot started this kernel, and an initramfs is not signed"),
         "{out}"
     );
     assert!(out.contains("chain: PASS"), "{out}");
@@ -371,37 +418,19 @@ fn secure_boot_db_decides_the_chain() {
     assert_eq!(run.status, Some(0), "Linux powered off: {out}");
 }
 
-/// `scripts/build.sh --trust CERT` builds a certificate into the Image (in a target
-/// directory of its own, so as not to replace the Image under test): with nothing in the
+/// `scripts/build.sh --trust CERT` builds a certificate into the Image: with nothing in the
 /// initramfs, the Image trusts what it was built with.
 #[test]
 fn built_in_certificate() {
-    let out = Command::new(root().join("scripts/build.sh"))
-        .args(["--trust", SNAKEOIL_CERT])
-        .env("CARGO_TARGET_DIR", root().join("target/trusted-build"))
-        .output()
-        .expect("scripts/build.sh runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let built = PathBuf::from(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap(),
-    );
-    let signed = std::fs::read(signed_image()).unwrap();
+    let (built, _) = debian_trusting_images();
     let rd = initramfs(
         "built-in-trust.cpio",
-        Some("kexec -l --verify /signed.Image\npoweroff\n"),
-        &[("signed.Image", &signed)],
+        Some("kexec -l --verify /linux/Image\npoweroff\n"),
+        &[("linux/Image", &linux_image())],
     );
     let run = boot(Boot {
         el: 2,
-        image: Some(built),
+        image: Some(built.clone()),
         initrd: Some(rd),
         ..Default::default()
     });
@@ -413,11 +442,11 @@ fn built_in_certificate() {
         "{out}"
     );
     assert!(
-        out.contains("trust: certificate 'SnakeOil' (built in)"),
+        out.contains("trust: certificate 'Debian Secure Boot CA' (built in)"),
         "{out}"
     );
     assert!(
-        out.contains("kexec: verified /signed.Image: signed by 'SnakeOil'"),
+        out.contains("kexec: verified /linux/Image: signed by 'Debian Secure Boot Signer 2022 - linux', trusted through 'Debian Secure Boot CA'"),
         "{out}"
     );
     assert_eq!(run.status, Some(0), "{out}");
