@@ -408,7 +408,7 @@ impl TrustSet {
     /// Refuses a certificate (its DER, its TBS bytes) that is revoked. Revoked certificates
     /// are compared by their TBS hash too: the part outside the TBS (the outer algorithm's
     /// parameters) can be re-encoded without breaking the issuer's signature.
-    fn check_revoked(
+    pub(crate) fn check_revoked(
         &self,
         raw: &[u8],
         tbs: &[u8],
@@ -481,6 +481,9 @@ pub fn verify_image(
     }
     let signed_len = pe.signed_len();
     if trust.allowed_images.contains(&digest) {
+        for p7 in pe.signatures().unwrap_or_default() {
+            signed_data::check_revoked_certificates(p7, trust, compress)?;
+        }
         return Ok(Verified {
             digest,
             signer: None,

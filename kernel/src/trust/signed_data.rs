@@ -335,6 +335,23 @@ fn check_image_digest(spc: &[u8], digest: &[u8; 32]) -> Result<(), VerifyError> 
     Ok(())
 }
 
+/// Refuses a signature one of whose certificates is revoked (an image `db` trusts by its
+/// hash is still refused when its signer is in `dbx`, as in EDK2). Certificates that do not
+/// decode are passed over: nothing trusts them here.
+pub fn check_revoked_certificates(
+    p7: &[u8],
+    trust: &TrustSet,
+    compress: Compress,
+) -> Result<(), VerifyError> {
+    let Ok((certs, _)) = raw_parts(p7) else {
+        return Ok(());
+    };
+    for c in certs.iter().filter_map(|raw| Cert::parse(raw).ok()) {
+        trust.check_revoked(c.raw, c.tbs, &c.cert, compress)?;
+    }
+    Ok(())
+}
+
 /// Which certificate of `p7` does not decode, if one does not: a SignedData whose
 /// certificates are well-formed DER but not X.509 fails as a whole in `cms`; this names it.
 fn certificate_error(p7: &[u8]) -> Option<VerifyError> {

@@ -259,6 +259,13 @@ fn the_trust_set_travels_as_signature_lists() {
     assert!(verify(SIGNED, &next).is_ok());
     // db naming the unsigned image's hash lets it run, with no signer.
     assert_eq!(verify(TINY, &next).unwrap().signer, None);
+    // ... unless its signer is revoked (as in EDK2).
+    let mut revoked = next.clone();
+    revoked.revoked_certs.push(SIGNER.to_vec());
+    assert_eq!(
+        verify(SIGNED, &revoked),
+        Err(VerifyError::RevokedCertificate("Hobby Test Signer".into()))
+    );
     // The same certificate twice counts once.
     assert_eq!(next.add_db(&t.db_lists()).unwrap(), 1);
     let mut bad = t.db_lists();
