@@ -107,6 +107,34 @@ pub struct ChosenTrust {
     pub uefi_secure_boot: bool,
 }
 
+impl ChosenTrust {
+    /// Reads `/chosen`'s verified-kexec properties.
+    fn from_chosen(chosen: &fdt::node::FdtNode<'_, '_>) -> Self {
+        let bytes = |name| {
+            chosen
+                .property(name)
+                .map_or(Vec::new(), |p| p.value.to_vec())
+        };
+        ChosenTrust {
+            // Any bytes count: one that is not a known policy (not even UTF-8) is taken as
+            // the strictest, never as absent.
+            policy: chosen.property("hobby,kexec-verify").map(|p| {
+                String::from_utf8_lossy(p.value)
+                    .trim_end_matches('\0')
+                    .to_string()
+            }),
+            db: bytes("hobby,kexec-db"),
+            dbx: bytes("hobby,kexec-dbx"),
+            uefi_db: bytes("hobby,uefi-db"),
+            uefi_dbx: bytes("hobby,uefi-dbx"),
+            uefi_secure_boot: chosen
+                .property("linux,uefi-secure-boot")
+                .and_then(|p| p.as_usize())
+                == Some(UEFI_SECURE_BOOT_ENABLED as usize),
+        }
+    }
+}
+
 /// `linux,uefi-secure-boot`'s value for "enabled" (Linux's `efi_secureboot_mode_enabled`).
 pub const UEFI_SECURE_BOOT_ENABLED: u32 = 3;
 
@@ -963,23 +991,7 @@ impl Platform {
             rng_seed = bytes("rng-seed");
             kaslr_seed = bytes("kaslr-seed");
             efi_rng_seed = bytes(EFI_RNG_SEED);
-            trust = ChosenTrust {
-                // Any bytes count: one that is not a known policy (not even UTF-8) is taken
-                // as the strictest, never as absent.
-                policy: chosen.property("hobby,kexec-verify").map(|p| {
-                    String::from_utf8_lossy(p.value)
-                        .trim_end_matches('\0')
-                        .to_string()
-                }),
-                db: bytes("hobby,kexec-db"),
-                dbx: bytes("hobby,kexec-dbx"),
-                uefi_db: bytes("hobby,uefi-db"),
-                uefi_dbx: bytes("hobby,uefi-dbx"),
-                uefi_secure_boot: chosen
-                    .property("linux,uefi-secure-boot")
-                    .and_then(|p| p.as_usize())
-                    == Some(UEFI_SECURE_BOOT_ENABLED as usize),
-            };
+            trust = ChosenTrust::from_chosen(&chosen);
             if let Some(s) = chosen.property("bootargs").and_then(|p| p.as_str()) {
                 bootargs = s.to_string();
             }

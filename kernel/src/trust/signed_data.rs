@@ -15,7 +15,7 @@ use crate::formats::sha256::{Compress, Sha256};
 use alloc::string::String;
 use alloc::vec::Vec;
 use cms::content_info::ContentInfo;
-use cms::signed_data::{SignedData, SignerIdentifier};
+use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
 use der::asn1::{ObjectIdentifier as Oid, OctetString};
 use der::Decode;
 use rsa::pkcs1::DecodeRsaPublicKey;
@@ -198,19 +198,7 @@ pub fn verify(
     trust: &TrustSet,
     compress: Compress,
 ) -> Result<Signer, VerifyError> {
-    // A WIN_CERTIFICATE's length may include the padding to 8 bytes (signtool counts it):
-    // the SignedData is the first DER element, zeros may follow.
-    let (whole, padding) = tlv::read(p7).map_err(VerifyError::Pkcs7)?;
-    if padding.iter().any(|&b| b != 0) {
-        return Err(VerifyError::Pkcs7(
-            der::ErrorKind::TrailingData {
-                decoded: der::Length::try_from(whole.raw.len()).unwrap_or_default(),
-                remaining: der::Length::try_from(padding.len()).unwrap_or_default(),
-            }
-            .into(),
-        ));
-    }
-    let p7 = whole.raw;
+    let p7 = without_padding(p7)?;
     let content_info = ContentInfo::from_der(p7).map_err(VerifyError::Pkcs7)?;
     if content_info.content_type != ID_SIGNED_DATA {
         return Err(VerifyError::NotAuthenticode(content_info.content_type));
@@ -234,38 +222,7 @@ pub fn verify(
     let [si] = sd.signer_infos.0.as_slice() else {
         return Err(VerifyError::SignerCount(sd.signer_infos.0.len()));
     };
-    if si.digest_alg.oid != ID_SHA256 {
-        return Err(VerifyError::DigestAlgorithm(si.digest_alg.oid));
-    }
-    let alg = si.signature_algorithm.oid;
-    if alg != RSA_ENCRYPTION && alg != SHA256_WITH_RSA {
-        return Err(VerifyError::SignatureAlgorithm(alg));
-    }
-    // The messageDigest attribute is the SHA-256 of the content's contents.
-    let message_digest = si
-        .signed_attrs
-        .iter()
-        .flat_map(|a| a.iter())
-        .find(|a| a.oid == ID_MESSAGE_DIGEST)
-        .and_then(|a| a.values.get(0))
-        .ok_or(VerifyError::NoMessageDigest)?
-        .decode_as::<OctetString>()
-        .map_err(VerifyError::Pkcs7)?;
-    if message_digest.as_bytes() != Sha256::digest(compress, spc) {
-        return Err(VerifyError::MessageDigest);
-    }
-    // The signed contentType attribute binds the signature to Authenticode's content (a
-    // signature its key made over other CMS content cannot stand in).
-    let content_type = si
-        .signed_attrs
-        .iter()
-        .flat_map(|a| a.iter())
-        .find(|a| a.oid == ID_CONTENT_TYPE)
-        .and_then(|a| a.values.get(0))
-        .and_then(|v| v.decode_as::<Oid>().ok());
-    if content_type != Some(SPC_INDIRECT_DATA) {
-        return Err(VerifyError::ContentTypeAttribute);
-    }
+    check_signer_info(si, spc, compress)?;
 
     let (raw_certs, raw_attrs) = raw_parts(p7).map_err(VerifyError::Pkcs7)?;
     let certs = raw_certs
@@ -297,6 +254,55 @@ pub fn verify(
         si.signature.as_bytes(),
     )?;
     chain(&certs, signer, trust, compress)
+}
+
+/// The SignedData of a `WIN_CERTIFICATE`: its length may include the padding to 8 bytes
+/// (signtool counts it), so the first DER element, with only zeros after it.
+fn without_padding(p7: &[u8]) -> Result<&[u8], VerifyError> {
+    let (whole, padding) = tlv::read(p7).map_err(VerifyError::Pkcs7)?;
+    if padding.iter().any(|&b| b != 0) {
+        return Err(VerifyError::Pkcs7(
+            der::ErrorKind::TrailingData {
+                decoded: der::Length::try_from(whole.raw.len()).unwrap_or_default(),
+                remaining: der::Length::try_from(padding.len()).unwrap_or_default(),
+            }
+            .into(),
+        ));
+    }
+    Ok(whole.raw)
+}
+
+/// The signer's algorithms (SHA-256, RSA PKCS#1 v1.5) and signed attributes: the
+/// `messageDigest` is the SHA-256 of the content's contents, and the `contentType` binds the
+/// signature to Authenticode's content (a signature its key made over other CMS content
+/// cannot stand in).
+fn check_signer_info(si: &SignerInfo, spc: &[u8], compress: Compress) -> Result<(), VerifyError> {
+    if si.digest_alg.oid != ID_SHA256 {
+        return Err(VerifyError::DigestAlgorithm(si.digest_alg.oid));
+    }
+    let alg = si.signature_algorithm.oid;
+    if alg != RSA_ENCRYPTION && alg != SHA256_WITH_RSA {
+        return Err(VerifyError::SignatureAlgorithm(alg));
+    }
+    let attribute = |oid: Oid| {
+        si.signed_attrs
+            .iter()
+            .flat_map(|a| a.iter())
+            .find(|a| a.oid == oid)
+            .and_then(|a| a.values.get(0))
+    };
+    let message_digest = attribute(ID_MESSAGE_DIGEST)
+        .ok_or(VerifyError::NoMessageDigest)?
+        .decode_as::<OctetString>()
+        .map_err(VerifyError::Pkcs7)?;
+    if message_digest.as_bytes() != Sha256::digest(compress, spc) {
+        return Err(VerifyError::MessageDigest);
+    }
+    if attribute(ID_CONTENT_TYPE).and_then(|v| v.decode_as::<Oid>().ok()) != Some(SPC_INDIRECT_DATA)
+    {
+        return Err(VerifyError::ContentTypeAttribute);
+    }
+    Ok(())
 }
 
 /// The content's `messageDigest DigestInfo` is SHA-256 and equals the image's digest.

@@ -134,11 +134,9 @@ fn signed_chain_ends_in_debians_signed_linux() {
     assert_eq!(run.status, Some(0), "Linux powered off: {out}");
 }
 
-/// Under `kexec.verify=enforce`, each image that does not verify is refused with its reason;
-/// `--self` is the running kernel; a next kernel asked for `kexec.verify=off` keeps its
-/// predecessor's `enforce`.
-#[test]
-fn enforce_refuses_with_a_reason() {
+/// The refusal test's initramfs: images that do not verify, one that does, and the next
+/// kernel's own initramfs; returns it and the two images whose digests the test checks.
+fn refusals_initramfs() -> (PathBuf, Vec<u8>, Vec<u8>) {
     let signed = std::fs::read(signed_image()).unwrap();
     let unsigned = std::fs::read(image()).unwrap();
     let mut changed = signed.clone();
@@ -182,6 +180,15 @@ fn enforce_refuses_with_a_reason() {
             ("second.cpio", &second),
         ],
     );
+    (rd, signed, changed)
+}
+
+/// Under `kexec.verify=enforce`, each image that does not verify is refused with its reason;
+/// `--self` is the running kernel; a next kernel asked for `kexec.verify=off` keeps its
+/// predecessor's `enforce`, and its initramfs adds no trust.
+#[test]
+fn enforce_refuses_with_a_reason() {
+    let (rd, signed, changed) = refusals_initramfs();
     let run = boot(Boot {
         el: 2,
         initrd: Some(rd),
@@ -244,7 +251,7 @@ fn enforce_refuses_with_a_reason() {
 }
 
 /// With `kexec.verify` off, `kexec -l --verify` checks one load, `--verify=warn` reports and
-/// goes on; the trust set comes from a certificate built into the Image or the initramfs.
+/// goes on; a certificate file that cannot be read is named and skipped.
 #[test]
 fn verify_for_one_load_and_warn() {
     let signed = std::fs::read(signed_image()).unwrap();
@@ -318,12 +325,10 @@ fn secure_boot_args(name: &str) -> Vec<String> {
     ]
 }
 
-/// Under Secure Boot the firmware refuses the unsigned Image and starts the signed one;
-/// its EFI stub hands UEFI's `db` and `dbx` on, and under `kexec.verify=enforce` a chain of
-/// signed self-kexecs trusts the firmware's key (the initramfs adds only the Debian CA) and
-/// ends in Debian's signed Linux.
+/// Under Secure Boot (Debian's EDK2 with its snakeoil keys) the firmware refuses the
+/// unsigned Image.
 #[test]
-fn secure_boot_db_decides_the_chain() {
+fn secure_boot_refuses_the_unsigned_image() {
     let refused = boot(Boot {
         el: 2,
         load: Load::Uefi { acpi: false },
@@ -339,7 +344,13 @@ fn secure_boot_db_decides_the_chain() {
         "the unsigned Image must not start: {}",
         refused.out
     );
+}
 
+/// Under Secure Boot the signed Image starts; its EFI stub hands UEFI's `db` and `dbx` on,
+/// and under `kexec.verify=enforce` a chain of signed self-kexecs trusts the firmware's key
+/// (and the Debian CA built into the Image) and ends in Debian's signed Linux.
+#[test]
+fn secure_boot_db_decides_the_chain() {
     // The Debian CA is built into the signed Image (what the firmware checked); the copy in
     // the initramfs is not read under Secure Boot.
     let (_, signed_path) = debian_trusting_images();
