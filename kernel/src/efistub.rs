@@ -526,7 +526,7 @@ fn load_initrd(bs: &BootServices) -> Result<Option<(u64, u64)>, Failure> {
 /// `/chosen linux,uefi-secure-boot`, which Linux requires with the other UEFI properties.
 mod secureboot {
     pub const DISABLED: u32 = 2;
-    pub const ENABLED: u32 = 3;
+    pub const ENABLED: u32 = kernel::platform::UEFI_SECURE_BOOT_ENABLED;
 }
 
 /// The secure-boot mode as Linux's stub works it out (`efi_get_secureboot`): enabled if the

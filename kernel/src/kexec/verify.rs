@@ -92,11 +92,10 @@ pub fn init() {
         counts.push((what, n));
     };
     add_files("built in", built_in(), &mut set);
+    let files = initramfs_files();
     match initramfs_untrusted(chosen) {
-        None => add_files("initramfs", initramfs_files(), &mut set),
-        Some(why) if !initramfs_files().is_empty() => {
-            println!("trust: {TRUSTED_DIR} is not read: {why}");
-        }
+        None => add_files("initramfs", files, &mut set),
+        Some(why) if !files.is_empty() => println!("trust: {TRUSTED_DIR} is not read: {why}"),
         Some(_) => {}
     }
     for name in set.drop_revoked_anchors(compress) {
@@ -143,11 +142,8 @@ fn report(set: &TrustSet, policy: Policy, counts: &[(&str, usize)], sources: &[(
         .map(|(what, n)| format!("{what} {n}"))
         .collect();
     println!(
-        "trust: kexec.verify={} certificates={} image-hashes={} revoked={} (from: {})",
-        policy.name(),
-        set.anchors.len(),
-        set.allowed_images.len(),
-        set.revoked_images.len() + set.revoked_certs.len() + set.revoked_tbs.len(),
+        "{} (from: {})",
+        summary(set, policy),
         if from.is_empty() {
             "nothing".to_string()
         } else {
@@ -157,6 +153,17 @@ fn report(set: &TrustSet, policy: Policy, counts: &[(&str, usize)], sources: &[(
     for (name, what) in sources {
         println!("trust: certificate '{name}' ({what})");
     }
+}
+
+/// `trust: kexec.verify=<policy> certificates=<N> image-hashes=<N> revoked=<N>`.
+fn summary(set: &TrustSet, policy: Policy) -> String {
+    format!(
+        "trust: kexec.verify={} certificates={} image-hashes={} revoked={}",
+        policy.name(),
+        set.anchors.len(),
+        set.allowed_images.len(),
+        set.revoked_count()
+    )
 }
 
 /// Why the initramfs may not add trusted certificates, if it may not: nothing signs an
@@ -243,25 +250,15 @@ pub fn check(name: &str, image: &[u8], asked: Policy, itself: bool) -> Result<us
 /// (property name and value), and the properties to remove (UEFI's lists, already merged).
 pub fn next_chosen() -> Vec<(&'static str, Option<Vec<u8>>)> {
     let t = get();
-    if t.policy == Policy::Off && t.set.is_empty() && t.set.dbx_lists().is_empty() {
-        return [
-            "hobby,kexec-verify",
-            "hobby,kexec-db",
-            "hobby,kexec-dbx",
-            "hobby,uefi-db",
-            "hobby,uefi-dbx",
-        ]
-        .into_iter()
-        .map(|p| (p, None))
-        .collect();
-    }
-    let mut policy = t.policy.name().as_bytes().to_vec();
-    policy.push(0);
     let keep = |v: Vec<u8>| (!v.is_empty()).then_some(v);
+    let (db, dbx) = (keep(t.set.db_lists()), keep(t.set.dbx_lists()));
+    // Nothing to say when nothing is checked or trusted: the properties are only removed.
+    let policy = (t.policy != Policy::Off || db.is_some() || dbx.is_some())
+        .then(|| [t.policy.name().as_bytes(), b"\0"].concat());
     alloc::vec![
-        ("hobby,kexec-verify", Some(policy)),
-        ("hobby,kexec-db", keep(t.set.db_lists())),
-        ("hobby,kexec-dbx", keep(t.set.dbx_lists())),
+        ("hobby,kexec-verify", policy),
+        ("hobby,kexec-db", db),
+        ("hobby,kexec-dbx", dbx),
         ("hobby,uefi-db", None),
         ("hobby,uefi-dbx", None),
     ]
@@ -274,13 +271,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     let t = get();
     match args.get(1).map(String::as_str) {
         None => {
-            println!(
-                "trust: kexec.verify={} certificates={} image-hashes={} revoked={}",
-                t.policy.name(),
-                t.set.anchors.len(),
-                t.set.allowed_images.len(),
-                t.set.revoked_images.len() + t.set.revoked_certs.len() + t.set.revoked_tbs.len()
-            );
+            println!("{}", summary(&t.set, t.policy));
             for a in &t.set.anchors {
                 println!("trust: certificate '{}'", a.name);
             }

@@ -282,9 +282,10 @@ pub struct TrustSet {
     pub allowed_images: Vec<[u8; 32]>,
     /// Revoked image digests.
     pub revoked_images: Vec<[u8; 32]>,
-    /// Revoked certificates, as DER.
-    pub revoked_certs: Vec<Vec<u8>>,
-    /// Revoked certificates, as the SHA-256 of their TBS bytes.
+    /// Revoked certificates, as the SHA-256 of their TBS bytes: what `dbx` names by TBS
+    /// hash, and the certificates it names whole (compared by TBS: the part outside it, the
+    /// outer algorithm's parameters, can be re-encoded without breaking the issuer's
+    /// signature).
     pub revoked_tbs: Vec<[u8; 32]>,
 }
 
@@ -338,9 +339,9 @@ impl TrustSet {
         Ok(added)
     }
 
-    /// Adds what a `dbx`-style list revokes: image hashes, certificates (kept as DER, and
-    /// as their TBS hash when they decode), certificates' TBS hashes. Returns how many new
-    /// entries were added (one seen before is not added again).
+    /// Adds what a `dbx`-style list revokes: image hashes, certificates (by their TBS hash; one
+    /// that does not decode can match no certificate this checks), certificates' TBS hashes.
+    /// Returns how many new entries were added (one seen before is not added again).
     pub fn add_dbx(&mut self, lists: &[u8], compress: Compress) -> Result<usize, DbError> {
         fn push<T: PartialEq>(v: &mut Vec<T>, x: T) -> usize {
             if v.contains(&x) {
@@ -355,12 +356,10 @@ impl TrustSet {
             added += match (e.kind, hash) {
                 (esl::SHA256, Some(h)) => push(&mut self.revoked_images, h),
                 (esl::X509_SHA256, Some(h)) => push(&mut self.revoked_tbs, h),
-                (esl::X509, _) => {
-                    if let Ok(c) = Cert::parse(e.data) {
-                        push(&mut self.revoked_tbs, Sha256::digest(compress, c.tbs));
-                    }
-                    push(&mut self.revoked_certs, e.data.to_vec())
-                }
+                (esl::X509, _) => match Cert::parse(e.data) {
+                    Ok(c) => push(&mut self.revoked_tbs, Sha256::digest(compress, c.tbs)),
+                    Err(_) => 0,
+                },
                 _ => 0,
             };
         }
@@ -394,10 +393,24 @@ impl TrustSet {
             esl::X509_SHA256,
             &tbs.iter().map(|t| &t[..]).collect::<Vec<_>>(),
         );
-        for c in &self.revoked_certs {
-            esl::push_list(&mut out, esl::X509, &[c]);
-        }
         out
+    }
+
+    /// How many images and certificates are revoked.
+    pub fn revoked_count(&self) -> usize {
+        self.revoked_images.len() + self.revoked_tbs.len()
+    }
+
+    /// Revokes a certificate (DER): its TBS hash is added; `false` if it does not decode.
+    pub fn revoke_certificate(&mut self, der: &[u8], compress: Compress) -> bool {
+        let Ok(c) = Cert::parse(der) else {
+            return false;
+        };
+        let h = Sha256::digest(compress, c.tbs);
+        if !self.revoked_tbs.contains(&h) {
+            self.revoked_tbs.push(h);
+        }
+        true
     }
 
     /// Whether nothing is trusted.
@@ -405,20 +418,15 @@ impl TrustSet {
         self.anchors.is_empty() && self.allowed_images.is_empty()
     }
 
-    /// Refuses a certificate (its DER, its TBS bytes) that is revoked. Revoked certificates
-    /// are compared by their TBS hash too: the part outside the TBS (the outer algorithm's
-    /// parameters) can be re-encoded without breaking the issuer's signature.
+    /// Refuses a certificate whose TBS bytes are revoked.
     pub(crate) fn check_revoked(
         &self,
-        raw: &[u8],
         tbs: &[u8],
         cert: &Certificate,
         compress: Compress,
     ) -> Result<(), VerifyError> {
-        let revoked = self.revoked_certs.iter().any(|r| r == raw)
-            || (!self.revoked_tbs.is_empty()
-                && self.revoked_tbs.contains(&Sha256::digest(compress, tbs)));
-        if revoked {
+        if !self.revoked_tbs.is_empty() && self.revoked_tbs.contains(&Sha256::digest(compress, tbs))
+        {
             return Err(VerifyError::RevokedCertificate(signed_data::common_name(
                 cert,
             )));
@@ -432,7 +440,7 @@ impl TrustSet {
             .into_iter()
             .partition(|a| {
                 let tbs = Cert::parse(&a.der).map(|c| c.tbs).unwrap_or(&[]);
-                self.check_revoked(&a.der, tbs, &a.cert, compress).is_ok()
+                self.check_revoked(tbs, &a.cert, compress).is_ok()
             });
         self.anchors = keep;
         dropped.into_iter().map(|a| a.name).collect()

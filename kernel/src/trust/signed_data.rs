@@ -353,7 +353,7 @@ pub fn check_revoked_certificates(
         return Ok(());
     };
     for c in certs.iter().filter_map(|raw| Cert::parse(raw).ok()) {
-        trust.check_revoked(c.raw, c.tbs, &c.cert, compress)?;
+        trust.check_revoked(c.tbs, &c.cert, compress)?;
     }
     Ok(())
 }
@@ -398,7 +398,7 @@ fn chain(
     let mut at = signer;
     for _ in 0..=CHAIN_MAX {
         let c = &certs[at];
-        trust.check_revoked(c.raw, c.tbs, &c.cert, compress)?;
+        trust.check_revoked(c.tbs, &c.cert, compress)?;
         let anchor = trust.anchors.iter().find(|a| a.der == c.raw).or_else(|| {
             trust
                 .anchors
@@ -408,7 +408,7 @@ fn chain(
         if let Some(a) = anchor {
             // The trusted certificate itself may be revoked (a CA in db and in dbx).
             let tbs = Cert::parse(&a.der).map(|p| p.tbs).unwrap_or(&[]);
-            trust.check_revoked(&a.der, tbs, &a.cert, compress)?;
+            trust.check_revoked(tbs, &a.cert, compress)?;
             return Ok(found(&a.name));
         }
         match certs

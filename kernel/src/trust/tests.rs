@@ -228,7 +228,7 @@ fn revoked_hashes_and_certificates() {
     let mut t = trusting(&[ROOT]);
     let mut dbx = TrustSet::default();
     let intermediate = Anchor::parse_file(INTERMEDIATE_PEM).unwrap().remove(0);
-    dbx.revoked_certs.push(intermediate.der.clone());
+    assert!(dbx.revoke_certificate(&intermediate.der, compress));
     assert_eq!(t.add_dbx(&dbx.dbx_lists(), compress).unwrap(), 1);
     assert_eq!(
         verify(SIGNED, &t),
@@ -261,7 +261,7 @@ fn the_trust_set_travels_as_signature_lists() {
     assert_eq!(verify(TINY, &next).unwrap().signer, None);
     // ... unless its signer is revoked (as in EDK2).
     let mut revoked = next.clone();
-    revoked.revoked_certs.push(SIGNER.to_vec());
+    assert!(revoked.revoke_certificate(SIGNER, compress));
     assert_eq!(
         verify(SIGNED, &revoked),
         Err(VerifyError::RevokedCertificate("Hobby Test Signer".into()))
@@ -329,7 +329,7 @@ fn a_revoked_trusted_certificate_vouches_for_nothing() {
         if by_tbs {
             dbx.revoked_tbs.push(Sha256::digest(compress, root.tbs));
         } else {
-            dbx.revoked_certs.push(ROOT.to_vec());
+            assert!(dbx.revoke_certificate(ROOT, compress));
         }
         t.add_dbx(&dbx.dbx_lists(), compress).unwrap();
         assert_eq!(
@@ -343,7 +343,7 @@ fn a_revoked_trusted_certificate_vouches_for_nothing() {
     // A certificate revoked as DER is also revoked in another encoding of the same TBS.
     let mut t = TrustSet::default();
     let mut dbx = TrustSet::default();
-    dbx.revoked_certs.push(ROOT.to_vec());
+    assert!(dbx.revoke_certificate(ROOT, compress));
     t.add_dbx(&dbx.dbx_lists(), compress).unwrap();
     assert_eq!(t.revoked_tbs.len(), 1);
     // The same lists again add nothing.
