@@ -14,45 +14,37 @@ use alloc::vec::Vec;
 use spin::Mutex;
 
 /// Failure injection for tests (cargo feature `fault-inject`, never in release Images): the
-/// `n`th [`Frames::alloc`] or [`Frames::claim`] from the moment [`fail_nth`] is called fails
-/// (returns `None`, claims nothing), once.
+/// `n`th [`Frames::alloc`] or [`Frames::claim`] on this allocator from the moment
+/// [`Frames::fail_nth`] is called fails (returns `None`, claims nothing), once. The state is
+/// the allocator's own, under its lock: a test's allocator is not disturbed by another's.
 #[cfg(feature = "fault-inject")]
-pub mod inject {
-    use core::sync::atomic::{AtomicU64, Ordering};
-
-    static COUNTDOWN: AtomicU64 = AtomicU64::new(0);
-    static FAILED: AtomicU64 = AtomicU64::new(0);
-
-    /// Arms: the `n`th allocation from now fails (`n` = 0 disarms).
-    pub fn fail_nth(n: u64) {
-        COUNTDOWN.store(n, Ordering::Relaxed);
-    }
-
+struct Injection {
+    /// Allocations until the one that fails (0: disarmed).
+    countdown: u64,
     /// Allocations failed on purpose so far.
-    pub fn failed() -> u64 {
-        FAILED.load(Ordering::Relaxed)
-    }
-
-    /// Counts one allocation; `true` if it is the one to fail.
-    pub(super) fn now() -> bool {
-        let n = COUNTDOWN.load(Ordering::Relaxed);
-        if n == 0 {
-            return false;
-        }
-        COUNTDOWN.store(n - 1, Ordering::Relaxed);
-        if n == 1 {
-            FAILED.fetch_add(1, Ordering::Relaxed);
-        }
-        n == 1
-    }
+    failed: u64,
 }
 
 #[cfg(feature = "fault-inject")]
-use inject::now as injected_failure;
-#[cfg(not(feature = "fault-inject"))]
-#[inline(always)]
-fn injected_failure() -> bool {
-    false
+impl Injection {
+    const fn new() -> Self {
+        Injection {
+            countdown: 0,
+            failed: 0,
+        }
+    }
+
+    /// Counts one allocation; `true` if it is the one to fail.
+    fn now(&mut self) -> bool {
+        match self.countdown {
+            0 => false,
+            n => {
+                self.countdown = n - 1;
+                self.failed += u64::from(n == 1);
+                n == 1
+            }
+        }
+    }
 }
 
 /// Block orders: 2^31 frames (8 TiB) is far beyond any machine this kernel runs on.
@@ -72,6 +64,19 @@ struct Inner {
     buddy: Buddy,
     total: u64,
     free: u64,
+    #[cfg(feature = "fault-inject")]
+    inject: Injection,
+}
+
+impl Inner {
+    /// `true` if this allocation is to fail on purpose (test builds only).
+    #[inline(always)]
+    fn injected_failure(&mut self) -> bool {
+        #[cfg(feature = "fault-inject")]
+        return self.inject.now();
+        #[cfg(not(feature = "fault-inject"))]
+        return false;
+    }
 }
 
 impl Default for Frames {
@@ -142,6 +147,8 @@ impl Frames {
                 buddy: Buddy::new(),
                 total: 0,
                 free: 0,
+                #[cfg(feature = "fault-inject")]
+                inject: Injection::new(),
             }),
         }
     }
@@ -166,10 +173,10 @@ impl Frames {
     /// two, and the counters say so.
     pub fn alloc(&self, count: u64) -> Option<u64> {
         let order = count.max(1).next_power_of_two().trailing_zeros() as usize;
-        if injected_failure() {
+        let mut g = self.inner.lock();
+        if g.injected_failure() {
             return None;
         }
-        let mut g = self.inner.lock();
         let frame = g.buddy.alloc(order)?;
         g.free -= 1 << order;
         Some(frame * PAGE_SIZE)
@@ -187,10 +194,10 @@ impl Frames {
     /// not free; returns how many it took (0 if the frame at `pa` is not free). Give them back
     /// with [`Frames::free_run`].
     pub fn claim(&self, pa: u64, count: u64) -> u64 {
-        if injected_failure() {
+        let mut g = self.inner.lock();
+        if g.injected_failure() {
             return 0;
         }
-        let mut g = self.inner.lock();
         let (first, end) = (pa / PAGE_SIZE, pa / PAGE_SIZE + count);
         let mut at = first;
         while at < end {
@@ -261,6 +268,19 @@ impl Frames {
     /// Frames ever handed to the allocator.
     pub fn total_frames(&self) -> u64 {
         self.inner.lock().total
+    }
+
+    /// Arms failure injection: the `n`th allocation or claim from now fails, once (`n` = 0
+    /// disarms).
+    #[cfg(feature = "fault-inject")]
+    pub fn fail_nth(&self, n: u64) {
+        self.inner.lock().inject.countdown = n;
+    }
+
+    /// Allocations and claims failed on purpose so far.
+    #[cfg(feature = "fault-inject")]
+    pub fn failed_on_purpose(&self) -> u64 {
+        self.inner.lock().inject.failed
     }
 }
 
@@ -344,12 +364,12 @@ mod tests {
     fn the_nth_allocation_fails_once() {
         let f = Frames::new();
         f.add_range(BASE, BASE + 64 * P);
-        inject::fail_nth(3);
+        f.fail_nth(3);
         assert!(f.alloc(1).is_some());
         assert_eq!(f.claim(BASE + 40 * P, 1), 1);
         assert!(f.alloc(1).is_none(), "the third fails");
         assert!(f.alloc(1).is_some(), "once");
-        assert_eq!(inject::failed(), 1);
+        assert_eq!(f.failed_on_purpose(), 1);
     }
 
     #[test]

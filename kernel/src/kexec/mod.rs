@@ -1086,17 +1086,16 @@ pub fn enter(l: Loaded, smp_down_us: u64) -> ! {
 /// frames must be what they were before: one `failalloc:` line per attempt says so.
 #[cfg(feature = "fault-inject")]
 pub fn failure_sweep(args: &[String]) -> Result<(), String> {
-    use mm::frame::inject;
     let mut cmd = alloc::vec!["kexec".to_string(), "-l".to_string()];
     cmd.extend(args.iter().cloned());
     unload();
     let before = FRAMES.free_frames();
     for n in 1..=100_000u64 {
-        let failed = inject::failed();
-        inject::fail_nth(n);
+        let failed = FRAMES.failed_on_purpose();
+        FRAMES.fail_nth(n);
         let result = command(&cmd);
-        inject::fail_nth(0);
-        let hit = inject::failed() > failed;
+        FRAMES.fail_nth(0);
+        let hit = FRAMES.failed_on_purpose() > failed;
         unload();
         let free = FRAMES.free_frames();
         let outcome = match &result {

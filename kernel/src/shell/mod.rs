@@ -232,10 +232,10 @@ fn cmd_failalloc(w: &[String]) -> Result<(), String> {
         .get(1)
         .and_then(|n| n.parse::<u64>().ok())
         .ok_or("usage: failalloc N | failalloc kexec ARGS...")?;
-    mm::frame::inject::fail_nth(n);
+    crate::memory::FRAMES.fail_nth(n);
     println!(
         "failalloc: frame allocation {n} from now fails ({} failed so far)",
-        mm::frame::inject::failed()
+        crate::memory::FRAMES.failed_on_purpose()
     );
     Ok(())
 }
