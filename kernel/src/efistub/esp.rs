@@ -13,6 +13,7 @@
 use super::{allocate, Failure, PAGE};
 use alloc::vec::Vec;
 use core::ffi::c_void;
+use core::mem::offset_of;
 use core::ptr::null_mut;
 use kernel::formats::{bootentry, cpio};
 use uefi_raw::protocol::file_system::{
@@ -22,12 +23,16 @@ use uefi_raw::protocol::loaded_image::LoadedImageProtocol;
 use uefi_raw::table::boot::BootServices;
 use uefi_raw::Status;
 
-/// `EFI_FILE_INFO`: `FileSize` at 8, `Attribute` at 72, the UCS-2 name at 80.
-const INFO_FILE_SIZE: usize = 8;
-const INFO_ATTRIBUTE: usize = 72;
-const INFO_NAME: usize = 80;
-/// `EFI_FILE_DIRECTORY`.
-const ATTR_DIRECTORY: u64 = 0x10;
+/// Byte offsets of `EFI_FILE_INFO`'s `FileSize`, `Attribute` and UCS-2 name, from uefi-raw's
+/// layout. The info is read into a buffer of `u64`s, so they must be 8-aligned.
+const INFO_FILE_SIZE: usize = offset_of!(FileInfo, file_size);
+const INFO_ATTRIBUTE: usize = offset_of!(FileInfo, attribute);
+const INFO_NAME: usize = offset_of!(FileInfo, file_name);
+const _: () = assert!(
+    INFO_FILE_SIZE.is_multiple_of(8)
+        && INFO_ATTRIBUTE.is_multiple_of(8)
+        && INFO_NAME.is_multiple_of(8)
+);
 /// The longest path the stub opens, in UCS-2 units.
 const MAX_PATH: usize = 256;
 /// Configuration files larger than this are not read (as the kernel's `boot`).
@@ -106,7 +111,7 @@ impl File {
         };
         (s == Status::SUCCESS).then_some((
             info[INFO_FILE_SIZE / 8],
-            info[INFO_ATTRIBUTE / 8] & ATTR_DIRECTORY != 0,
+            info[INFO_ATTRIBUTE / 8] & FileAttribute::DIRECTORY.bits() != 0,
         ))
     }
 
@@ -138,7 +143,7 @@ impl File {
             if s != Status::SUCCESS || size <= INFO_NAME {
                 return out;
             }
-            if info[INFO_ATTRIBUTE / 8] & ATTR_DIRECTORY != 0 {
+            if info[INFO_ATTRIBUTE / 8] & FileAttribute::DIRECTORY.bits() != 0 {
                 continue;
             }
             let units = (size.min(512) - INFO_NAME) / 2;

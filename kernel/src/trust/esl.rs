@@ -8,47 +8,17 @@
 
 use alloc::vec::Vec;
 use core::fmt;
-
-/// A GUID as UEFI stores it: the first three fields little-endian.
-pub type Guid = [u8; 16];
-
-const fn guid(a: u32, b: u16, c: u16, d: [u8; 8]) -> Guid {
-    let (a, b, c) = (a.to_le_bytes(), b.to_le_bytes(), c.to_le_bytes());
-    [
-        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6],
-        d[7],
-    ]
-}
+use uefi_raw::{guid, Guid};
 
 /// `EFI_CERT_X509_GUID`: a DER certificate.
-pub const X509: Guid = guid(
-    0xa5c0_59a1,
-    0x94e4,
-    0x4aa7,
-    [0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72],
-);
+pub const X509: Guid = guid!("a5c059a1-94e4-4aa7-87b5-ab155c2bf072");
 /// `EFI_CERT_SHA256_GUID`: an image's SHA-256 (Authenticode digest).
-pub const SHA256: Guid = guid(
-    0xc1c4_1626,
-    0x504c,
-    0x4092,
-    [0xac, 0xa9, 0x41, 0xf9, 0x36, 0x93, 0x43, 0x28],
-);
+pub const SHA256: Guid = guid!("c1c41626-504c-4092-aca9-41f936934328");
 /// `EFI_CERT_X509_SHA256_GUID`: a certificate's TBS SHA-256 and a revocation time.
-pub const X509_SHA256: Guid = guid(
-    0x3bd2_a492,
-    0x96c0,
-    0x4079,
-    [0xb4, 0x20, 0xfc, 0xf9, 0x8e, 0xf1, 0x03, 0xed],
-);
+pub const X509_SHA256: Guid = guid!("3bd2a492-96c0-4079-b420-fcf98ef103ed");
 /// The owner GUID this kernel writes in the lists it hands on (UEFI's own lists keep theirs;
 /// nothing reads it).
-pub const OWNER: Guid = guid(
-    0x6862_6f62,
-    0x6b78,
-    0x7063,
-    [0x74, 0x72, 0x75, 0x73, 0x74, 0x73, 0x65, 0x74],
-);
+pub const OWNER: Guid = guid!("68626f62-6b78-7063-7472-757374736574");
 
 /// The list header: type, list size, header size, entry size.
 const LIST_HEADER: usize = 28;
@@ -100,7 +70,7 @@ pub fn entries(bytes: &[u8]) -> Result<Vec<Entry<'_>>, EslError> {
         if size > list.len() || body > size || entry <= OWNER_SIZE {
             return Err(bad);
         }
-        let kind: Guid = list[..16].try_into().expect("16 bytes");
+        let kind = Guid::from_bytes(list[..16].try_into().expect("16 bytes"));
         let chunks = list[body..size].chunks_exact(entry);
         if !chunks.remainder().is_empty() {
             return Err(bad);
@@ -120,12 +90,12 @@ pub fn push_list(out: &mut Vec<u8>, kind: Guid, items: &[&[u8]]) {
     let entry = OWNER_SIZE + first.len();
     debug_assert!(items.iter().all(|i| i.len() == first.len()));
     let size = LIST_HEADER + entry * items.len();
-    out.extend_from_slice(&kind);
+    out.extend_from_slice(&kind.to_bytes());
     for n in [size, 0, entry] {
         out.extend_from_slice(&(n as u32).to_le_bytes());
     }
     for item in items {
-        out.extend_from_slice(&OWNER);
+        out.extend_from_slice(&OWNER.to_bytes());
         out.extend_from_slice(item);
     }
 }
@@ -157,6 +127,21 @@ mod tests {
             }
         );
         assert_eq!(entries(&[]).unwrap(), []);
+    }
+
+    #[test]
+    fn type_guids_are_stored_as_uefi_stores_them() {
+        // EFI_CERT_X509_GUID as it stands at the start of an EFI_SIGNATURE_LIST in a `db`
+        // variable: the first three fields little-endian.
+        let mut b = Vec::new();
+        push_list(&mut b, X509, &[b"c"]);
+        assert_eq!(
+            b[..16],
+            [
+                0xa1, 0x59, 0xc0, 0xa5, 0xe4, 0x94, 0xa7, 0x4a, 0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b,
+                0xf0, 0x72
+            ]
+        );
     }
 
     #[test]
